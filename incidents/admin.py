@@ -1,0 +1,49 @@
+from django.contrib import admin
+
+from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from .permissions import incidents_visible_to
+
+
+class ResponseStepInline(admin.TabularInline):
+    model = ResponseStep
+    extra = 0
+    fields = ["number", "title", "owner", "status", "target_minutes", "started_at", "done_at"]
+    readonly_fields = ["number", "title"]
+    can_delete = False
+
+
+class StakeholderInline(admin.TabularInline):
+    model = Stakeholder
+    extra = 0
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ["id", "title", "kind", "severity", "status", "lead", "declared_at"]
+    list_filter = ["status", "severity", "kind", "restricted"]
+    search_fields = ["title", "summary"]
+    readonly_fields = ["status", "declared_at", "declared_by"]
+    inlines = [ResponseStepInline, StakeholderInline]
+
+    def get_queryset(self, request):
+        # Restricted incidents stay restricted in the back office too.
+        return incidents_visible_to(request.user)
+
+
+@admin.register(ChecklistItem)
+class ChecklistItemAdmin(admin.ModelAdmin):
+    list_display = ["text", "step", "done", "done_by", "done_at"]
+    list_filter = ["done"]
+
+
+@admin.register(TimelineEvent)
+class TimelineEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "incident", "kind", "actor", "message"]
+    list_filter = ["kind"]
+    search_fields = ["message"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

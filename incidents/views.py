@@ -1,0 +1,365 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.htmx import HtmxHttpRequest, wants_fragment
+
+from . import selectors, services
+from .forms import (
+    ChecklistItemForm,
+    ChecklistMoveForm,
+    ChecklistTickForm,
+    DeclareForm,
+    IncidentEditForm,
+    IncidentFilterForm,
+    NoteForm,
+    ReopenForm,
+    StakeholderForm,
+    StepOwnerForm,
+    StepStatusForm,
+)
+from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from .permissions import can_declare, can_work, get_incident_for_user
+
+PAGE_SIZE = 25
+TIMELINE_PAGE = 50
+
+
+def _errors(exc: ValidationError | dict) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return " ".join(str(m) for errs in exc.values() for m in errs)
+
+
+@login_required
+@require_GET
+def incident_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = IncidentFilterForm(request.GET or None)
+    filters = selectors.IncidentFilters()
+    if form.is_valid():
+        filters = selectors.IncidentFilters(**{k: v for k, v in form.cleaned_data.items() if v})
+    page = Paginator(selectors.incident_list(user=request.user, filters=filters),
+                     PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode(),
+               "can_declare": can_declare(request.user), "filtered": any(
+                   [filters.status, filters.severity, filters.kind, filters.q])}
+    template = "incidents/list.html#results" if wants_fragment(request) else "incidents/list.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def incident_declare(request: HtmxHttpRequest) -> HttpResponse:
+    if not can_declare(request.user):
+        raise PermissionDenied
+    form = DeclareForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            incident = services.incident_declare(
+                actor=request.user, title=data["title"], kind=data["kind"],
+                severity=data["severity"], detected_at=data["detected_at"],
+                summary=data["summary"], pii_exposed=data["pii_exposed"], lead=data["lead"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Incident declared. Work the steps below."))
+            return redirect("incidents:incident-detail", pk=incident.pk)
+    return render(request, "incidents/declare.html", {"form": form})
+
+
+def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
+    return {
+        "incident": incident,
+        "steps": selectors.incident_steps(incident=incident),
+        "events": selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE),
+        "stakeholders": selectors.incident_stakeholders(incident=incident),
+        "users": selectors.assignable_users(),
+        "can_work": can_work(request.user) and incident.is_open,
+        "can_edit": can_work(request.user),
+        "note_form": NoteForm(),
+        "stakeholder_form": StakeholderForm(),
+    }
+
+
+@login_required
+@require_GET
+def incident_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk)
+    return render(request, "incidents/detail.html", _war_room_context(request, incident))
+
+
+def _war_room_update(request: HtmxHttpRequest, incident: Incident, *, parts: list[str],
+                     step: ResponseStep | None = None, error: str = "") -> HttpResponse:
+    """htmx answer: the changed part in place, the rest of the page out of band."""
+    incident.refresh_from_db()
+    context = _war_room_context(request, incident)
+    if step is not None:
+        context["step"] = next(s for s in context["steps"] if s.pk == step.pk)
+    context["error"] = error
+    html = []
+    for i, part in enumerate(parts):
+        html.append(render_to_string(f"incidents/detail.html#{part}",
+                                     {**context, "oob": i > 0}, request=request))
+    return HttpResponse("".join(html))
+
+
+def _after_change(request: HtmxHttpRequest, incident: Incident, *, parts: list[str],
+                  step: ResponseStep | None = None, error: str = "",
+                  anchor: str = "") -> HttpResponse:
+    if wants_fragment(request):
+        return _war_room_update(request, incident, parts=parts, step=step, error=error)
+    if error:
+        messages.error(request, error)
+    url = reverse("incidents:incident-detail", args=[incident.pk])
+    return redirect(f"{url}#{anchor}" if anchor else url)
+
+
+STEP_PARTS = ["step", "header", "tracker", "timeline-events"]
+
+
+def _step_for(request, pk: int, number: int) -> tuple[Incident, ResponseStep]:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    return incident, get_object_or_404(ResponseStep, incident=incident, number=number)
+
+
+@login_required
+@require_POST
+def step_status(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    incident, step = _step_for(request, pk, number)
+    form = StepStatusForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.step_set_status(step=step, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
+                         anchor=f"step-{number}")
+
+
+@login_required
+@require_POST
+def step_owner(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    incident, step = _step_for(request, pk, number)
+    form = StepOwnerForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.step_assign_owner(step=step, actor=request.user,
+                                       owner=form.cleaned_data["owner"])
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
+                         anchor=f"step-{number}")
+
+
+@login_required
+@require_POST
+def checklist_add(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    incident, step = _step_for(request, pk, number)
+    form = ChecklistItemForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.checklist_item_add(step=step, actor=request.user,
+                                        text=form.cleaned_data["text"])
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
+                         anchor=f"step-{number}")
+
+
+def _item_for(request, pk: int, item_id: int) -> tuple[Incident, ChecklistItem]:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    item = get_object_or_404(ChecklistItem.objects.select_related("step"), pk=item_id,
+                             step__incident=incident)
+    return incident, item
+
+
+@login_required
+@require_POST
+def checklist_tick(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
+    incident, item = _item_for(request, pk, item_id)
+    form = ChecklistTickForm(request.POST)
+    form.is_valid()
+    error = ""
+    try:
+        services.checklist_item_set_done(item=item, actor=request.user,
+                                         done=form.cleaned_data.get("done", False))
+    except ValidationError as exc:
+        error = _errors(exc)
+    return _after_change(request, incident, parts=STEP_PARTS, step=item.step, error=error,
+                         anchor=f"step-{item.step.number}")
+
+
+@login_required
+@require_POST
+def checklist_edit(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
+    incident, item = _item_for(request, pk, item_id)
+    form = ChecklistItemForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.checklist_item_edit(item=item, actor=request.user,
+                                         text=form.cleaned_data["text"])
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=STEP_PARTS, step=item.step, error=error,
+                         anchor=f"step-{item.step.number}")
+
+
+@login_required
+@require_POST
+def checklist_move(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
+    incident, item = _item_for(request, pk, item_id)
+    form = ChecklistMoveForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.checklist_item_move(item=item, actor=request.user,
+                                         offset=form.cleaned_data["offset"])
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=STEP_PARTS, step=item.step, error=error,
+                         anchor=f"step-{item.step.number}")
+
+
+@login_required
+@require_GET
+def timeline(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk)
+    context = _war_room_context(request, incident)
+    if wants_fragment(request):
+        return render(request, "incidents/detail.html#timeline-events", context)
+    return redirect(reverse("incidents:incident-detail", args=[pk]) + "#timeline")
+
+
+@login_required
+@require_POST
+def note_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = NoteForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.timeline_note_add(incident=incident, actor=request.user,
+                                       message=form.cleaned_data["message"])
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=["timeline"], error=error, anchor="timeline")
+
+
+@login_required
+@require_POST
+def event_correct(request: HtmxHttpRequest, pk: int, event_id: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    event = get_object_or_404(TimelineEvent, pk=event_id, incident=incident)
+    form = NoteForm(request.POST)
+    error = ""
+    if form.is_valid():
+        services.timeline_correct(event=event, actor=request.user,
+                                  message=form.cleaned_data["message"])
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=["timeline"], error=error, anchor="timeline")
+
+
+@login_required
+@require_POST
+def stakeholder_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = StakeholderForm(request.POST)
+    error = ""
+    if form.is_valid():
+        services.stakeholder_add(incident=incident, actor=request.user, **form.cleaned_data)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=["stakeholders", "timeline-events"],
+                         error=error, anchor="stakeholders")
+
+
+@login_required
+@require_POST
+def stakeholder_remove(request: HtmxHttpRequest, pk: int, stakeholder_id: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    stake = get_object_or_404(Stakeholder, pk=stakeholder_id, incident=incident)
+    error = ""
+    try:
+        services.stakeholder_remove(stakeholder=stake, actor=request.user)
+    except ValidationError as exc:
+        error = _errors(exc)
+    return _after_change(request, incident, parts=["stakeholders", "timeline-events"],
+                         error=error, anchor="stakeholders")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def incident_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = IncidentEditForm(request.POST or None, instance=Incident.objects.get(pk=pk))
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            services.incident_update(incident=incident, actor=request.user, **changes)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Details saved."))
+            return redirect("incidents:incident-detail", pk=pk)
+    return render(request, "incidents/edit.html", {"form": form, "incident": incident})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def incident_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    if request.method == "POST":
+        try:
+            services.incident_close(incident=incident, actor=request.user)
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        else:
+            messages.success(request, _("Incident closed."))
+        return redirect("incidents:incident-detail", pk=pk)
+    steps = selectors.incident_steps(incident=incident)
+    return render(request, "incidents/close.html", {
+        "incident": incident, "open_steps": [s for s in steps if not s.is_resolved]})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def incident_reopen(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = ReopenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.incident_reopen(incident=incident, actor=request.user,
+                                     reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Incident reopened."))
+            return redirect("incidents:incident-detail", pk=pk)
+    return render(request, "incidents/reopen.html", {"form": form, "incident": incident})

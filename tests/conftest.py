@@ -1,0 +1,178 @@
+"""Shared fixtures: personas, a real Celery worker, a real SMTP server, headless Chromium."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from accounts.roles import Role
+from accounts.services import user_create_with_role
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+def pytest_configure(config) -> None:
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise pytest.UsageError("The suite runs on PostgreSQL only; set DATABASE_URL.")
+
+
+# --- Personas ----------------------------------------------------------------------------
+
+def make_user(username: str, role: Role, first_name: str = ""):
+    return user_create_with_role(username=username, password=PASSWORD, role=role,
+                                 first_name=first_name or username.title(),
+                                 email=f"{username}@example.test")
+
+
+@pytest.fixture
+def marketer(db):
+    return make_user("maya", Role.MARKETING, "Maya")
+
+
+@pytest.fixture
+def lawyer(db):
+    return make_user("leo", Role.LEGAL, "Leo")
+
+
+@pytest.fixture
+def security_officer(db):
+    return make_user("sam", Role.SECURITY, "Sam")
+
+
+@pytest.fixture
+def deliverability_lead(db):
+    return make_user("dana", Role.DELIVERABILITY, "Dana")
+
+
+@pytest.fixture
+def manager(db):
+    return make_user("max", Role.MANAGER, "Max")
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("ada", Role.ADMIN, "Ada")
+
+
+@pytest.fixture
+def outsider(db):
+    """A marketer who is no stakeholder of anything."""
+    return make_user("otto", Role.MARKETING, "Otto")
+
+
+# --- A real SMTP server on loopback --------------------------------------------------------
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[str, int, _Inbox]]:
+    from aiosmtpd.controller import Controller
+
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        yield "127.0.0.1", controller.server.sockets[0].getsockname()[1], inbox
+    finally:
+        controller.stop()
+
+
+# --- A real Celery worker ------------------------------------------------------------------
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    user = s.get("USER") or "postgres"
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    auth = f"{user}:{s['PASSWORD']}" if s.get("PASSWORD") else user
+    return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, smtp_server) -> Iterator[dict]:
+    """A real `celery worker` process on Redis, reading the test database.
+
+    Tests that use it need committed data: mark them django_db(transaction=True).
+    """
+    from django.conf import settings
+
+    from config.celery import app
+
+    host, port, inbox = smtp_server
+    with django_db_blocker.unblock():
+        db_url = _database_url()
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    node = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "EMAIL_HOST": host,
+        "EMAIL_PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+    }
+    app.control.purge()
+    log = open(ROOT / "var" / f"worker-{node.split('@')[0]}.log", "w") if (ROOT / "var").is_dir() \
+        else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+         "-Q", queue, "-n", node, "--loglevel=INFO", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {proc.returncode}")
+            if app.control.ping(destination=[node], timeout=0.5):
+                break
+        else:
+            raise RuntimeError("celery worker did not answer within 60 s")
+        yield {"node": node, "process": proc, "inbox": inbox, "queue": queue}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+# --- Headless Chromium (Debian's), driven by Playwright ------------------------------------
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic",
+                 "--no-first-run"],
+    }
