@@ -97,7 +97,8 @@ class NoteForm(forms.Form):
 
 
 class StakeholderForm(forms.Form):
-    user = UserChoiceField(label=_("Person"), queryset=assignable_users())
+    user = UserChoiceField(label=_("Person"), queryset=assignable_users(),
+                           empty_label=_("Choose someone"))
     role = forms.ChoiceField(label=_("Role"), choices=StakeholderRole.choices)
 
 

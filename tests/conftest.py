@@ -1,6 +1,7 @@
 """Shared fixtures: personas, a real Celery worker, a real SMTP server, headless Chromium."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -69,6 +70,12 @@ def outsider(db):
     return make_user("otto", Role.MARKETING, "Otto")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 # --- A real SMTP server on loopback --------------------------------------------------------
 
 class _Inbox:
@@ -85,10 +92,11 @@ def smtp_server() -> Iterator[tuple[str, int, _Inbox]]:
     from aiosmtpd.controller import Controller
 
     inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield "127.0.0.1", controller.server.sockets[0].getsockname()[1], inbox
+        yield "127.0.0.1", port, inbox
     finally:
         controller.stop()
 

@@ -1,0 +1,256 @@
+import pytest
+from django.urls import reverse
+
+from incidents.models import EventKind, Kind, StepStatus
+from tests.factories import declare
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def incident(marketer):
+    return declare(marketer)
+
+
+@pytest.fixture
+def breach(security_officer):
+    return declare(security_officer, title="Export leaked", kind=Kind.DATA_BREACH, severity=1)
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+# --- List -------------------------------------------------------------------------------
+
+def test_list_needs_login(client):
+    response = client.get(reverse("incidents:incident-list"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_list_empty_state_invites_declaring(client, marketer):
+    response = login(client, marketer).get(reverse("incidents:incident-list"))
+    assert response.status_code == 200
+    assert b"No incidents. A calm day." in response.content
+    assert reverse("incidents:incident-declare").encode() in response.content
+
+
+def test_list_filters_and_fragment(client, marketer):
+    declare(marketer, title="Wrong coupon", kind=Kind.WRONG_OFFER, severity=3)
+    declare(marketer, title="Everyone got VIP mail", kind=Kind.WRONG_SEGMENT, severity=2)
+    client = login(client, marketer)
+    page = client.get(reverse("incidents:incident-list"), {"kind": Kind.WRONG_OFFER})
+    assert b"Wrong coupon" in page.content and b"Everyone got VIP" not in page.content
+    assert b"<html" in page.content
+    fragment = client.get(reverse("incidents:incident-list"), {"severity": 2}, **HTMX)
+    assert b"<html" not in fragment.content and b'id="results"' in fragment.content
+    assert b"Everyone got VIP" in fragment.content and b"Wrong coupon" not in fragment.content
+    none = client.get(reverse("incidents:incident-list"), {"q": "nothing like this"})
+    assert b"No incident matches these filters." in none.content
+
+
+def test_list_paginates(client, marketer):
+    for i in range(27):
+        declare(marketer, title=f"Incident {i:02d}")
+    client = login(client, marketer)
+    first = client.get(reverse("incidents:incident-list"))
+    assert first.content.count(b'<tr>') == 26  # header + 25 rows
+    assert b"Page 1 of 2" in first.content
+    second = client.get(reverse("incidents:incident-list"), {"page": 2})
+    assert second.content.count(b'<tr>') == 3
+
+
+def test_list_query_count_does_not_grow_with_rows(client, marketer, django_assert_max_num_queries):
+    for i in range(10):
+        declare(marketer, title=f"Incident {i}")
+    client = login(client, marketer)
+    client.get(reverse("incidents:incident-list"))
+    with django_assert_max_num_queries(8):
+        client.get(reverse("incidents:incident-list"))
+
+
+def test_restricted_breach_hidden_from_non_stakeholders(client, breach, outsider, manager):
+    assert b"Export leaked" not in login(client, outsider).get(
+        reverse("incidents:incident-list")).content
+    assert client.get(reverse("incidents:incident-detail", args=[breach.pk])).status_code == 404
+    client.force_login(manager)
+    assert b"Export leaked" in client.get(reverse("incidents:incident-list")).content
+    assert client.get(reverse("incidents:incident-detail", args=[breach.pk])).status_code == 200
+
+
+# --- Declare ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("persona,expected", [
+    ("marketer", 200), ("security_officer", 200), ("lawyer", 403), ("manager", 403),
+    ("deliverability_lead", 403),
+])
+def test_declare_page_by_role(client, request, persona, expected):
+    user = request.getfixturevalue(persona)
+    assert login(client, user).get(reverse("incidents:incident-declare")).status_code == expected
+
+
+def test_declare_creates_incident_and_redirects_to_war_room(client, marketer):
+    response = login(client, marketer).post(reverse("incidents:incident-declare"), {
+        "title": "VIP mail to everyone", "kind": Kind.WRONG_SEGMENT, "severity": 2,
+        "summary": "24k people", "detected_at": ""})
+    assert response.status_code == 302
+    page = client.get(response["Location"])
+    assert b"VIP mail to everyone" in page.content
+    assert b"Own the problem" in page.content and b"Proceed with caution" in page.content
+
+
+def test_declare_form_errors_name_the_field(client, marketer):
+    response = login(client, marketer).post(reverse("incidents:incident-declare"), {
+        "title": "", "kind": "nonsense", "severity": 9})
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert set(form.errors) == {"title", "kind", "severity"}
+
+
+# --- War room ---------------------------------------------------------------------------
+
+def test_war_room_shows_steps_timeline_and_stakeholders(client, incident, marketer):
+    page = login(client, marketer).get(reverse("incidents:incident-detail", args=[incident.pk]))
+    html = page.content.decode()
+    for fragment in ['id="incident-header"', 'id="tracker"', 'id="step-1"', 'id="step-6"',
+                     'id="timeline-events"', 'id="stakeholders"', "declared a SEV2"]:
+        assert fragment in html
+
+
+def test_war_room_query_count_is_flat(client, marketer, django_assert_max_num_queries):
+    incident = declare(marketer)
+    for item in list(incident.steps.get(number=1).items.all()):
+        from incidents import services
+        services.checklist_item_set_done(item=item, actor=marketer, done=True)
+    login(client, marketer)
+    with django_assert_max_num_queries(14):
+        client.get(reverse("incidents:incident-detail", args=[incident.pk]))
+
+
+def test_manager_sees_war_room_read_only(client, incident, manager):
+    page = login(client, manager).get(reverse("incidents:incident-detail", args=[incident.pk]))
+    assert page.status_code == 200
+    assert b"Add a note" not in page.content and b"Mark done" not in page.content
+
+
+def _tick_url(incident):
+    item = incident.steps.get(number=1).items.first()
+    return reverse("incidents:checklist-tick", args=[incident.pk, item.pk]), item
+
+
+def test_tick_by_htmx_returns_step_and_out_of_band_parts(client, incident, marketer):
+    url, item = _tick_url(incident)
+    response = login(client, marketer).post(url, {"done": "on"}, **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.startswith('\n    <article class="step') or '<article class="step' in html[:200]
+    assert html.count('hx-swap-oob="true"') == 3  # header, tracker, timeline events
+    assert "ticked" in html
+    item.refresh_from_db()
+    assert item.done and item.done_by == marketer
+
+
+def test_tick_without_htmx_redirects_to_the_step(client, incident, marketer):
+    url, item = _tick_url(incident)
+    response = login(client, marketer).post(url, {"done": "on"})
+    assert response.status_code == 302 and response["Location"].endswith("#step-1")
+
+
+@pytest.mark.parametrize("persona,expected", [
+    ("marketer", 200), ("lawyer", 200), ("deliverability_lead", 200), ("manager", 403),
+])
+def test_tick_permissions_by_role(client, incident, request, persona, expected):
+    url, _ = _tick_url(incident)
+    user = request.getfixturevalue(persona)
+    assert login(client, user).post(url, {"done": "on"}, **HTMX).status_code == expected
+
+
+def test_mutations_are_404_for_outsiders_on_restricted_incidents(client, breach, outsider):
+    url, _ = _tick_url(breach)
+    assert login(client, outsider).post(url, {"done": "on"}).status_code == 404
+
+
+def test_mutations_refuse_get(client, incident, marketer):
+    url, _ = _tick_url(incident)
+    assert login(client, marketer).get(url).status_code == 405
+    assert client.get(reverse("incidents:note-add", args=[incident.pk])).status_code == 405
+
+
+def test_skip_without_reason_shows_error_in_the_step(client, incident, marketer):
+    url = reverse("incidents:step-status", args=[incident.pk, 5])
+    response = login(client, marketer).post(url, {"status": StepStatus.SKIPPED}, **HTMX)
+    assert b"Say why this step is skipped." in response.content
+    assert incident.steps.get(number=5).status == StepStatus.NOT_STARTED
+
+
+def test_owner_change_and_note_and_correction(client, incident, marketer, lawyer):
+    client = login(client, marketer)
+    client.post(reverse("incidents:step-owner", args=[incident.pk, 3]), {"owner": lawyer.pk},
+                **HTMX)
+    assert incident.steps.get(number=3).owner == lawyer
+    response = client.post(reverse("incidents:note-add", args=[incident.pk]),
+                           {"message": "Called the ESP"}, **HTMX)
+    assert b"Called the ESP" in response.content and b'id="timeline"' in response.content
+    note = incident.events.get(kind=EventKind.NOTE)
+    client.post(reverse("incidents:event-correct", args=[incident.pk, note.pk]),
+                {"message": "Called the ESP at 9:40"}, **HTMX)
+    assert incident.events.get(kind=EventKind.CORRECTION).corrects == note
+
+
+def test_checklist_add_edit_move_via_views(client, incident, marketer):
+    client = login(client, marketer)
+    client.post(reverse("incidents:checklist-add", args=[incident.pk, 2]),
+                {"text": "Phone the ESP"}, **HTMX)
+    step = incident.steps.get(number=2)
+    item = step.items.get(text="Phone the ESP")
+    client.post(reverse("incidents:checklist-edit", args=[incident.pk, item.pk]),
+                {"text": "Phone the ESP now"}, **HTMX)
+    client.post(reverse("incidents:checklist-move", args=[incident.pk, item.pk]),
+                {"offset": -1}, **HTMX)
+    texts = list(step.items.values_list("text", flat=True))
+    assert texts[-2] == "Phone the ESP now"
+
+
+def test_stakeholder_add_and_remove(client, incident, marketer, lawyer):
+    client = login(client, marketer)
+    client.post(reverse("incidents:stakeholder-add", args=[incident.pk]),
+                {"user": lawyer.pk, "role": "legal"}, **HTMX)
+    stake = incident.stakeholders.get(user=lawyer)
+    response = client.post(reverse("incidents:stakeholder-remove", args=[incident.pk, stake.pk]),
+                           **HTMX)
+    assert response.status_code == 200 and not incident.stakeholders.filter(user=lawyer).exists()
+
+
+def test_edit_close_and_reopen_pages(client, incident, marketer):
+    client = login(client, marketer)
+    edit = reverse("incidents:incident-edit", args=[incident.pk])
+    assert client.get(edit).status_code == 200
+    response = client.post(edit, {"title": "Renamed", "kind": incident.kind, "severity": 1,
+                                  "cause": "human", "lead": marketer.pk, "summary": ""})
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.title == "Renamed" and incident.severity == 1
+    close = reverse("incidents:incident-close", args=[incident.pk])
+    assert b"These steps are still open" in client.get(close).content
+    client.post(close)
+    incident.refresh_from_db()
+    assert incident.closed_at is None
+    incident.steps.update(status=StepStatus.DONE)
+    client.post(close)
+    incident.refresh_from_db()
+    assert incident.closed_at is not None
+    reopen = reverse("incidents:incident-reopen", args=[incident.pk])
+    assert client.post(reopen, {"reason": ""}).status_code == 200
+    client.post(reopen, {"reason": "More complaints"})
+    incident.refresh_from_db()
+    assert incident.closed_at is None
+
+
+def test_timeline_fragment_for_polling(client, incident, marketer):
+    url = reverse("incidents:timeline", args=[incident.pk])
+    response = login(client, marketer).get(url, **HTMX)
+    assert b'id="timeline-events"' in response.content and b"<html" not in response.content
+    assert client.get(url).status_code == 302
