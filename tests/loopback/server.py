@@ -132,6 +132,10 @@ class LoopbackServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Buffer the whole answer and send it in one go (flushed after each request);
+            # headers and body in separate packets meet delayed ACKs and cost ~40 ms.
+            wbufsize = 64 * 1024
+            disable_nagle_algorithm = True
 
             def _handle(self) -> None:
                 server._dispatch(self)
