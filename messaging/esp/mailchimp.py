@@ -78,6 +78,16 @@ class MailchimpAdapter(HttpControlAdapter):
                            detail=describe(response.body))
         return response.body or {}
 
+    def _read(self, action: ControlAction, campaign_ref: str) -> dict | ControlResult:
+        """The campaign, or Mailchimp's refusal to show it as a failed result."""
+        response = self.client.request("GET", f"/3.0/campaigns/{campaign_ref}")
+        if response.ok:
+            return response.body or {}
+        return ControlResult(action=action, ok=False, campaign_ref=campaign_ref,
+                             http_status=response.status,
+                             detail=f"Mailchimp refused to show campaign {campaign_ref} "
+                                    f"({response.status}): {describe(response.body)}")
+
     def _action(self, campaign_ref: str, name: str):
         return self.client.request("POST", f"/3.0/campaigns/{campaign_ref}/actions/{name}")
 
@@ -95,7 +105,9 @@ class MailchimpAdapter(HttpControlAdapter):
 
     def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                        ) -> ControlResult:
-        info = self.campaign(campaign_ref)
+        info = self._read(ControlAction.PAUSE, campaign_ref)
+        if isinstance(info, ControlResult):
+            return info
         status, kind = info.get("status", ""), info.get("type", "")
         if kind == "rss" and status not in STOPPED_STATUSES:
             response = self._action(campaign_ref, "pause")
@@ -117,7 +129,9 @@ class MailchimpAdapter(HttpControlAdapter):
 
     def cancel_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
-        info = self.campaign(campaign_ref)
+        info = self._read(ControlAction.CANCEL, campaign_ref)
+        if isinstance(info, ControlResult):
+            return info
         status = info.get("status", "")
         if status == "sending":
             response = self._action(campaign_ref, "cancel-send")
@@ -138,7 +152,9 @@ class MailchimpAdapter(HttpControlAdapter):
 
     def resume_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
-        info = self.campaign(campaign_ref)
+        info = self._read(ControlAction.RESUME, campaign_ref)
+        if isinstance(info, ControlResult):
+            return info
         if info.get("type") != "rss":
             raise EspNotSupported(
                 "Mailchimp can resume only RSS campaigns; schedule this campaign again in "

@@ -97,8 +97,16 @@ def test_wrong_key_is_a_clear_error(mailchimp_esp):
     _sleep, opts = quick()
     adapter = MailchimpAdapter(api_key="wrong-us21", base_url=mailchimp_esp.url, **opts)
     mailchimp_esp.add_campaign("c1")
-    with pytest.raises(Exception, match="API Key Invalid"):
-        adapter.cancel_campaign("c1")
+    result = adapter.cancel_campaign("c1")
+    assert not result.ok and result.http_status == 401
+    assert "API Key Invalid" in result.detail
+
+
+def test_unknown_campaign_is_a_recorded_failure(adapter):
+    result = adapter.pause_campaign("nope")
+    assert not result.ok and result.http_status == 404
+    assert result.detail == ("Mailchimp refused to show campaign nope (404): Resource Not "
+                             "Found — The requested resource could not be found.")
 
 
 def test_429_and_5xx_are_retried(adapter, mailchimp_esp):
