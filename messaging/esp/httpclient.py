@@ -181,9 +181,11 @@ def describe(body: Any) -> str:
             parts = []
             for err in body["errors"]:
                 if isinstance(err, dict):
-                    text = err.get("message") or err.get("description") or ""
-                    if err.get("description") and err.get("message"):
-                        text = f"{err['message']}: {err['description']}"
+                    # SendGrid/SparkPost: message (+ description); JSON:API: title + detail
+                    first = err.get("message") or err.get("title") or ""
+                    second = err.get("description") or err.get("detail") or ""
+                    text = (f"{first.rstrip('.:')}: {second}" if first and second
+                            else first or second)
                     if err.get("field"):
                         text = f"{err['field']}: {text}"
                     parts.append(text)

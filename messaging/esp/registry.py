@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from .base import Capabilities, EspAdapter
 from .brevo import BrevoAdapter
 from .httpclient import RetryPolicy
+from .klaviyo import KlaviyoAdapter
 from .mailchimp import MailchimpAdapter
 from .postmark import PostmarkAdapter
 from .sandbox import RedisSandboxStore, SandboxAdapter
@@ -25,6 +26,7 @@ class Provider(models.TextChoices):
     BREVO = "brevo", _("Brevo")
     SPARKPOST = "sparkpost", _("SparkPost")
     POSTMARK = "postmark", _("Postmark")
+    KLAVIYO = "klaviyo", _("Klaviyo")
 
 
 ADAPTERS: dict[str, type[EspAdapter]] = {
@@ -34,6 +36,7 @@ ADAPTERS: dict[str, type[EspAdapter]] = {
     Provider.BREVO: BrevoAdapter,
     Provider.SPARKPOST: SparkPostAdapter,
     Provider.POSTMARK: PostmarkAdapter,
+    Provider.KLAVIYO: KlaviyoAdapter,
 }
 
 

@@ -397,3 +397,53 @@ class PostmarkLoopback(LoopbackServer):
 
     def duplicates(self) -> dict[str, int]:
         return {r: n for r, n in self.recipient_counts().items() if n > 1}
+
+
+# --- Klaviyo -------------------------------------------------------------------------------
+
+class KlaviyoLoopback(LoopbackServer):
+    """PATCH /api/campaign-send-jobs/{id} (JSON:API), for a campaign that is sending."""
+
+    name = "klaviyo"
+
+    def __init__(self, *, api_key: str = "pk_loopback", faults: FaultPlan | None = None
+                 ) -> None:
+        self.api_key = api_key
+        self.campaigns: dict[str, str] = {}  # id → Sending, Sent, Draft, Canceled...
+        super().__init__(faults=faults)
+
+    def add_campaign(self, campaign_id: str, *, status: str = "Sending") -> None:
+        with self.lock:
+            self.campaigns[campaign_id] = status
+
+    def error(self, status: int, code: str, title: str, detail: str) -> Reply:
+        return Reply(status, {"errors": [{"id": str(uuid.uuid4()), "status": status,
+                                          "code": code, "title": title, "detail": detail,
+                                          "source": {"pointer": "/data/"}}]})
+
+    def fault_body(self, status: int) -> Any:
+        return self.error(status, "throttled" if status == 429 else "error",
+                          "Injected fault.", f"injected {status}").body
+
+    def setup_routes(self) -> None:
+        self.route("PATCH", r"/api/campaign-send-jobs/(?P<id>[^/]+)", self.update_send_job)
+
+    def update_send_job(self, call: RecordedCall, match: re.Match) -> Reply:
+        if call.header("Authorization") != f"Klaviyo-API-Key {self.api_key}":
+            return self.error(401, "not_authenticated", "Authentication credentials were "
+                                                         "not provided.", "Missing API key.")
+        if not call.header("revision"):
+            return self.error(400, "invalid", "Invalid input.", "The revision header is "
+                                                                  "required.")
+        data = (call.json or {}).get("data") or {}
+        action = (data.get("attributes") or {}).get("action")
+        if data.get("type") != "campaign-send-job" or data.get("id") != match["id"] \
+                or action not in ("cancel", "revert"):
+            return self.error(400, "invalid", "Invalid input.", "Expected a campaign-send-job "
+                                                                  "with action cancel or revert.")
+        if match["id"] not in self.campaigns:
+            return self.error(404, "not_found", "Not found.", "Campaign send job not found.")
+        if self.campaigns[match["id"]] != "Sending":
+            return self.error(400, "invalid", "Invalid input.", "The campaign is not sending.")
+        self.campaigns[match["id"]] = "Canceled" if action == "cancel" else "Draft"
+        return Reply(204)

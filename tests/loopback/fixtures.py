@@ -12,6 +12,7 @@ import pytest
 
 from .esps import (
     BrevoLoopback,
+    KlaviyoLoopback,
     MailchimpLoopback,
     PostmarkLoopback,
     SendGridLoopback,
@@ -46,4 +47,10 @@ def sparkpost_esp() -> Iterator[SparkPostLoopback]:
 @pytest.fixture
 def postmark_esp() -> Iterator[PostmarkLoopback]:
     with PostmarkLoopback() as server:
+        yield server
+
+
+@pytest.fixture
+def klaviyo_esp() -> Iterator[KlaviyoLoopback]:
+    with KlaviyoLoopback() as server:
         yield server

@@ -10,6 +10,7 @@ import json
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +82,7 @@ class LoopbackServer:
         self.lock = threading.RLock()
         self._calls: list[RecordedCall] = []
         self._scripted: list[tuple[int, str | None, str | None]] = []
+        self._delays: list[float] = []
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,6 +107,12 @@ class LoopbackServer:
         """Answer the next `times` matching calls with `status` (before any FaultPlan)."""
         with self.lock:
             self._scripted.extend([(status, retry_after, paths)] * times)
+
+    def delay_next(self, seconds: float, *, times: int = 1) -> None:
+        """Process the next `times` calls normally but answer only after `seconds`: the
+        client times out although the ESP did the work (an "in doubt" send)."""
+        with self.lock:
+            self._delays.extend([seconds] * times)
 
     # --- inspection ------------------------------------------------------------------
     @property
@@ -193,6 +201,9 @@ class LoopbackServer:
                 reply = self._route(call)
             self._calls.append(RecordedCall(**{**call.__dict__, "status": reply.status,
                                                "fault": fault is not None}))
+            delay = self._delays.pop(0) if self._delays else 0.0
+        if delay:
+            time.sleep(delay)
         self._write(h, reply)
 
     def _route(self, call: RecordedCall) -> Reply:

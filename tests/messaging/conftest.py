@@ -2,6 +2,7 @@
 # they are imported here by name.
 from tests.loopback.fixtures import (  # noqa: F401
     brevo_esp,
+    klaviyo_esp,
     mailchimp_esp,
     postmark_esp,
     sendgrid_esp,

@@ -130,3 +130,26 @@ def test_postmark_has_no_campaign_pause(postmark):
 def test_sender_needs_a_sane_batch_size():
     with pytest.raises(ValueError, match="max_per_call"):
         AnymailSender(backend="anymail.backends.postmark.EmailBackend", max_per_call=0)
+
+
+def test_a_timeout_after_the_esp_took_the_batch_is_in_doubt_and_reconcilable(postmark_esp):
+    sleep, opts = quick()
+    adapter = PostmarkAdapter(server_token=postmark_esp.server_token, base_url=postmark_esp.url,
+                              **opts)
+    adapter.sender.backend_options["requests_timeout"] = 0.3
+    postmark_esp.delay_next(1.0)
+    results = adapter.send_batch([msg(0), msg(1)])
+    assert {r.status for r in results} == {RecipientStatus.UNKNOWN}
+    assert results[0].error.startswith("in doubt: the connection failed after sending")
+    assert len(postmark_esp.calls_to("POST", "/email/batch")) == 1  # not resent
+    # the ESP did take them: reconciliation by our metadata finds both
+    found = adapter.lookup_messages({"broadcast_id": "7"})
+    assert sorted(m.recipient for m in found) == ["person0@example.test",
+                                                  "person1@example.test"]
+
+
+def test_a_5xx_batch_that_never_arrived_is_found_missing_by_lookup(postmark, postmark_esp):
+    postmark_esp.fail_next(503, paths="/email/batch")
+    results = postmark.send_batch([msg(0)])
+    assert results[0].status == RecipientStatus.UNKNOWN
+    assert postmark.lookup_messages({"broadcast_id": "7", "recipient_id": "0"}) == []
