@@ -148,7 +148,6 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Periodic work, defined in one place (core.schedule).
-from core.schedule import BEAT_SCHEDULE as CELERY_BEAT_SCHEDULE  # noqa: E402
 
 # --- Auth ------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -214,6 +213,22 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Amends <amends@localhost>")
 AMENDS_BASE_URL = env.str("AMENDS_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- ESP adapter (messaging.esp) -------------------------------------------------------
+# Retries with backoff on 429/5xx for every ESP call; the sandbox ESP is the default.
+AMENDS_ESP = {
+    "PROVIDER": env.str("AMENDS_ESP_PROVIDER", default="sandbox"),
+    "MAX_ATTEMPTS": env.int("AMENDS_ESP_MAX_ATTEMPTS", default=5),
+    "BACKOFF_BASE": env.float("AMENDS_ESP_BACKOFF_BASE", default=0.5),
+    "BACKOFF_MAX": env.float("AMENDS_ESP_BACKOFF_MAX", default=30.0),
+    "SANDBOX_LATENCY": env.float("AMENDS_SANDBOX_LATENCY", default=0.0),
+    "SANDBOX_FAILURE_RATE": env.float("AMENDS_SANDBOX_FAILURE_RATE", default=0.0),
+    "SANDBOX_SEED": env.int("AMENDS_SANDBOX_SEED", default=None),
+}
+if AMENDS_ESP["MAX_ATTEMPTS"] < 1:
+    raise ImproperlyConfigured("AMENDS_ESP_MAX_ATTEMPTS must be at least 1.")
+if not 0.0 <= AMENDS_ESP["SANDBOX_FAILURE_RATE"] <= 1.0:
+    raise ImproperlyConfigured("AMENDS_SANDBOX_FAILURE_RATE must be between 0 and 1.")
 
 # --- Security --------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)

@@ -1,0 +1,329 @@
+"""The sandbox ESP: the default, so the whole story can be shown offline.
+
+It accepts messages (nothing leaves the machine), gives each a message id, keeps what it
+accepted in a store, and makes up delivery events — delivered, hard bounce, soft bounce,
+complaint, unsubscribe — with the probabilities given. With a seed everything is
+repeatable: a recipient's fate depends only on the seed, their address and our metadata,
+not on batch order. Temporary failures (like an ESP answering 429) are retried with the same
+backoff as the real adapters; `in_doubt_rate` simulates an answer lost after the sandbox
+accepted the messages, so reconciliation by metadata can be shown too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from django.utils.translation import gettext_lazy as _
+
+from .base import (
+    Capabilities,
+    ControlAction,
+    ControlResult,
+    EspAdapter,
+    EspTemporaryError,
+    OutgoingMessage,
+    RecipientResult,
+    RecipientStatus,
+    SentMessage,
+    StopAction,
+    TrackedEvent,
+)
+from .httpclient import RetryPolicy
+
+CAPABILITIES = Capabilities(
+    can_stop_live_send=True,
+    can_pause_scheduled=True,
+    can_resume=True,
+    stop_action=StopAction.PAUSE,
+    explanation=_(
+        "The sandbox simulates an ESP that can pause, resume or cancel any campaign, even "
+        "while it is sending. Nothing leaves this machine."),
+)
+
+# outcome → the events it produces, in order (anymail's event type names)
+OUTCOME_EVENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "delivered": (("delivered", ""),),
+    "bounced_hard": (("bounced", "hard bounce: 550 5.1.1 mailbox does not exist"),),
+    "bounced_soft": (("deferred", "soft bounce: 452 4.2.2 mailbox full"),),
+    "complained": (("delivered", ""), ("complained", "recipient marked it as spam")),
+    "unsubscribed": (("delivered", ""), ("unsubscribed", "recipient unsubscribed")),
+}
+DEFAULT_OUTCOMES = {"bounced_hard": 0.02, "bounced_soft": 0.01, "complained": 0.002,
+                    "unsubscribed": 0.005}
+
+
+# --- Stores ----------------------------------------------------------------------------------
+
+class SandboxStore(Protocol):
+    def next_sequence(self) -> int: ...
+
+    def add(self, message: SentMessage) -> None: ...
+
+    def find(self, metadata: Mapping[str, str]) -> list[SentMessage]: ...
+
+    def all_messages(self) -> list[SentMessage]: ...
+
+    def get_campaign(self, ref: str) -> dict[str, Any] | None: ...
+
+    def set_campaign(self, ref: str, state: dict[str, Any]) -> None: ...
+
+
+def _dump(message: SentMessage) -> str:
+    data = asdict(message)
+    data["accepted_at"] = message.accepted_at.isoformat()
+    for event in data["events"]:
+        event["timestamp"] = event["timestamp"].isoformat()
+    return json.dumps(data)
+
+
+def _load(raw: str | bytes) -> SentMessage:
+    data = json.loads(raw)
+    events = tuple(TrackedEvent(**{**e, "timestamp": datetime.fromisoformat(e["timestamp"])})
+                   for e in data.pop("events"))
+    return SentMessage(**{**data, "accepted_at": datetime.fromisoformat(data["accepted_at"]),
+                          "events": events})
+
+
+class InMemorySandboxStore:
+    """For unit tests and a single process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._messages: dict[str, SentMessage] = {}
+        self._campaigns: dict[str, dict[str, Any]] = {}
+
+    def next_sequence(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def add(self, message: SentMessage) -> None:
+        with self._lock:
+            self._messages[message.message_id] = message
+
+    def find(self, metadata: Mapping[str, str]) -> list[SentMessage]:
+        wanted = {str(k): str(v) for k, v in metadata.items()}
+        with self._lock:
+            return [m for m in self._messages.values()
+                    if all(m.metadata.get(k) == v for k, v in wanted.items())]
+
+    def all_messages(self) -> list[SentMessage]:
+        with self._lock:
+            return list(self._messages.values())
+
+    def get_campaign(self, ref: str) -> dict[str, Any] | None:
+        with self._lock:
+            state = self._campaigns.get(ref)
+            return dict(state) if state else None
+
+    def set_campaign(self, ref: str, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._campaigns[ref] = dict(state)
+
+
+class RedisSandboxStore:
+    """Shared by web and workers, survives a killed worker (what reconciliation needs)."""
+
+    def __init__(self, redis_url: str | None = None, *, client: Any = None,
+                 prefix: str = "amends:sandbox") -> None:
+        if client is None:
+            import redis
+
+            if not redis_url:
+                raise ValueError("RedisSandboxStore needs redis_url or client")
+            client = redis.Redis.from_url(redis_url)
+        self.redis = client
+        self.prefix = prefix
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def next_sequence(self) -> int:
+        return int(self.redis.incr(self._key("seq")))
+
+    def add(self, message: SentMessage) -> None:
+        pipe = self.redis.pipeline()
+        pipe.set(self._key("msg", message.message_id), _dump(message))
+        pipe.sadd(self._key("all"), message.message_id)
+        for k, v in message.metadata.items():
+            pipe.sadd(self._key("meta", k, v), message.message_id)
+        pipe.execute()
+
+    def _load_ids(self, ids: Any) -> list[SentMessage]:
+        ids = sorted(i.decode() if isinstance(i, bytes) else i for i in ids)
+        if not ids:
+            return []
+        raws = self.redis.mget([self._key("msg", i) for i in ids])
+        return [_load(raw) for raw in raws if raw]
+
+    def find(self, metadata: Mapping[str, str]) -> list[SentMessage]:
+        if not metadata:
+            return self.all_messages()
+        keys = [self._key("meta", str(k), str(v)) for k, v in metadata.items()]
+        return self._load_ids(self.redis.sinter(keys))
+
+    def all_messages(self) -> list[SentMessage]:
+        return self._load_ids(self.redis.smembers(self._key("all")))
+
+    def get_campaign(self, ref: str) -> dict[str, Any] | None:
+        raw = self.redis.get(self._key("campaign", ref))
+        return json.loads(raw) if raw else None
+
+    def set_campaign(self, ref: str, state: dict[str, Any]) -> None:
+        self.redis.set(self._key("campaign", ref), json.dumps(state))
+
+    def clear(self) -> None:
+        keys = list(self.redis.scan_iter(match=self._key("*")))
+        if keys:
+            self.redis.delete(*keys)
+
+
+# --- The adapter -------------------------------------------------------------------------------
+
+class SandboxAdapter(EspAdapter):
+    provider = "sandbox"
+    display_name = "Sandbox"
+    capabilities = CAPABILITIES
+
+    def __init__(self, *, latency: float = 0.0, failure_rate: float = 0.0,
+                 in_doubt_rate: float = 0.0, outcomes: Mapping[str, float] | None = None,
+                 seed: int | None = None, store: SandboxStore | None = None,
+                 retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        for name, rate in (("failure_rate", failure_rate), ("in_doubt_rate", in_doubt_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"Sandbox {name} must be within 0..1, got {rate}")
+        if latency < 0:
+            raise ValueError(f"Sandbox latency must not be negative, got {latency}")
+        self.outcomes = dict(DEFAULT_OUTCOMES if outcomes is None else outcomes)
+        unknown = set(self.outcomes) - set(OUTCOME_EVENTS)
+        if unknown:
+            raise ValueError(f"Sandbox outcomes: unknown {sorted(unknown)}; "
+                             f"use {sorted(OUTCOME_EVENTS)}")
+        if sum(self.outcomes.values()) > 1.0 or min(self.outcomes.values(), default=0) < 0:
+            raise ValueError("Sandbox outcome probabilities must be >= 0 and sum to <= 1")
+        self.latency = latency
+        self.failure_rate = failure_rate
+        self.in_doubt_rate = in_doubt_rate
+        self.seed = seed
+        self.store = store if store is not None else InMemorySandboxStore()
+        self.retry = retry or RetryPolicy(max_attempts=5, base_delay=0.2, max_delay=2.0)
+        self.sleep = sleep
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.rng = random.Random(seed)
+
+    # --- simulated transport -------------------------------------------------------------
+    def _call(self, what: str) -> int:
+        """Simulate one API call: latency, and temporary failures retried with backoff."""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            if self.latency:
+                self.sleep(self.latency)
+            if not (self.failure_rate and self.rng.random() < self.failure_rate):
+                return attempt
+            if attempt < self.retry.max_attempts:
+                self.sleep(self.retry.backoff(attempt, self.rng))
+        raise EspTemporaryError(
+            f"sandbox: {what} still failing after {attempt} attempts (simulated 429)",
+            provider=self.provider, http_status=429, attempts=attempt)
+
+    # --- sending -------------------------------------------------------------------------
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[RecipientResult]:
+        self._call("send")
+        answer_lost = bool(self.in_doubt_rate and self.rng.random() < self.in_doubt_rate)
+        results = []
+        for message in messages:
+            result = self._accept(message)
+            if answer_lost and result.sent:
+                result = RecipientResult(
+                    recipient=result.recipient, status=RecipientStatus.UNKNOWN,
+                    metadata=result.metadata,
+                    error="in doubt: the sandbox's answer was lost (simulated)")
+            results.append(result)
+        return results
+
+    def _fate(self, message: OutgoingMessage) -> random.Random:
+        if self.seed is None:
+            return random.Random()
+        key = json.dumps([self.seed, message.to.lower(), sorted(message.metadata.items())])
+        return random.Random(hashlib.sha256(key.encode()).hexdigest())
+
+    def _accept(self, message: OutgoingMessage) -> RecipientResult:
+        domain = message.to.rsplit("@", 1)[-1].lower()
+        if domain.endswith(".invalid") or not domain or "." not in domain:
+            return RecipientResult(recipient=message.to, status=RecipientStatus.REJECTED,
+                                   metadata=message.metadata,
+                                   error=f"sandbox: {message.to} is not deliverable")
+        fate = self._fate(message)
+        sequence = self.store.next_sequence()
+        message_id = f"sbx-{sequence:08d}-{uuid.UUID(int=fate.getrandbits(128)).hex[:12]}"
+        now = self.clock()
+        roll, outcome = fate.random(), "delivered"
+        for name, probability in sorted(self.outcomes.items()):
+            if roll < probability:
+                outcome = name
+                break
+            roll -= probability
+        events = tuple(
+            TrackedEvent(event_id=f"{message_id}:{i}", event_type=event_type,
+                         message_id=message_id, recipient=message.to,
+                         timestamp=now + timedelta(seconds=1 + i + fate.random()),
+                         metadata=message.metadata, description=description)
+            for i, (event_type, description) in enumerate(OUTCOME_EVENTS[outcome]))
+        self.store.add(SentMessage(message_id=message_id, recipient=message.to,
+                                   metadata=message.metadata, accepted_at=now, events=events))
+        return RecipientResult(recipient=message.to, status=RecipientStatus.ACCEPTED,
+                               message_id=message_id, metadata=message.metadata)
+
+    def lookup_messages(self, metadata: Mapping[str, str]) -> list[SentMessage]:
+        return self.store.find(metadata)
+
+    # --- campaigns -----------------------------------------------------------------------
+    def register_campaign(self, campaign_ref: str, *, status: str = "sending", sent: int = 0,
+                          total: int = 0) -> None:
+        """Seed a campaign (demo data): status is sending, scheduled, paused or canceled."""
+        self.store.set_campaign(campaign_ref, {"status": status, "sent": sent, "total": total})
+
+    def _control(self, action: ControlAction, ref: str, new_status: str,
+                 allowed_from: set[str]) -> ControlResult:
+        self._call(action.value)
+        state = self.store.get_campaign(ref) or {"status": "sending", "sent": None}
+        current = state["status"]
+        if current == new_status:
+            return ControlResult(action=action, ok=True, campaign_ref=ref, esp_status=current,
+                                 detail=f"Nothing to do: the sandbox campaign is already "
+                                        f"“{current}”.",
+                                 recipients_sent_before_stop=state.get("sent"))
+        if current not in allowed_from:
+            return ControlResult(action=action, ok=False, campaign_ref=ref, esp_status=current,
+                                 detail=f"The sandbox cannot {action.value} a campaign that "
+                                        f"is “{current}”.",
+                                 recipients_sent_before_stop=state.get("sent"))
+        self.store.set_campaign(ref, {**state, "status": new_status})
+        return ControlResult(action=action, ok=True, campaign_ref=ref, esp_status=new_status,
+                             detail=f"Sandbox: campaign {new_status}.", http_status=204,
+                             recipients_sent_before_stop=state.get("sent"))
+
+    def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
+                       ) -> ControlResult:
+        return self._control(ControlAction.PAUSE, campaign_ref, "paused",
+                             {"sending", "scheduled"})
+
+    def resume_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
+                        ) -> ControlResult:
+        return self._control(ControlAction.RESUME, campaign_ref, "sending", {"paused"})
+
+    def cancel_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
+                        ) -> ControlResult:
+        return self._control(ControlAction.CANCEL, campaign_ref, "canceled",
+                             {"sending", "scheduled", "paused"})

@@ -1,0 +1,10 @@
+# The loopback ESP fixtures. pytest ignores `pytest_plugins` outside the root conftest, so
+# they are imported here by name.
+from tests.loopback.fixtures import (  # noqa: F401
+    brevo_esp,
+    klaviyo_esp,
+    mailchimp_esp,
+    postmark_esp,
+    sendgrid_esp,
+    sparkpost_esp,
+)
