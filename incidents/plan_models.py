@@ -61,7 +61,8 @@ class PlanVersion(models.Model):
                                     name="plan_version_unique_number"),
             models.CheckConstraint(
                 condition=Q(subscriber_action_required=False) | ~Q(subscriber_actions=""),
-                name="plan_action_required_says_what"),
+                name="plan_action_required_says_what",
+                violation_error_message=_("Subscribers must act: say what they must do.")),
         ]
 
     def __str__(self) -> str:
@@ -107,7 +108,8 @@ class SignOff(models.Model):
         ordering = ["-signed_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=~Q(decision="rejected") | ~Q(reason=""),
-                                   name="signoff_reject_needs_reason"),
+                                   name="signoff_reject_needs_reason",
+                                   violation_error_message=_("A rejection needs a reason.")),
             models.CheckConstraint(condition=Q(voided_at__isnull=True) | ~Q(void_reason=""),
                                    name="signoff_void_says_why"),
             models.UniqueConstraint(fields=["version", "role"],
@@ -201,11 +203,14 @@ class RegulatoryDuty(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="notified") | (Q(notified_at__isnull=False)
                                                    & ~Q(reference="")),
-                name="duty_notified_has_date_and_reference"),
+                name="duty_notified_has_date_and_reference",
+                violation_error_message=_("A notice needs its date and reference.")),
             models.CheckConstraint(
                 condition=~Q(status="not_needed") | (Q(approver__isnull=False)
                                                      & ~Q(decision_reason="")),
-                name="duty_not_needed_has_approver_and_reason"),
+                name="duty_not_needed_has_approver_and_reason",
+                violation_error_message=_("“Not needed” needs a named approver and a "
+                                          "reason.")),
         ]
 
     def __str__(self) -> str:

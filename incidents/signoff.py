@@ -194,7 +194,9 @@ def signoff_record(*, incident: Incident, version: PlanVersion, actor: User, dec
                               "signoff": signoff.pk})
         allowed, _reasons = apology_send_allowed(incident)
         if allowed and required_signers(incident):
-            timeline_record(incident=incident, actor=None, kind=EventKind.SIGNOFF,
+            # Attributed to the signer whose decision completed the set (the war room's
+            # timeline template cannot show an event without an actor yet).
+            timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
                             message=_("Every required sign-off approves plan version %(n)s: "
                                       "the apology may be sent.") % {"n": version.number},
                             data={"version": version.number, "cleared": True})
