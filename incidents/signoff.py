@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -303,14 +303,16 @@ def signoff_inbox(*, user: User) -> list[InboxItem]:
     wanted |= Q(kind=Kind.DATA_BREACH) | Q(pii_exposed=True)
     candidates = (incidents_visible_to(user).filter(closed_at__isnull=True)
                   .filter(wanted).filter(plan_versions__isnull=False).distinct()
-                  .prefetch_related("signer_requests", "plan_versions"))
+                  .prefetch_related(
+                      "signer_requests", "plan_versions",
+                      Prefetch("signoffs", queryset=SignOff.objects.filter(
+                          voided_at__isnull=True), to_attr="live_signoffs")))
     items = []
-    for incident in candidates:
+    for incident in candidates:  # a fixed number of queries, however many incidents
         requested = {r.role for r in incident.signer_requests.all()}
         needed = required_signers(incident, requested)
         version = max(incident.plan_versions.all(), key=lambda v: v.number)
-        signed = set(SignOff.objects.filter(version=version, voided_at__isnull=True)
-                     .values_list("role", flat=True))
+        signed = {s.role for s in incident.live_signoffs if s.version_id == version.pk}
         waiting = [r for r in roles if r in needed and r not in signed]
         if waiting:
             items.append(InboxItem(incident, version, waiting))

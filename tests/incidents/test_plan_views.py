@@ -135,3 +135,17 @@ def test_breach_clock_views_record_awareness_and_a_notice(client, security_offic
     assert duty.was_late and duty.reference == "DPA-9"
     html = client.get(reverse("incidents:incident-detail", args=[breach.pk])).content.decode()
     assert "Filed late: GDPR Art. 33" in html
+
+
+def test_admin_lists_of_plans_respect_restriction(rf, marketer, outsider, admin_user, breach):
+    from django.contrib import admin
+
+    from incidents.plan_admin import PlanVersionAdmin
+    from incidents.plan_models import PlanVersion
+
+    plan_version_create(incident=breach, actor=marketer, internal_steps="x")
+    model_admin = PlanVersionAdmin(PlanVersion, admin.site)
+    for user, count in ((outsider, 0), (marketer, 1), (admin_user, 1)):
+        request = rf.get("/")
+        request.user = user
+        assert model_admin.get_queryset(request).count() == count

@@ -189,3 +189,20 @@ def smtp_server():
         yield "127.0.0.1", port, inbox
     finally:
         controller.stop()
+
+
+def test_inbox_query_count_does_not_grow_with_incidents(marketer, lawyer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            signoff_inbox(user=lawyer)
+        return len(ctx.captured_queries)
+
+    write(declare(marketer, severity=Severity.SEV1), marketer)
+    one = count()
+    for _ in range(3):
+        write(declare(marketer, severity=Severity.SEV1), marketer)
+    assert len(signoff_inbox(user=lawyer)) == 4
+    assert count() == one
