@@ -30,6 +30,33 @@ def _when(value: datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def _sync_duties(*, incident: Incident, jurisdictions: list[str], aware_at: datetime,
+                 now: datetime) -> tuple[list, list, list]:
+    """Create missing duties and move pending deadlines; returns (created, moved, frozen)."""
+    existing = {(d.jurisdiction, d.code): d for d in incident.duties.select_for_update()}
+    created: list[RegulatoryDuty] = []
+    moved: list[tuple[RegulatoryDuty, datetime | None, bool]] = []
+    frozen: list[RegulatoryDuty] = []
+    for code in jurisdictions:
+        for duty in BY_CODE[code].duties:
+            deadline = aware_at + timedelta(hours=duty.hours) if duty.hours else None
+            row = existing.get((code, duty.code))
+            if row is None:
+                created.append(RegulatoryDuty.objects.create(
+                    incident=incident, jurisdiction=code, code=duty.code,
+                    title=str(duty.title), audience=duty.audience,
+                    legal_basis=duty.legal_basis, deadline_at=deadline,
+                    deadline_text=str(duty.deadline_text)))
+            elif row.deadline_at != deadline:
+                if row.status == DutyStatus.PENDING:
+                    moved.append((row, row.deadline_at, row.is_overdue(now)))
+                    row.deadline_at = deadline
+                    row.save(update_fields=["deadline_at"])
+                else:
+                    frozen.append(row)  # decided: its deadline is history now
+    return created, moved, frozen
+
+
 @transaction.atomic
 def breach_awareness_record(*, incident: Incident, actor: User, aware_at: datetime,
                             jurisdictions: list[str]) -> BreachClock:
@@ -56,25 +83,9 @@ def breach_awareness_record(*, incident: Incident, actor: User, aware_at: dateti
         clock.aware_at, clock.recorded_by, clock.recorded_at = aware_at, actor, now
         clock.save(update_fields=["aware_at", "recorded_by", "recorded_at"])
 
-    existing = {(d.jurisdiction, d.code): d for d in incident.duties.select_for_update()}
-    created, moved, frozen = [], [], []
-    for code in jurisdictions:
-        for duty in BY_CODE[code].duties:
-            deadline = aware_at + timedelta(hours=duty.hours) if duty.hours else None
-            row = existing.get((code, duty.code))
-            if row is None:
-                created.append(RegulatoryDuty.objects.create(
-                    incident=incident, jurisdiction=code, code=duty.code,
-                    title=str(duty.title), audience=duty.audience,
-                    legal_basis=duty.legal_basis, deadline_at=deadline,
-                    deadline_text=str(duty.deadline_text)))
-            elif row.deadline_at != deadline:
-                if row.status == DutyStatus.PENDING:
-                    moved.append((row, row.deadline_at, row.is_overdue(now)))
-                    row.deadline_at = deadline
-                    row.save(update_fields=["deadline_at"])
-                else:
-                    frozen.append(row)  # decided: its deadline is history now
+    with _in_log_language():  # titles are stored: one language for the record
+        created, moved, frozen = _sync_duties(incident=incident, jurisdictions=jurisdictions,
+                                              aware_at=aware_at, now=now)
 
     with _in_log_language():
         if previous is None:
