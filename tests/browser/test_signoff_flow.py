@@ -85,6 +85,8 @@ def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, secu
         signer.goto(war_room)
         signer.get_by_role("button", name="Approve version 2").click()
         expect(signer.locator(f"[data-role={role}]")).to_contain_text("approved version 2")
+    # The last approval updates the send panel in place (htmx, out of band).
+    expect(sam.locator("#send-apology")).to_be_enabled()
 
     # The button enables, and the timeline tells the story.
     maya.goto(war_room)
@@ -102,3 +104,31 @@ def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, secu
         "Every required sign-off approves plan version 2: the apology may be sent.",
     ]:
         expect(timeline).to_contain_text(line)
+
+
+def test_breach_clock_counts_down_and_turns_overdue(browser, live_server, security_officer):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    incident = declare(security_officer, title="Export bucket public", kind=Kind.DATA_BREACH,
+                       severity=Severity.SEV1)
+    sam = login(browser, live_server, "sam")
+    sam.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    header = sam.locator("#breach-countdown")
+    expect(header).to_contain_text("Breach clock not started")
+
+    recent = timezone.localtime(timezone.now() - timedelta(hours=2))
+    sam.get_by_label("We became aware at").fill(recent.strftime("%Y-%m-%dT%H:%M"))
+    sam.get_by_role("button", name="Save", exact=True).last.click()
+    expect(header).to_contain_text("Notify the supervisory authority (GDPR Art. 33) due in")
+    expect(header).not_to_have_class(re.compile("is-overdue"))
+
+    # Security corrects the moment of awareness to four days ago: the 72 hours are gone.
+    sam.locator("#breach-panel details.breach-aware > summary").click()
+    old = timezone.localtime(timezone.now() - timedelta(days=4))
+    sam.get_by_label("We became aware at").fill(old.strftime("%Y-%m-%dT%H:%M"))
+    sam.get_by_role("button", name="Save", exact=True).last.click()
+    expect(header).to_have_class(re.compile("is-overdue"))
+    expect(header).to_contain_text("OVERDUE: Notify the supervisory authority (GDPR Art. 33)")
+    expect(sam.locator("#timeline-events")).to_contain_text("corrected the moment of awareness")
