@@ -18,8 +18,8 @@ _WORK = ["incidents.view_incident", "incidents.change_incident"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.MARKETING: [*_WORK, "incidents.add_incident"],
-    Role.LEGAL: [*_WORK],
-    Role.SECURITY: [*_WORK, "incidents.add_incident"],
+    Role.LEGAL: [*_WORK, "incidents.sign_plan"],
+    Role.SECURITY: [*_WORK, "incidents.add_incident", "incidents.sign_plan"],
     Role.DELIVERABILITY: [*_WORK],
     Role.MANAGER: ["incidents.view_incident", "incidents.view_all_incidents"],
     # Admins get every permission of the project apps (see services.roles_sync).

@@ -47,3 +47,6 @@ class TimelineEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+from . import plan_admin  # noqa: E402,F401  (issue 5: plan, sign-off, duties)

@@ -213,6 +213,9 @@ class EventKind(models.TextChoices):
     ALERT = "alert", _("Alert")
     CLOSED = "closed", _("Closed")
     REOPENED = "reopened", _("Reopened")
+    PLAN = "plan", _("Plan")
+    SIGNOFF = "signoff", _("Sign-off")
+    BREACH = "breach", _("Breach clock")
 
 
 class TimelineQuerySet(models.QuerySet):
@@ -252,3 +255,6 @@ class TimelineEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Timeline events cannot be deleted.")
+
+
+from .plan_models import *  # noqa: E402,F401,F403  (plan, sign-off and breach-clock models)

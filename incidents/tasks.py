@@ -24,3 +24,15 @@ def notify_timeline_event(self, event_id: int) -> None:
 @shared_task(ignore_result=True)
 def check_step_targets() -> int:
     return services.steps_flag_overdue()
+
+
+# --- Sign-off (issue 5) ------------------------------------------------------------------
+
+@shared_task(bind=True, max_retries=5, ignore_result=True)
+def notify_signoffs_voided(self, signoff_ids: list[int]) -> None:
+    from .signoff import signoffs_voided_notify
+
+    try:
+        signoffs_voided_notify(signoff_ids=signoff_ids)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise self.retry(exc=exc, countdown=2 ** self.request.retries * 10) from exc

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import plan_views, views
 
 app_name = "incidents"
 
@@ -23,4 +23,16 @@ urlpatterns = [
     path("<int:pk>/stakeholders/", views.stakeholder_add, name="stakeholder-add"),
     path("<int:pk>/stakeholders/<int:stakeholder_id>/remove/", views.stakeholder_remove,
          name="stakeholder-remove"),
+    # Step 4: plan, sign-off, breach clock (issue 5)
+    path("signoffs/", plan_views.signoff_inbox, name="signoff-inbox"),
+    path("<int:pk>/plan/", plan_views.plan_detail, name="plan-detail"),
+    path("<int:pk>/plan/edit/", plan_views.plan_edit, name="plan-edit"),
+    path("<int:pk>/plan/diff/", plan_views.plan_diff, name="plan-diff"),
+    path("<int:pk>/plan/versions/<int:number>/sign/", plan_views.plan_sign, name="plan-sign"),
+    path("<int:pk>/plan/signers/", plan_views.signer_request, name="signer-request"),
+    path("<int:pk>/breach/aware/", plan_views.breach_aware, name="breach-aware"),
+    path("<int:pk>/breach/duties/<int:duty_id>/notified/", plan_views.duty_notified,
+         name="duty-notified"),
+    path("<int:pk>/breach/duties/<int:duty_id>/not-needed/", plan_views.duty_not_needed,
+         name="duty-not-needed"),
 ]

@@ -23,3 +23,22 @@
   });
   document.addEventListener("htmx:afterSettle", tickClocks);
 })();
+
+// Issue 5: the breach countdown in the war-room header, ticking down each minute.
+(function () {
+  "use strict";
+  function tickCountdowns() {
+    document.querySelectorAll("time.countdown[data-deadline]").forEach(function (el) {
+      var left = Math.floor((Date.parse(el.dataset.deadline) - Date.now()) / 60000);
+      if (isNaN(left)) { return; }
+      if (left <= 0) { el.textContent = "0h 00m"; el.classList.add("overdue"); return; }
+      var h = Math.floor(left / 60), m = left % 60;
+      el.textContent = h + "h " + (m < 10 ? "0" : "") + m + "m";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    tickCountdowns();
+    setInterval(tickCountdowns, 30000);
+  });
+  document.addEventListener("htmx:afterSettle", tickCountdowns);
+})();

@@ -1,0 +1,41 @@
+"""Back-office views of plans, sign-offs and regulatory duties: read-only (they are
+records), and restricted incidents stay restricted here too."""
+
+from django.contrib import admin
+
+from .permissions import incidents_visible_to
+from .plan_models import PlanVersion, RegulatoryDuty, SignOff
+
+
+class _ReadOnlyScoped(admin.ModelAdmin):
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(
+            incident__in=incidents_visible_to(request.user))
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PlanVersion)
+class PlanVersionAdmin(_ReadOnlyScoped):
+    list_display = ["incident", "number", "author", "created_at"]
+
+
+@admin.register(SignOff)
+class SignOffAdmin(_ReadOnlyScoped):
+    list_display = ["incident", "version", "role", "decision", "signer", "signed_at",
+                    "voided_at"]
+    list_filter = ["role", "decision"]
+
+
+@admin.register(RegulatoryDuty)
+class RegulatoryDutyAdmin(_ReadOnlyScoped):
+    list_display = ["incident", "jurisdiction", "legal_basis", "deadline_at", "status",
+                    "was_late"]
+    list_filter = ["status", "was_late", "jurisdiction"]
