@@ -35,7 +35,8 @@ def test_marketer_declares_and_works_steps_one_and_two(page: Page, live_server, 
     expect(step1.locator(".status")).to_have_text("In progress")
 
     step2 = page.locator("#step-2")
-    step2.get_by_role("checkbox", name="Pause or cancel every campaign still sending or scheduled").check()
+    step2.get_by_role("checkbox",
+                      name="Pause or cancel every campaign still sending or scheduled").check()
     expect(timeline).to_contain_text("ticked “Pause or cancel every campaign")
 
     step1.get_by_role("button", name="Mark done").click()

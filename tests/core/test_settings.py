@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTEST_VERSION", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    test_only = ("PYTEST_VERSION", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    clean = {k: v for k, v in os.environ.items() if k not in test_only}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -64,3 +65,12 @@ def test_templates_hold_no_inline_script():
         text = template.read_text()
         for chunk in text.split("<script")[1:]:
             assert "src=" in chunk.split(">")[0], f"inline script in {template}"
+
+
+def test_the_beat_schedule_is_loaded_from_one_place():
+    from django.conf import settings
+
+    from core.schedule import BEAT_SCHEDULE
+
+    assert settings.CELERY_BEAT_SCHEDULE is BEAT_SCHEDULE
+    assert "incidents-check-step-targets" in BEAT_SCHEDULE

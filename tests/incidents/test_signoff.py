@@ -169,28 +169,6 @@ def test_voided_signers_get_an_email_after_commit(celery_worker, marketer, lawye
     assert b"sign again" in mail.content
 
 
-@pytest.fixture(scope="session")
-def smtp_server():
-    """conftest's smtp_server asks aiosmtpd for port 0, which its start-up self-check cannot
-    connect to (ConnectionRefusedError); pick a free port first. Remove once conftest has it."""
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    from tests.conftest import _Inbox
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield "127.0.0.1", port, inbox
-    finally:
-        controller.stop()
-
-
 def test_inbox_query_count_does_not_grow_with_incidents(marketer, lawyer):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
