@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -351,3 +352,58 @@ def estimated_cost(*, assessment: Assessment, affected: int) -> Decimal | None:
     if assessment.compensation_per_person is None:
         return None
     return assessment.compensation_per_person * affected
+
+
+# --- The war room panel ------------------------------------------------------------------
+
+class AssessmentPanel:
+    """Everything step 3's panel shows, computed only when the template reads it (the war
+    room context is built for every htmx update, most of which never show this panel)."""
+
+    def __init__(self, incident: Incident) -> None:
+        self.incident = incident
+
+    @property
+    def no_apology(self) -> bool:
+        return self.incident.kind == Kind.SUPPRESSION_SEND
+
+    @cached_property
+    def summary(self) -> AudienceSummary:
+        return affected_audience_summary(incident=self.incident)
+
+    @cached_property
+    def campaigns(self) -> list[Campaign]:
+        return campaigns_for_scope()
+
+    @cached_property
+    def segments(self) -> list[Segment]:
+        return list(Segment.objects.all())
+
+    @cached_property
+    def chosen_campaigns(self) -> set[int]:
+        return {c.pk for c in self.summary.campaigns}
+
+    @cached_property
+    def chosen_segments(self) -> set[int]:
+        return {s.pk for s in self.summary.segments}
+
+    @cached_property
+    def assessment(self) -> Assessment:
+        return assessment_for(incident=self.incident)
+
+    @cached_property
+    def estimated_cost(self) -> Decimal | None:
+        return estimated_cost(assessment=self.assessment, affected=self.summary.affected)
+
+    @property
+    def pii_choices(self):
+        from .models import PiiField
+
+        chosen = set(self.assessment.pii_fields or [])
+        return [(value, label, value in chosen) for value, label in PiiField.choices]
+
+    @property
+    def answer_choices(self):
+        from .models import Answer
+
+        return Answer.choices

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_assessment
 
 app_name = "incidents"
 
@@ -23,4 +23,10 @@ urlpatterns = [
     path("<int:pk>/stakeholders/", views.stakeholder_add, name="stakeholder-add"),
     path("<int:pk>/stakeholders/<int:stakeholder_id>/remove/", views.stakeholder_remove,
          name="stakeholder-remove"),
+    # Step 3: affected audience and assessment
+    path("<int:pk>/audience/", views_assessment.audience_compute, name="audience-compute"),
+    path("<int:pk>/audience/lookup/", views_assessment.audience_lookup,
+         name="audience-lookup"),
+    path("<int:pk>/assessment/", views_assessment.assessment_update,
+         name="assessment-update"),
 ]
