@@ -74,6 +74,12 @@ class ImportResult:
     def rejected(self) -> bool:
         return bool(self.file_problem) or (self.error_count > 0 and not self.skip_bad_rows)
 
+    def counts_display(self) -> list[tuple[str, int]]:
+        labels = {"created": _("created"), "updated": _("updated"),
+                  "unchanged": _("unchanged (already there)"),
+                  "segments created": _("segments created")}
+        return [(labels.get(key, key), n) for key, n in self.counts.items()]
+
     def messages(self) -> list[str]:
         if self.file_problem:
             return [self.file_problem]

@@ -114,10 +114,11 @@ class _Peekable:
     """A binary line iterator that first replays the sniffed bytes."""
 
     def __init__(self, fileobj) -> None:
-        self._file = fileobj
+        # One iterator for both passes: Django's File restarts from 0 on each iter().
+        self._file = iter(fileobj)
         self.head = b""
         lines = []
-        for line in fileobj:
+        for line in self._file:
             lines.append(line)
             self.head += line
             if len(self.head) >= SNIFF_BYTES:
