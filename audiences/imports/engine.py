@@ -246,7 +246,8 @@ def import_csv(*, kind: ImportKind, fileobj, encoding: str = "auto", dry_run: bo
                     result.counts = kind.apply(cursor, timezone.now())
                     if dry_run:
                         transaction.set_rollback(True)
-                if not _is_postgres():
+                if not _is_postgres() and not transaction.get_rollback():
+                    # PostgreSQL drops it on commit; a rollback undoes its creation.
                     cursor.execute(f"DROP TABLE IF EXISTS {STAGING}")
     finally:
         if sink.count:
