@@ -128,3 +128,25 @@ def test_suppression_send_panel_says_no_apology(client, marketer):
     incident = declare(marketer, kind=Kind.SUPPRESSION_SEND)
     body = login(client, marketer).get(url("incident-detail", incident)).content.decode()
     assert "No apology should go out." in body
+
+
+def test_panel_queries_do_not_grow_with_segments_and_campaigns(client, marketer, scene):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    incident = scene["incident"]
+    login(client, marketer).post(url("audience-compute", incident),
+                                 {"campaigns": [scene["campaign"].pk]})
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url("incident-detail", incident)).status_code == 200
+        return len(ctx.captured_queries)
+
+    before = queries()
+    extra = [segment(f"Extra {i}") for i in range(8)]
+    people = [subscriber(f"extra{i}@example.test", segments=tuple(extra)) for i in range(3)]
+    more = [campaign(f"More {i}", recipients=people) for i in range(4)]
+    login(client, marketer).post(url("audience-compute", incident),
+                                 {"campaigns": [scene["campaign"].pk, *[c.pk for c in more]]})
+    assert queries() == before
