@@ -18,13 +18,16 @@ class ImportForm(forms.Form):
         label=_("Skip bad rows (import the rest and give me a report of the bad ones)"),
         required=False)
     segment = forms.CharField(label=_("Segment for rows without one"), required=False,
-                              max_length=200)
+                              max_length=200,
+                              help_text=_("Segment membership files only; created if new."))
     list_name = forms.CharField(label=_("Suppression list name"), required=False,
-                                max_length=200)
+                                max_length=200,
+                                help_text=_("Suppression files only; created if new."))
     source = forms.CharField(label=_("Where the list comes from"), required=False,
-                             max_length=200)
+                             max_length=200, help_text=_("e.g. “Mailchimp export, 2019”."))
     campaign = forms.ModelChoiceField(label=_("Campaign for rows without one"),
-                                      queryset=Campaign.objects.all(), required=False)
+                                      queryset=Campaign.objects.all(), required=False,
+                                      help_text=_("Recipient logs only."))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -57,6 +57,7 @@ class ImportResult:
     encoding: str = ""
     mapping: list[tuple[str, str]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    attribute_columns: list[str] = field(default_factory=list)
     sample: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
     bad_rows: int = 0
@@ -219,7 +220,11 @@ def import_csv(*, kind: ImportKind, fileobj, encoding: str = "auto", dry_run: bo
     result.encoding = {"utf-8-sig": "UTF-8 (BOM)", "utf-8": "UTF-8",
                        "latin-1": "Latin-1"}[stream.encoding]
     result.mapping = header_map.describe(kind.columns)
-    result.ignored_columns = [] if kind.keeps_extra_columns else list(header_map.extra.values())
+    extra_headers = list(header_map.extra.values())
+    if kind.keeps_extra_columns:
+        result.attribute_columns = extra_headers
+    else:
+        result.ignored_columns = extra_headers
     kind._headers = {name: stream.headers[i] for name, i in header_map.index.items()}
 
     sink = _ErrorSink()

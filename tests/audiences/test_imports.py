@@ -40,6 +40,7 @@ def test_esp_export_with_bom_maps_headers_and_keeps_other_columns(db):
     assert result.applied and result.encoding == "UTF-8 (BOM)"
     assert result.counts == {"created": 3, "updated": 0, "unchanged": 0}
     assert ("Email Address", "Email") in result.mapping
+    assert result.attribute_columns == ["Member Rating"]
     ann = Subscriber.objects.get(email="Ann@Example.test")
     assert ann.name == "Ann Lee" and ann.locale == "en"
     assert ann.attributes == {"Member Rating": "5"}
