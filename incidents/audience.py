@@ -269,6 +269,7 @@ class LookupAnswer:
     subscriber: Subscriber | None
     receipts: list[Receipt]
     row: AffectedRecipient | None
+    computed: bool = True
 
     @property
     def received(self) -> bool:
@@ -282,10 +283,12 @@ class LookupAnswer:
 def affected_audience_lookup(*, incident: Incident, email: str) -> LookupAnswer:
     """Did this person get the bad email, when, and will they get the apology?"""
     email = email.strip()
+    audience = AffectedAudience.objects.filter(incident=incident).first()
+    computed = bool(audience and audience.computed_at)
     subscriber = Subscriber.objects.filter(email__iexact=email).first()
     if subscriber is None:
-        return LookupAnswer(email=email, subscriber=None, receipts=[], row=None)
-    audience = AffectedAudience.objects.filter(incident=incident).first()
+        return LookupAnswer(email=email, subscriber=None, receipts=[], row=None,
+                            computed=computed)
     campaign_ids = list(audience.campaigns.values_list("pk", flat=True)) if audience else []
     receipts = [Receipt(r.campaign, r.sent_at, r.esp_message_id) for r in
                 CampaignRecipient.objects.filter(subscriber=subscriber,
@@ -294,7 +297,7 @@ def affected_audience_lookup(*, incident: Incident, email: str) -> LookupAnswer:
     row = (AffectedRecipient.objects.filter(incident=incident, subscriber=subscriber)
            .select_related("suppression_list").first())
     return LookupAnswer(email=subscriber.email, subscriber=subscriber, receipts=receipts,
-                        row=row)
+                        row=row, computed=computed)
 
 
 def affected_recipients(*, incident: Incident):

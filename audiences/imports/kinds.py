@@ -103,7 +103,7 @@ class SubscriberImport(ImportKind):
         return (email, email.lower(), name, locale, status, attributes)
 
     def set_checks(self, cursor):
-        yield (f"SELECT line, CAST(%s AS text) || CAST(first AS text) FROM ("
+        yield (f"SELECT line, CAST(%s AS text) || CAST(first AS text) || '.' FROM ("
                f"SELECT line, MIN(line) OVER (PARTITION BY email_key) AS first "
                f"FROM {STAGING}) d "
                f"WHERE line <> first ORDER BY line",

@@ -91,7 +91,7 @@ def test_mixed_bad_rows_reject_the_file_with_a_message_per_row(db):
         "Line 3, column “E-mail”: “not-an-email” is not an email address.",
         "Line 4, column “Status”: “sleeping” is not a status we know (active, unsubscribed, "
         "bounced, complained).",
-        "Line 5, column “E-mail”: the same address as line 2",
+        "Line 5, column “E-mail”: the same address as line 2.",
         "Line 6: expected 3 fields like the header, found 1 (a stray delimiter or quote?).",
         "Line 7, column “E-mail”: the email address is empty.",
     ]

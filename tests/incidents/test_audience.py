@@ -144,6 +144,7 @@ def test_two_faulty_campaigns_count_a_person_once_with_the_first_receipt(markete
 
 def test_lookup_answers_for_one_address(marketer, world):
     incident = declare(marketer)
+    assert not affected_audience_lookup(incident=incident, email="fay@example.test").computed
     affected_audience_compute(incident=incident, actor=marketer, campaigns=[world["faulty"]])
     answer = affected_audience_lookup(incident=incident, email="  FAY@example.test ")
     assert answer.received and answer.in_apology_audience
