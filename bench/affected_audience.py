@@ -138,14 +138,15 @@ def run(args) -> None:
     django.setup()
     from django.core.management import call_command
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from accounts.roles import Role
     from accounts.services import user_create_with_role
     from audiences.models import Segment
     from incidents.audience import affected_audience_compute
     from incidents.models import AffectedRecipient
+    from incidents.services import incident_declare
     from messaging.models import Campaign
-    from tests.factories import declare
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
@@ -154,7 +155,8 @@ def run(args) -> None:
     print(f"loaded {args.subscribers:,} subscribers and recipients in "
           f"{time.perf_counter() - started:.1f} s")
 
-    user = user_create_with_role(username="bench", password="bench-password-1", role=Role.MARKETING)
+    user = user_create_with_role(username="bench", password="bench-password-1",
+                                 role=Role.MARKETING)
     campaign = Campaign.objects.get()
     # Half the segments in scope: exercises the segment filter and the overlaps.
     segment_ids = list(Segment.objects.order_by("id").values_list("id", flat=True)[:10])
@@ -168,7 +170,9 @@ def run(args) -> None:
     for i in range(args.repeat):
         for which in (("product", "baseline") if i % 2 == 0 else ("baseline", "product")):
             empty_snapshot()
-            incident = declare(user, title=f"Bench {which} {i}")
+            incident = incident_declare(actor=user, title=f"Bench {which} {i}",
+                                        kind="wrong_segment", severity=2,
+                                        detected_at=timezone.now())
             started = time.perf_counter()
             if which == "product":
                 affected_audience_compute(incident=incident, actor=user,
