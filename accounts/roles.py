@@ -26,6 +26,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMIN: [],
 }
 
+# Audience imports (issue 3): marketing and deliverability load their ESP's exports.
+for _role in (Role.MARKETING, Role.DELIVERABILITY):
+    ROLE_PERMISSIONS[_role] = [*ROLE_PERMISSIONS[_role], "audiences.add_subscriber"]
+
 # Roles that see restricted (breach) incidents without being stakeholders.
 OVERSEEING_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
 

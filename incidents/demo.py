@@ -8,8 +8,10 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.services import user_create_with_role
+from messaging.demo import demo_audience_ensure
 
 from . import services
+from .audience import affected_audience_compute
 from .models import Incident, Kind, Severity, StakeholderRole, StepStatus
 
 DEMO_PASSWORD = "amends-demo"
@@ -41,6 +43,7 @@ def demo_users_ensure() -> dict[str, object]:
 def demo_seed() -> list[Incident]:
     """Idempotent: creates only what is missing."""
     users = demo_users_ensure()
+    faulty_campaign = demo_audience_ensure()  # messaging.demo: subscribers and campaigns
     maya, leo, sam, dana = (users[Role.MARKETING], users[Role.LEGAL], users[Role.SECURITY],
                             users[Role.DELIVERABILITY])
     now = timezone.now()
@@ -63,6 +66,12 @@ def demo_seed() -> list[Incident]:
         services.timeline_note_add(incident=incident, actor=maya,
                                    message="ESP confirms the send finished at 09:31.")
         created.append(incident)
+
+    # Link the faulty campaign to the Spring sale incident (once; recomputable in the page).
+    spring = Incident.objects.filter(
+        title="Spring sale sent to the whole list instead of VIPs").first()
+    if spring is not None and spring.is_open and not hasattr(spring, "affected_audience"):
+        affected_audience_compute(incident=spring, actor=maya, campaigns=[faulty_campaign])
 
     title = "Customer export left on a public link"
     if not Incident.objects.filter(title=title).exists():

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import plan_views, views
+from . import plan_views, views, views_assessment
 
 app_name = "incidents"
 
@@ -35,4 +35,10 @@ urlpatterns = [
          name="duty-notified"),
     path("<int:pk>/breach/duties/<int:duty_id>/not-needed/", plan_views.duty_not_needed,
          name="duty-not-needed"),
+    # Step 3: affected audience and assessment
+    path("<int:pk>/audience/", views_assessment.audience_compute, name="audience-compute"),
+    path("<int:pk>/audience/lookup/", views_assessment.audience_lookup,
+         name="audience-lookup"),
+    path("<int:pk>/assessment/", views_assessment.assessment_update,
+         name="assessment-update"),
 ]

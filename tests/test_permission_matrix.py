@@ -128,6 +128,18 @@ RULES: dict[str, Rule] = {
         "notified_at": "2026-01-06T10:00", "reference": "DPA-1"}),
     "incidents:duty-not-needed": Rule("POST", writers(), lambda w: {
         "approver": w["users"]["legal"].pk, "reason": "Encrypted data"}),
+    # Issue 3: audiences, imports, affected audience and assessment.
+    "incidents:audience-compute": Rule("POST", writers(), {}),
+    "incidents:audience-lookup": Rule("GET", readers(), {"email": "someone@example.com"}),
+    "incidents:assessment-update": Rule("POST", writers(), {
+        "legal_involved": "yes", "law_enforcement_involved": "no", "currency": "EUR"}),
+    "audiences:import-upload": Rule("GET", {
+        **everyone(403), "marketing": 200, "deliverability": 200, "admin": 200,
+        "outsider": 200}),
+    # A report that does not exist: importers get 404, everyone else 403 before any lookup.
+    "audiences:import-report": Rule("GET", {
+        **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
+        "outsider": 404}, kwargs={"name": lambda w: "no-such-report.csv"}),
 }
 
 # Extra POST-body for write views checked with the plan edit form.

@@ -1,0 +1,108 @@
+"""Who we mail: subscribers, segments and suppression lists. Knows nothing of campaigns."""
+
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class SubscriberStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+    BOUNCED = "bounced", _("Hard-bounced")
+    COMPLAINED = "complained", _("Complained")
+
+
+class Subscriber(models.Model):
+    email = models.EmailField(_("email"), max_length=254)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    locale = models.CharField(_("locale"), max_length=16, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=SubscriberStatus.choices,
+                              default=SubscriberStatus.ACTIVE)
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            # One person per address, however the ESP export spelled its case.
+            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=SubscriberStatus.values),
+                name="subscriber_status_valid"),
+        ]
+        indexes = [models.Index(fields=["status"], name="subscriber_status_idx")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Segment(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    members = models.ManyToManyField(Subscriber, through="SegmentMembership",
+                                     related_name="segments")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE,
+                                related_name="memberships")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE,
+                                   related_name="memberships")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "subscriber"],
+                                    name="membership_unique"),
+        ]
+        # The unique index leads with segment; lookups by subscriber need their own.
+        indexes = [models.Index(fields=["subscriber", "segment"], name="membership_sub_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} in {self.segment_id}"
+
+
+class SuppressionList(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    source = models.CharField(_("source"), max_length=200, blank=True,
+                              help_text=_("Where the list comes from, e.g. an ESP export."))
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SuppressionEntry(models.Model):
+    """An address nobody may mail. Stored lower-cased: entries need not be subscribers."""
+
+    suppression_list = models.ForeignKey(SuppressionList, on_delete=models.CASCADE,
+                                         related_name="entries")
+    email = models.CharField(_("email"), max_length=254)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    added_at = models.DateTimeField(_("added at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["suppression_list", "email"]
+        constraints = [
+            models.UniqueConstraint(fields=["suppression_list", "email"],
+                                    name="suppression_entry_unique"),
+            models.CheckConstraint(condition=models.Q(email=Lower("email")),
+                                   name="suppression_email_lowercase"),
+        ]
+        indexes = [models.Index(fields=["email"], name="suppression_email_idx")]
+
+    def __str__(self) -> str:
+        return self.email

@@ -1,0 +1,75 @@
+"""Step 3 of the war room: compute the affected audience, look one person up, record the
+assessment. Thin views: check permission, validate, call one service, render."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from core.htmx import HtmxHttpRequest, wants_fragment
+
+from . import audience
+from .assessment_forms import AssessmentForm, AudienceScopeForm, LookupForm
+from .models import ResponseStep
+from .permissions import get_incident_for_user
+from .views import _after_change, _errors
+
+PARTS = ["step", "timeline-events"]
+
+
+@login_required
+@require_POST
+def audience_compute(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    step = get_object_or_404(ResponseStep, incident=incident, number=3)
+    form = AudienceScopeForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            audience.affected_audience_compute(
+                incident=incident, actor=request.user, campaigns=form.cleaned_data["campaigns"],
+                segments=form.cleaned_data["segments"])
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=PARTS, step=step, error=error,
+                         anchor="assessment")
+
+
+@login_required
+@require_POST
+def assessment_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    step = get_object_or_404(ResponseStep, incident=incident, number=3)
+    form = AssessmentForm(request.POST)
+    error = ""
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            audience.assessment_update(incident=incident, actor=request.user,
+                                       pii_exposed=data.pop("pii_exposed"), **data)
+        except ValidationError as exc:
+            error = _errors(exc)
+    else:
+        error = _errors(form.errors)
+    return _after_change(request, incident, parts=["step", "header", "timeline-events"],
+                         step=step, error=error, anchor="assessment")
+
+
+@login_required
+@require_GET
+def audience_lookup(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Read-only: anyone who may see the incident may ask about one address."""
+    incident = get_incident_for_user(request.user, pk)
+    form = LookupForm(request.GET)
+    answer = None
+    if form.is_valid():
+        answer = audience.affected_audience_lookup(incident=incident,
+                                                   email=form.cleaned_data["email"])
+    context = {"incident": incident, "lookup_form": form, "answer": answer,
+               "no_apology": audience.AssessmentPanel(incident).no_apology}
+    if wants_fragment(request):
+        return render(request, "incidents/panels/assessment.html#lookup-answer", context)
+    return render(request, "incidents/audience_lookup.html", context)
