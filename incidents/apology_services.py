@@ -74,7 +74,7 @@ def apology_save(*, incident: Incident, actor: User, subject: str, from_name: st
     }
     if values["coupon_code"] and not values["compensation_text"]:
         raise ValidationError({"compensation_text": _(
-            "Say what the coupon %(code)s is worth, e.g. “20% off your next order”.")
+            "Say what the coupon %(code)s is worth, e.g. “20%% off your next order”.")
             % {"code": values["coupon_code"]}})
     created = apology is None
     if created:
