@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .apology_views import apology_check, apology_compose, apology_preview
 
 app_name = "incidents"
 
@@ -23,4 +24,8 @@ urlpatterns = [
     path("<int:pk>/stakeholders/", views.stakeholder_add, name="stakeholder-add"),
     path("<int:pk>/stakeholders/<int:stakeholder_id>/remove/", views.stakeholder_remove,
          name="stakeholder-remove"),
+    # Step 5: the apology email's content.
+    path("<int:pk>/apology/", apology_compose, name="apology-compose"),
+    path("<int:pk>/apology/check/", apology_check, name="apology-check"),
+    path("<int:pk>/apology/preview/", apology_preview, name="apology-preview"),
 ]

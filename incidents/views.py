@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.htmx import HtmxHttpRequest, wants_fragment
 
 from . import selectors, services
+from .apology_selectors import apology_summary
 from .forms import (
     ChecklistItemForm,
     ChecklistMoveForm,
@@ -88,6 +89,7 @@ def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
         "can_edit": can_work(request.user),
         "note_form": NoteForm(),
         "stakeholder_form": StakeholderForm(),
+        "apology_summary": apology_summary(incident=incident),
     }
 
 
