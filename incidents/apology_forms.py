@@ -47,7 +47,7 @@ class ApologyForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6, "dir": "auto"}),
         help_text=_("Required when personal data was exposed. Added below every body."))
     version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
-    preview_locale = forms.ChoiceField(label=_("Preview in"), choices=settings.LANGUAGES,
+    preview_locale = forms.ChoiceField(label=_("Preview language"), choices=settings.LANGUAGES,
                                        required=False)
 
     def __init__(self, *args, incident: Incident, **kwargs) -> None:

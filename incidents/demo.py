@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.services import user_create_with_role
+from messaging.services import brand_template_ensure_demo
 
 from . import services
 from .models import Incident, Kind, Severity, StakeholderRole, StepStatus
@@ -41,6 +42,7 @@ def demo_users_ensure() -> dict[str, object]:
 def demo_seed() -> list[Incident]:
     """Idempotent: creates only what is missing."""
     users = demo_users_ensure()
+    brand_template_ensure_demo()  # the brand's usual email look, for the apology composer
     maya, leo, sam, dana = (users[Role.MARKETING], users[Role.LEGAL], users[Role.SECURITY],
                             users[Role.DELIVERABILITY])
     now = timezone.now()

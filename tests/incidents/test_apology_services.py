@@ -139,3 +139,13 @@ def test_summary_counts_findings_without_rendering(incident, marketer,
         summary = apology_summary(incident=incident)
     # no-reply, audience not computed; no brand template is a warning.
     assert summary.errors == 2 and summary.warnings == 1 and summary.blocks_sending
+
+
+def test_demo_seed_adds_one_default_brand_and_stays_idempotent():
+    from incidents.demo import demo_seed
+    from messaging.models import BrandTemplate
+
+    demo_seed()
+    demo_seed()
+    assert BrandTemplate.objects.filter(is_default=True).count() == 1
+    assert BrandTemplate.objects.count() == 1
