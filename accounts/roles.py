@@ -26,6 +26,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMIN: [],
 }
 
+# Brand templates (messaging): marketing keeps the organisation's usual email look.
+ROLE_PERMISSIONS[Role.MARKETING] = [
+    *ROLE_PERMISSIONS[Role.MARKETING], "messaging.view_brandtemplate",
+    "messaging.add_brandtemplate", "messaging.change_brandtemplate"]
+
 # Roles that see restricted (breach) incidents without being stakeholders.
 OVERSEEING_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
 

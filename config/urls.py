@@ -6,6 +6,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:incident-list"), name="home"),
     path("accounts/", include("accounts.urls")),
     path("incidents/", include("incidents.urls")),
+    path("messaging/", include("messaging.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

@@ -16,6 +16,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.htmx import HtmxHttpRequest, wants_fragment
+from messaging.rendering import EMAIL_PREVIEW_POLICY
 
 from .apology_forms import ApologyForm
 from .apology_lint import APOLOGY_MERGE_FIELDS, KNOWN_MERGE_FIELDS, apology_lint
@@ -30,12 +31,6 @@ from .apology_selectors import (
 from .apology_services import apology_save
 from .models import Incident
 from .permissions import can_work, get_incident_for_user
-
-# The preview is the email itself: its inline styles, its remote logo, and nothing else.
-# It may be framed only by our own composer page.
-PREVIEW_POLICY = ("default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
-                  "font-src https: data:; frame-ancestors 'self'; base-uri 'none'; "
-                  "form-action 'none'")
 
 MERGE_TAGS_SHOWN = [*sorted(KNOWN_MERGE_FIELDS), *sorted(APOLOGY_MERGE_FIELDS)]
 
@@ -150,6 +145,6 @@ def apology_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     email = apology_render(apology=apology, locale=locale,
                            merge_data=sample_merge_data(incident, locale))
     response = HttpResponse(email.html)
-    response["Content-Security-Policy"] = PREVIEW_POLICY
+    response["Content-Security-Policy"] = EMAIL_PREVIEW_POLICY
     response["Cache-Control"] = "no-store"
     return response

@@ -30,6 +30,12 @@ _NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s+")
 _HEADING = re.compile(r"^#{1,3}\s+")
 _SAFE_LINK = re.compile(r"^https?://", re.I)
 
+# For a page that shows a rendered email on its own, framed by our pages: the email's
+# inline styles and remote images, no script at all, framed only by this site.
+EMAIL_PREVIEW_POLICY = (
+    "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+    "font-src https: data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+
 FONT = ("-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, 'Noto Sans', "
         "'Noto Sans Arabic', 'Noto Sans Hebrew', Arial, sans-serif")
 
