@@ -142,18 +142,24 @@ def _says_sorry(text: str, locale: str) -> bool:
     return _mentions(text, words, anywhere=locale in _UNBOUNDED_SCRIPTS)
 
 
-def _humour_in(text: str) -> str | None:
+def _humour_in(text: str) -> list[str]:
+    """Every humour marker in the text, in order of appearance, each once."""
     lowered = text.casefold()
+    found: list[tuple[int, str]] = []
     for word in HUMOUR_WORDS:
-        if re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", lowered):
-            return word
+        found += [(m.start(), m.group(0)) for m in
+                  re.finditer(r"(?<!\w)" + re.escape(word) + r"(?!\w)", lowered)]
     for symbol in HUMOUR_SYMBOLS:
-        if symbol in lowered:
-            return symbol
+        found += [(m.start(), symbol) for m in re.finditer(re.escape(symbol), lowered)]
     # "hahaha", "lolol", "whoooops", ";)"
-    match = (re.search(r"(?<!\w)(?:ha){2,}|(?<!\w)who+ps(?!\w)|(?<!\w)lo+l(?:ol)*(?!\w)",
-                       lowered) or _EMOTICON.search(lowered))
-    return match.group(0) if match else None
+    for pattern in (r"(?<!\w)(?:ha){2,}", r"(?<!\w)who+ps(?!\w)", r"(?<!\w)lo+l(?:ol)*(?!\w)"):
+        found += [(m.start(), m.group(0)) for m in re.finditer(pattern, lowered)]
+    found += [(m.start(), m.group(0)) for m in _EMOTICON.finditer(lowered)]
+    markers: list[str] = []
+    for _pos, marker in sorted(found):
+        if not any(marker in m or m in marker for m in markers):
+            markers.append(marker)
+    return markers
 
 
 def find_unresolved_merge_tags(text: str, available: Collection[str]) -> list[str]:
@@ -306,14 +312,15 @@ def apology_lint(*, apology: Apology, incident: Incident, audience: AudienceChec
 
     if breach:
         for field, locale, text in places:
-            marker = _humour_in(text)
-            if marker:
+            markers = _humour_in(text)
+            if markers:
                 where = (_("the %(language)s body") % {"language": _language_name(locale)}
                          if locale else _field_label(field))
                 add(Finding(WARNING, "humour", _(
-                    "“%(marker)s” in %(where)s makes light of a data breach: people whose "
+                    "%(markers)s in %(where)s makes light of a data breach: people whose "
                     "data was exposed need a serious, plain tone.") % {
-                        "marker": marker, "where": where}, field=field, locale=locale))
+                        "markers": ", ".join(f"“{m}”" for m in markers), "where": where},
+                    field=field, locale=locale))
 
     if apology.brand_template_id is None:
         add(Finding(WARNING, "no_brand_template", _(

@@ -210,6 +210,14 @@ def test_humour_in_a_breach_apology_warns(text):
     assert "makes light of a data breach" in finding.message
 
 
+def test_every_humour_marker_is_named_once():
+    breach = incident(Kind.DATA_BREACH)
+    a = apology(subject="Notice of data breach", protective_steps=PROTECTIVE_STEPS_DEFAULT,
+                bodies={"en": "Oops 😅 we are sorry, oops. Haha."})
+    assert only(lint(a, breach), "humour").message.startswith("“oops”, “😅”, “haha” in the "
+                                                                "English body makes light")
+
+
 def test_humour_in_a_breach_subject_names_the_subject():
     breach = incident(Kind.DATA_BREACH)
     a = apology(subject="Oops: notice of data breach",
