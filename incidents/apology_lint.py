@@ -92,6 +92,9 @@ VAGUE_SUBJECTS = frozenset({
     "تحديث", "مهم", "مرحبا", "أخبار", "עדכון", "חשוב", "שלום", "חדשות",
 })
 MIN_SUBJECT_LENGTH = 12
+# Short subjects are fine when they name the thing: "Correction", "We're sorry".
+CLEAR_SUBJECT_WORDS = ("correction", "breach", "incident", "recall", "rectificatie",
+                       "correctie", "korekta", "koreksi", "تصحيح", "תיקון")
 
 HUMOUR_WORDS = ("oops", "whoops", "whoopsie", "oopsie", "lol", "lmao", "rofl", "haha",
                 "hehe", "our bad", "my bad", "yikes", "uh-oh", "uh oh", "d'oh", "xd",
@@ -187,6 +190,11 @@ def find_unresolved_merge_tags(text: str, available: Collection[str]) -> list[st
 
 def _is_breach(incident: Incident) -> bool:
     return incident.kind == Kind.DATA_BREACH or incident.pii_exposed
+
+
+def _names_the_problem(subject: str) -> bool:
+    return _mentions(subject, CLEAR_SUBJECT_WORDS) or any(
+        _says_sorry(subject, locale) for locale in APOLOGY_WORDS)
 
 
 def _normalise_subject(subject: str) -> str:
@@ -293,8 +301,9 @@ def apology_lint(*, apology: Apology, incident: Incident, audience: AudienceChec
         add(Finding(ERROR, "subject_missing", _(
             "The subject is empty: say plainly what this is, e.g. “We made a mistake”."),
             field="subject"))
-    elif (_normalise_subject(subject) in VAGUE_SUBJECTS
-          or len(_normalise_subject(subject)) < MIN_SUBJECT_LENGTH):
+    elif _normalise_subject(subject) in VAGUE_SUBJECTS or (
+            len(_normalise_subject(subject)) < MIN_SUBJECT_LENGTH
+            and not _names_the_problem(subject)):
         add(Finding(WARNING, "vague_subject", _(
             "Subject “%(subject)s” is vague: say plainly what happened, e.g. “We made a "
             "mistake”, “Notice of data breach” or “Correction”.") % {"subject": subject},

@@ -179,6 +179,7 @@ def test_findings_follow_the_interface_language():
 # --- Vague subjects -------------------------------------------------------------------
 
 @pytest.mark.parametrize("subject", ["Update", "Important!", "News", "Hello", "hi there",
+                                     "Re: sale",
                                      "An update", "IMPORTANT UPDATE", "Belangrijk", "FYI"])
 def test_vague_subject_warns(subject):
     finding = only(lint(apology(subject=subject)), "vague_subject")
@@ -187,7 +188,8 @@ def test_vague_subject_warns(subject):
 
 
 @pytest.mark.parametrize("subject", ["We made a mistake", "Notice of data breach",
-                                     "Correction: the sale starts tomorrow"])
+                                     "Correction: the sale starts tomorrow", "Correction",
+                                     "We're sorry", "Przepraszamy", "Onze excuses"])
 def test_clear_subject_passes(subject):
     assert "vague_subject" not in codes(lint(apology(subject=subject)))
 
