@@ -251,3 +251,16 @@ def test_step_five_card_for_a_reader(client, manager, incident):
     client.force_login(manager)
     page = client.get(reverse("incidents:incident-detail", args=[incident.pk]))
     assert b"Read the apology" in page.content
+
+
+def test_admin_lists_apologies_read_only(client, admin_user, marketer, incident):
+    apology_save(incident=incident, actor=marketer, subject="We are sorry", from_name="",
+                 from_email="care@x.test", reply_to="", brand_template=None,
+                 default_locale="en", bodies={"en": "Sorry."})
+    client.force_login(admin_user)
+    listing = client.get(reverse("admin:incidents_apology_changelist"))
+    assert listing.status_code == 200 and b"We are sorry" in listing.content
+    apology = Apology.objects.get()
+    response = client.post(reverse("admin:incidents_apology_change", args=[apology.pk]),
+                           {"subject": "Changed"})
+    assert response.status_code == 403 and Apology.objects.get().subject == "We are sorry"
