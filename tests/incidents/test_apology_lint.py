@@ -212,6 +212,18 @@ def test_humour_in_a_breach_apology_warns(text):
     assert "makes light of a data breach" in finding.message
 
 
+@pytest.mark.parametrize("locale,text,language", [
+    ("nl", "Oeps! Het spijt ons.", "Dutch"), ("id", "Maaf ya wkwk", "Indonesian"),
+    ("he", "סליחה 🙈", "Hebrew"), ("pl", "Przepraszamy, hahaha.", "Polish"),
+])
+def test_humour_is_found_in_translations_too(locale, text, language):
+    breach = incident(Kind.DATA_BREACH)
+    a = apology(subject="Notice of data breach", protective_steps=PROTECTIVE_STEPS_DEFAULT,
+                bodies={"en": "We are sorry.", locale: text})
+    finding = only(lint(a, breach), "humour")
+    assert finding.field == f"body_{locale}" and f"the {language} body" in finding.message
+
+
 def test_every_humour_marker_is_named_once():
     breach = incident(Kind.DATA_BREACH)
     a = apology(subject="Notice of data breach", protective_steps=PROTECTIVE_STEPS_DEFAULT,
