@@ -29,6 +29,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 # Audience imports (issue 3): marketing and deliverability load their ESP's exports.
 for _role in (Role.MARKETING, Role.DELIVERABILITY):
     ROLE_PERMISSIONS[_role] = [*ROLE_PERMISSIONS[_role], "audiences.add_subscriber"]
+# Brand templates (messaging): marketing keeps the organisation's usual email look.
+ROLE_PERMISSIONS[Role.MARKETING] = [
+    *ROLE_PERMISSIONS[Role.MARKETING], "messaging.view_brandtemplate",
+    "messaging.add_brandtemplate", "messaging.change_brandtemplate"]
 
 # Roles that see restricted (breach) incidents without being stakeholders.
 OVERSEEING_ROLES = frozenset({Role.MANAGER, Role.ADMIN})

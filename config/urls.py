@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("incidents/", include("incidents.urls")),
     path("audiences/", include("audiences.urls")),
+    path("messaging/", include("messaging.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

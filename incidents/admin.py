@@ -50,3 +50,22 @@ class TimelineEventAdmin(admin.ModelAdmin):
 
 
 from . import plan_admin  # noqa: E402,F401  (issue 5: plan, sign-off, duties)
+
+# --- Step 5: apology content (read-only here: edits go through apology_save) --------------
+from .apology_models import Apology  # noqa: E402
+
+
+@admin.register(Apology)
+class ApologyAdmin(admin.ModelAdmin):
+    list_display = ["incident", "subject", "from_email", "version", "updated_at", "updated_by"]
+    search_fields = ["subject", "incident__title"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(
+            incident__in=incidents_visible_to(request.user))
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from accounts.services import user_create_with_role
 from messaging.demo import demo_audience_ensure
+from messaging.services import brand_template_ensure_demo
 
 from . import services
 from .audience import affected_audience_compute
@@ -44,6 +45,7 @@ def demo_seed() -> list[Incident]:
     """Idempotent: creates only what is missing."""
     users = demo_users_ensure()
     faulty_campaign = demo_audience_ensure()  # messaging.demo: subscribers and campaigns
+    brand_template_ensure_demo()  # the brand's usual email look, for the apology composer
     maya, leo, sam, dana = (users[Role.MARKETING], users[Role.LEGAL], users[Role.SECURITY],
                             users[Role.DELIVERABILITY])
     now = timezone.now()

@@ -380,4 +380,5 @@ class Assessment(models.Model):
         return f"Assessment of incident {self.incident_id}"
 
 
+from .apology_models import Apology  # noqa: E402, F401  (step 5 content, own module)
 from .plan_models import *  # noqa: E402,F401,F403  (plan, sign-off and breach-clock models)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import plan_views, views, views_assessment
+from .apology_views import apology_check, apology_compose, apology_preview
 
 app_name = "incidents"
 
@@ -41,4 +42,8 @@ urlpatterns = [
          name="audience-lookup"),
     path("<int:pk>/assessment/", views_assessment.assessment_update,
          name="assessment-update"),
+    # Step 5: the apology email's content.
+    path("<int:pk>/apology/", apology_compose, name="apology-compose"),
+    path("<int:pk>/apology/check/", apology_check, name="apology-check"),
+    path("<int:pk>/apology/preview/", apology_preview, name="apology-preview"),
 ]

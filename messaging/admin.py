@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
-from .models import Campaign, EspAccount
+from .models import BrandTemplate, Campaign, EspAccount
+from .services import brand_template_set_default
 
 
 @admin.register(EspAccount)
@@ -14,3 +16,19 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ["status", "esp_account"]
     search_fields = ["name", "esp_campaign_id", "subject"]
     filter_horizontal = ["segments"]
+
+
+@admin.register(BrandTemplate)
+class BrandTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "brand_name", "primary_color", "is_default", "updated_at"]
+    readonly_fields = ["is_default", "created_at", "updated_at"]
+    search_fields = ["name", "brand_name"]
+    actions = ["make_default"]
+
+    @admin.action(description=_("Make the selected template the default"))
+    def make_default(self, request, queryset) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, _("Choose exactly one template."), messages.ERROR)
+            return
+        brand_template_set_default(template=queryset.get())
+        self.message_user(request, _("Default brand template changed."))

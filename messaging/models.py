@@ -1,6 +1,10 @@
-"""What was sent and how: ESP accounts, campaigns mirrored from the ESP, who received them."""
+"""What was sent and how: ESP accounts, campaigns mirrored from the ESP, who received them,
+and the brand's email template the apology uses."""
 
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -74,3 +78,82 @@ class CampaignRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} → {self.subscriber_id}"
+
+
+# --- Brand template (the organisation's usual email look) ----------------------------
+
+HEX_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+UNSUBSCRIBE_PLACEHOLDER = "{{ unsubscribe_url }}"
+
+hex_colour = RegexValidator(
+    HEX_COLOUR, _("Write the colour as # and six hex digits, for example #1F5FA8."))
+
+
+def validate_image_location(value: str) -> None:
+    """A logo is an absolute http(s) URL or a path on this site (an uploaded file)."""
+    if value.startswith("/") and not value.startswith("//"):
+        return
+    try:
+        URLValidator(schemes=["http", "https"])(value)
+    except ValidationError:
+        raise ValidationError(
+            _("The logo must be an http(s) address or a path on this site starting with /."),
+            code="invalid") from None
+
+
+def validate_unsubscribe_link(value: str) -> None:
+    if value.strip() == UNSUBSCRIBE_PLACEHOLDER:
+        return
+    try:
+        URLValidator(schemes=["http", "https"])(value.replace(UNSUBSCRIBE_PLACEHOLDER, "x"))
+    except ValidationError:
+        raise ValidationError(
+            _("The unsubscribe link must be %(placeholder)s (filled in per recipient) or an "
+              "http(s) address.") % {"placeholder": UNSUBSCRIBE_PLACEHOLDER},
+            code="invalid") from None
+
+
+class BrandTemplate(models.Model):
+    """The organisation's usual email look, set once and reused by every broadcast.
+
+    Subscribers recognise their brand's usual mail; an apology that looks foreign is
+    more likely to be ignored or reported as spam.
+    """
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    brand_name = models.CharField(_("brand name"), max_length=100,
+                                  help_text=_("Shown in the header when there is no logo."))
+    logo_url = models.CharField(_("logo"), max_length=500, blank=True,
+                                validators=[validate_image_location],
+                                help_text=_("An https:// address or an uploaded file's path."))
+    primary_color = models.CharField(_("primary colour"), max_length=7, default="#2F5F8A",
+                                     validators=[hex_colour])
+    text_color = models.CharField(_("text colour"), max_length=7, default="#1F2933",
+                                  validators=[hex_colour])
+    footer_text = models.TextField(_("footer text"), blank=True)
+    unsubscribe_url = models.CharField(
+        _("unsubscribe link"), max_length=500, default=UNSUBSCRIBE_PLACEHOLDER,
+        validators=[validate_unsubscribe_link],
+        help_text=_("Keep {{ unsubscribe_url }}: the sender fills it in for each recipient."))
+    postal_address = models.TextField(
+        _("postal address"),
+        help_text=_("Anti-spam laws ask for a physical address in marketing mail."))
+    is_default = models.BooleanField(_("default"), default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        verbose_name = _("brand template")
+        verbose_name_plural = _("brand templates")
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True),
+                                    name="brandtemplate_one_default"),
+            models.CheckConstraint(condition=Q(primary_color__regex=HEX_COLOUR),
+                                   name="brandtemplate_primary_color_hex"),
+            models.CheckConstraint(condition=Q(text_color__regex=HEX_COLOUR),
+                                   name="brandtemplate_text_color_hex"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

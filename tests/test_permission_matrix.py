@@ -88,6 +88,17 @@ def plan_data(world):
             "fu-MIN_NUM_FORMS": "0", "fu-MAX_NUM_FORMS": "1000"}
 
 
+def BRAND_EDITORS(code) -> dict:  # noqa: N802 (reads like the other rule builders)
+    """The organisation's brand templates: marketing (the outsider is a marketer) and admins."""
+    return {**everyone(403), "marketing": code, "outsider": code, "admin": code}
+
+
+def brand_pk(world) -> int:
+    from messaging.services import brand_template_ensure_demo
+
+    return brand_template_ensure_demo().pk
+
+
 RULES: dict[str, Rule] = {
     "home": Rule("GET", everyone(302, anonymous=302)),
     "accounts:login": Rule("GET", {**everyone(302), "anonymous": 200}),
@@ -140,6 +151,15 @@ RULES: dict[str, Rule] = {
     "audiences:import-report": Rule("GET", {
         **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
         "outsider": 404}, kwargs={"name": lambda w: "no-such-report.csv"}),
+    # Issue 4 (content): the apology composer and the brand templates.
+    "incidents:apology-compose": Rule("GET", readers()),
+    "incidents:apology-check": Rule("POST", writers(200), {"subject": "We made a mistake"}),
+    "incidents:apology-preview": Rule("GET", readers()),
+    "messaging:brand-list": Rule("GET", BRAND_EDITORS(200)),
+    "messaging:brand-create": Rule("GET", BRAND_EDITORS(200)),
+    "messaging:brand-edit": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
+    "messaging:brand-preview": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
+    "messaging:brand-set-default": Rule("POST", BRAND_EDITORS(302), kwargs={"pk": brand_pk}),
 }
 
 # Extra POST-body for write views checked with the plan edit form.

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0001_initial'),
+        ('incidents', '0002_affected_audience_and_assessment'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

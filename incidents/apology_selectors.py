@@ -1,0 +1,129 @@
+"""Reads for the apology: the draft to show, a sample recipient, the rendered preview."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from messaging.rendering import RenderedEmail, render_branded_email
+from messaging.selectors import brand_template_default
+
+from .apology_lint import (
+    PROTECTIVE_STEPS_DEFAULT,
+    AudienceCheck,
+    Finding,
+    apology_lint,
+    lint_blocks_sending,
+)
+from .apology_models import Apology
+from .models import Incident, Kind
+
+
+def apology_for_incident(*, incident: Incident) -> Apology | None:
+    return Apology.objects.select_related("brand_template", "updated_by").filter(
+        incident=incident).first()
+
+
+def apology_initial(*, incident: Incident) -> Apology:
+    """An unsaved first draft with sensible defaults (the brand, a plain subject)."""
+    brand = brand_template_default()
+    breach = incident.kind == Kind.DATA_BREACH or incident.pii_exposed
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = _("Notice of data breach") if breach else _("We made a mistake")
+    return Apology(
+        incident=incident, subject=subject, brand_template=brand,
+        from_name=brand.brand_name if brand else "", default_locale=settings.LANGUAGE_CODE,
+        bodies={}, protective_steps=PROTECTIVE_STEPS_DEFAULT if breach else "",
+        version=0,
+    )
+
+
+def apology_draft(*, incident: Incident) -> Apology:
+    return apology_for_incident(incident=incident) or apology_initial(incident=incident)
+
+
+def apology_audience_check(*, incident: Incident) -> AudienceCheck | None:
+    """What is known about the apology's audience; None until it has been computed.
+
+    The sending side (incidents.AffectedRecipient + the Broadcast) replaces this with the
+    materialised affected audience's state; until then the linter says "compute first".
+    """
+    return None
+
+
+SAMPLE_PEOPLE = {
+    "en": ("Alex", "Morgan"), "nl": ("Sanne", "de Vries"), "pl": ("Anna", "Kowalska"),
+    "id": ("Siti", "Rahayu"), "ar": ("ليلى", "حداد"), "he": ("נועה", "כהן"),
+}
+
+
+def sample_merge_data(incident: Incident, locale: str) -> dict[str, str]:
+    """Merge data of the person the preview is addressed to.
+
+    For now a fixed sample person per language. Once the affected audience exists
+    (incidents.AffectedRecipient), this should pick a real affected recipient in that
+    locale (falling back to any affected recipient), so the preview shows real data.
+    """
+    first, last = SAMPLE_PEOPLE.get(locale, SAMPLE_PEOPLE["en"])
+    return {"first_name": first, "last_name": last,
+            "email": f"sample.{incident.pk or 0}@example.com",
+            "unsubscribe_url": "https://example.com/unsubscribe/sample"}
+
+
+def apology_compose_body(*, apology: Apology, locale: str) -> str:
+    """The body for one locale plus the compensation and protective-steps blocks."""
+    parts = [apology.body_for(locale).strip()]
+    with translation.override(locale):
+        if apology.coupon_code.strip():
+            parts.append(_("**%(value)s**: use the code **{{ coupon_code }}** at checkout.")
+                         % {"value": apology.compensation_text.strip()})
+        elif apology.compensation_text.strip():
+            parts.append(f"**{apology.compensation_text.strip()}**")
+    if apology.protective_steps.strip():
+        parts.append(apology.protective_steps.strip())
+    return "\n\n".join(p for p in parts if p)
+
+
+def apology_locale_for(*, apology: Apology, locale: str) -> str:
+    """The locale a recipient really gets: theirs if it has a body, else the default."""
+    return locale if (apology.bodies or {}).get(locale, "").strip() else apology.default_locale
+
+
+def apology_render(*, apology: Apology, locale: str, merge_data: dict) -> RenderedEmail:
+    """The apology as one recipient sees it. The sending side calls this per recipient
+    (or once per locale with the ESP's own merge syntax)."""
+    locale = apology_locale_for(apology=apology, locale=locale)
+    return render_branded_email(
+        template=apology.brand_template, subject=apology.subject,
+        body_markdown_or_text=apology_compose_body(apology=apology, locale=locale),
+        merge_data={**merge_data, "coupon_code": apology.coupon_code.strip() or None},
+        locale=locale)
+
+
+@dataclass(frozen=True)
+class ApologySummary:
+    apology: Apology | None
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> int:
+        return sum(f.is_error for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return len(self.findings) - self.errors
+
+    @property
+    def blocks_sending(self) -> bool:
+        return lint_blocks_sending(self.findings)
+
+
+def apology_summary(*, incident: Incident) -> ApologySummary:
+    """For the war room's step-5 card: one query, no rendering."""
+    apology = Apology.objects.filter(incident=incident).first()
+    if apology is None:
+        return ApologySummary(apology=None, findings=[])
+    return ApologySummary(apology=apology, findings=apology_lint(
+        apology=apology, incident=incident,
+        audience=apology_audience_check(incident=incident)))

@@ -1,0 +1,97 @@
+"""Brand templates: the organisation's usual email look, kept by marketing and admins."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.htmx import HtmxHttpRequest, wants_fragment
+
+from . import selectors, services
+from .forms import BrandTemplateForm
+from .models import BrandTemplate
+from .rendering import EMAIL_PREVIEW_POLICY, render_branded_email
+
+SAMPLE_BODY = _(
+    "Dear {{ first_name }},\n\n"
+    "This is how your emails look with this template. Paragraphs, **bold words** and "
+    "links such as https://example.com are styled in your colours.\n\n"
+    "- A list item\n- Another list item\n\n"
+    "Kind regards,\nThe team")
+
+
+@login_required
+@require_GET
+@permission_required("messaging.view_brandtemplate", raise_exception=True)
+def brand_list(request: HtmxHttpRequest) -> HttpResponse:
+    context = {"templates": selectors.brand_template_list(),
+               "can_change": request.user.has_perm("messaging.change_brandtemplate"),
+               "can_add": request.user.has_perm("messaging.add_brandtemplate")}
+    template = "messaging/brand_list.html#brand-table" if wants_fragment(request) \
+        else "messaging/brand_list.html"
+    return render(request, template, context)
+
+
+def _save(request: HtmxHttpRequest, instance: BrandTemplate | None) -> HttpResponse:
+    form = BrandTemplateForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = services.brand_template_save(
+                template=instance, **{name: form.cleaned_data[name] for name in form.fields})
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Brand template “%(name)s” saved.") % {
+                "name": saved.name})
+            return redirect("messaging:brand-edit", pk=saved.pk)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "messaging/brand_form.html",
+                  {"form": form, "template": instance}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@permission_required("messaging.add_brandtemplate", raise_exception=True)
+def brand_create(request: HtmxHttpRequest) -> HttpResponse:
+    return _save(request, None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@permission_required("messaging.change_brandtemplate", raise_exception=True)
+def brand_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _save(request, get_object_or_404(BrandTemplate, pk=pk))
+
+
+@login_required
+@require_POST
+@permission_required("messaging.change_brandtemplate", raise_exception=True)
+def brand_set_default(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    template = get_object_or_404(BrandTemplate, pk=pk)
+    services.brand_template_set_default(template=template)
+    if wants_fragment(request):
+        return render(request, "messaging/brand_list.html#brand-table", {
+            "templates": selectors.brand_template_list(), "can_change": True})
+    messages.success(request, _("“%(name)s” is now the default brand template.") % {
+        "name": template.name})
+    return redirect("messaging:brand-list")
+
+
+@login_required
+@require_GET
+@permission_required("messaging.view_brandtemplate", raise_exception=True)
+@xframe_options_sameorigin
+def brand_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    template = get_object_or_404(BrandTemplate, pk=pk)
+    email = render_branded_email(
+        template=template, subject=_("A sample email"), body_markdown_or_text=str(SAMPLE_BODY),
+        merge_data={"first_name": "Alex", "unsubscribe_url": "https://example.com/unsubscribe"},
+        locale=request.LANGUAGE_CODE)
+    response = HttpResponse(email.html)
+    response["Content-Security-Policy"] = EMAIL_PREVIEW_POLICY
+    response["Cache-Control"] = "no-store"
+    return response
