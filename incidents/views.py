@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -132,62 +134,20 @@ def _after_change(request: HtmxHttpRequest, incident: Incident, *, parts: list[s
 STEP_PARTS = ["step", "header", "tracker", "timeline-events"]
 
 
+def _apply(form, action: Callable[[dict], object]) -> str:
+    """Validate the form and run one service; the error text to show, or "" when it worked."""
+    if not form.is_valid():
+        return _errors(form.errors)
+    try:
+        action(form.cleaned_data)
+    except ValidationError as exc:
+        return _errors(exc)
+    return ""
+
+
 def _step_for(request, pk: int, number: int) -> tuple[Incident, ResponseStep]:
     incident = get_incident_for_user(request.user, pk, write=True)
     return incident, get_object_or_404(ResponseStep, incident=incident, number=number)
-
-
-@login_required
-@require_POST
-def step_status(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
-    incident, step = _step_for(request, pk, number)
-    form = StepStatusForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            services.step_set_status(step=step, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
-                         anchor=f"step-{number}")
-
-
-@login_required
-@require_POST
-def step_owner(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
-    incident, step = _step_for(request, pk, number)
-    form = StepOwnerForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            services.step_assign_owner(step=step, actor=request.user,
-                                       owner=form.cleaned_data["owner"])
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
-                         anchor=f"step-{number}")
-
-
-@login_required
-@require_POST
-def checklist_add(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
-    incident, step = _step_for(request, pk, number)
-    form = ChecklistItemForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            services.checklist_item_add(step=step, actor=request.user,
-                                        text=form.cleaned_data["text"])
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
-                         anchor=f"step-{number}")
 
 
 def _item_for(request, pk: int, item_id: int) -> tuple[Incident, ChecklistItem]:
@@ -197,56 +157,63 @@ def _item_for(request, pk: int, item_id: int) -> tuple[Incident, ChecklistItem]:
     return incident, item
 
 
+def _step_answer(request, incident: Incident, step: ResponseStep, error: str) -> HttpResponse:
+    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
+                         anchor=f"step-{step.number}")
+
+
+@login_required
+@require_POST
+def step_status(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    incident, step = _step_for(request, pk, number)
+    error = _apply(StepStatusForm(request.POST), lambda data: services.step_set_status(
+        step=step, actor=request.user, **data))
+    return _step_answer(request, incident, step, error)
+
+
+@login_required
+@require_POST
+def step_owner(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    incident, step = _step_for(request, pk, number)
+    error = _apply(StepOwnerForm(request.POST), lambda data: services.step_assign_owner(
+        step=step, actor=request.user, owner=data["owner"]))
+    return _step_answer(request, incident, step, error)
+
+
+@login_required
+@require_POST
+def checklist_add(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    incident, step = _step_for(request, pk, number)
+    error = _apply(ChecklistItemForm(request.POST), lambda data: services.checklist_item_add(
+        step=step, actor=request.user, text=data["text"]))
+    return _step_answer(request, incident, step, error)
+
+
 @login_required
 @require_POST
 def checklist_tick(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
     incident, item = _item_for(request, pk, item_id)
-    form = ChecklistTickForm(request.POST)
-    form.is_valid()
-    error = ""
-    try:
-        services.checklist_item_set_done(item=item, actor=request.user,
-                                         done=form.cleaned_data.get("done", False))
-    except ValidationError as exc:
-        error = _errors(exc)
-    return _after_change(request, incident, parts=STEP_PARTS, step=item.step, error=error,
-                         anchor=f"step-{item.step.number}")
+    error = _apply(ChecklistTickForm(request.POST), lambda data: services.checklist_item_set_done(
+        item=item, actor=request.user, done=data["done"]))
+    return _step_answer(request, incident, item.step, error)
 
 
 @login_required
 @require_POST
 def checklist_edit(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
     incident, item = _item_for(request, pk, item_id)
-    form = ChecklistItemForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            services.checklist_item_edit(item=item, actor=request.user,
-                                         text=form.cleaned_data["text"])
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=STEP_PARTS, step=item.step, error=error,
-                         anchor=f"step-{item.step.number}")
+    error = _apply(ChecklistItemForm(request.POST), lambda data: services.checklist_item_edit(
+        item=item, actor=request.user, text=data["text"]))
+    return _step_answer(request, incident, item.step, error)
 
 
 @login_required
 @require_POST
 def checklist_move(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
     incident, item = _item_for(request, pk, item_id)
-    form = ChecklistMoveForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            services.checklist_item_move(item=item, actor=request.user,
-                                         offset=form.cleaned_data["offset"])
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=STEP_PARTS, step=item.step, error=error,
-                         anchor=f"step-{item.step.number}")
+    error = _apply(ChecklistMoveForm(request.POST), lambda data: services.checklist_item_move(
+        item=item, actor=request.user, offset=data["offset"]))
+    return _step_answer(request, incident, item.step, error)
 
 
 @login_required
@@ -263,16 +230,8 @@ def timeline(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def note_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
-    form = NoteForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            services.timeline_note_add(incident=incident, actor=request.user,
-                                       message=form.cleaned_data["message"])
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = _errors(form.errors)
+    error = _apply(NoteForm(request.POST), lambda data: services.timeline_note_add(
+        incident=incident, actor=request.user, message=data["message"]))
     return _after_change(request, incident, parts=["timeline"], error=error, anchor="timeline")
 
 
@@ -281,28 +240,22 @@ def note_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def event_correct(request: HtmxHttpRequest, pk: int, event_id: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     event = get_object_or_404(TimelineEvent, pk=event_id, incident=incident)
-    form = NoteForm(request.POST)
-    error = ""
-    if form.is_valid():
-        services.timeline_correct(event=event, actor=request.user,
-                                  message=form.cleaned_data["message"])
-    else:
-        error = _errors(form.errors)
+    error = _apply(NoteForm(request.POST), lambda data: services.timeline_correct(
+        event=event, actor=request.user, message=data["message"]))
     return _after_change(request, incident, parts=["timeline"], error=error, anchor="timeline")
+
+
+STAKEHOLDER_PARTS = ["stakeholders", "timeline-events"]
 
 
 @login_required
 @require_POST
 def stakeholder_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
-    form = StakeholderForm(request.POST)
-    error = ""
-    if form.is_valid():
-        services.stakeholder_add(incident=incident, actor=request.user, **form.cleaned_data)
-    else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=["stakeholders", "timeline-events"],
-                         error=error, anchor="stakeholders")
+    error = _apply(StakeholderForm(request.POST), lambda data: services.stakeholder_add(
+        incident=incident, actor=request.user, **data))
+    return _after_change(request, incident, parts=STAKEHOLDER_PARTS, error=error,
+                         anchor="stakeholders")
 
 
 @login_required
@@ -315,8 +268,8 @@ def stakeholder_remove(request: HtmxHttpRequest, pk: int, stakeholder_id: int) -
         services.stakeholder_remove(stakeholder=stake, actor=request.user)
     except ValidationError as exc:
         error = _errors(exc)
-    return _after_change(request, incident, parts=["stakeholders", "timeline-events"],
-                         error=error, anchor="stakeholders")
+    return _after_change(request, incident, parts=STAKEHOLDER_PARTS, error=error,
+                         anchor="stakeholders")
 
 
 @login_required

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from playwright.sync_api import expect
 
 from accounts.roles import Role
 from accounts.services import user_create_with_role
@@ -174,6 +175,10 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
 
 
 # --- Headless Chromium (Debian's), driven by Playwright ------------------------------------
+
+# Shared, busy machines: give the page time to answer before an expectation gives up.
+expect.set_options(timeout=15_000)
+
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
