@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.htmx import HtmxHttpRequest, wants_fragment
 
-from . import selectors, services
+from . import monitoring, selectors, services
 from .forms import (
     ChecklistItemForm,
     ChecklistMoveForm,
@@ -88,6 +88,7 @@ def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
         "can_edit": can_work(request.user),
         "note_form": NoteForm(),
         "stakeholder_form": StakeholderForm(),
+        "deliverability": monitoring.deliverability_panel(incident=incident),  # lazy
     }
 
 
