@@ -61,7 +61,7 @@ def tracking_received(sender, event: AnymailTrackingEvent, esp_name: str, **kwar
     row = raw_event_from_anymail(event, esp_name)
     collected = _collected.get()
     if collected is None:
-        services.raw_events_store(rows=[row])
+        services.raw_events_store(esp=row.esp, rows=[row])
     else:
         collected.append(row)
 

@@ -1,10 +1,11 @@
 """What happened to mail after it left: raw webhook payloads and normalised events.
 
-Webhooks store a RawDeliveryEvent per ESP event and answer at once; a Celery task turns
-pending raw rows into DeliveryEvents, one per (esp, dedupe_key), so a redelivered batch
-adds nothing. Subscriber, campaign and broadcast are kept as the identifiers the ESP sent
-back (recipient email, ESP message id, our metadata); `services.delivery_events_link`
-is where foreign keys to messaging/audiences will be filled once those models exist.
+Webhooks store a RawDeliveryEvent per ESP event (grouped in one RawDeliveryBatch per
+request) and answer at once; a Celery task turns pending batches into DeliveryEvents,
+one per (esp, dedupe_key), so a redelivered batch adds nothing. Subscriber, campaign and
+broadcast are kept as the identifiers the ESP sent back (recipient email, ESP message id,
+our metadata); `services.delivery_events_link` is where foreign keys to messaging and
+audiences will be filled once those models exist.
 """
 
 from django.db import models
@@ -26,14 +27,36 @@ class DeliveryKind(models.TextChoices):
     OTHER = "other", _("Other")
 
 
-class RawDeliveryEvent(models.Model):
-    """One ESP event exactly as received, with anymail's normalised fields beside it.
+class RawDeliveryBatch(models.Model):
+    """One webhook request's events: the unit the normalisation task claims.
 
-    Written by the webhook in one bulk insert per request; never changed afterwards
-    except for `processed_at`, set by the normalisation task.
+    Claiming small batch rows (FOR UPDATE SKIP LOCKED) keeps the raw event table
+    insert-only: nothing rewrites the wide JSON rows after they land.
     """
 
     received_at = models.DateTimeField(default=timezone.now)
+    esp = models.CharField(max_length=40)
+    event_count = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], name="rawdeliverybatch_pending",
+                         condition=Q(processed_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp} batch {self.pk} ({self.event_count})"
+
+
+class RawDeliveryEvent(models.Model):
+    """One ESP event exactly as received, with anymail's normalised fields beside it.
+
+    Written by the webhook in one bulk insert per request, never changed afterwards.
+    """
+
+    batch = models.ForeignKey(RawDeliveryBatch, on_delete=models.CASCADE,
+                              related_name="events")
     esp = models.CharField(max_length=40)
     esp_account = models.CharField(max_length=100)
     # anymail's normalised event_type ("bounced", "delivered", ...), or the sandbox's kind.
@@ -53,13 +76,6 @@ class RawDeliveryEvent(models.Model):
     description = models.TextField(blank=True)
     mta_response = models.TextField(blank=True)
     esp_event = models.JSONField(null=True, blank=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["id"], name="rawdelivery_pending",
-                         condition=Q(processed_at__isnull=True)),
-        ]
 
     def __str__(self) -> str:
         return f"{self.esp} {self.event_type} {self.recipient}"

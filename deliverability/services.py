@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import feedback
-from .models import DeliveryEvent, RawDeliveryEvent
+from .models import DeliveryEvent, RawDeliveryBatch, RawDeliveryEvent
 from .normalise import int_or_none
 
 log = logging.getLogger(__name__)
@@ -17,15 +17,18 @@ DISPATCH_BATCH = 1000
 
 
 @transaction.atomic
-def raw_events_store(*, rows: list[RawDeliveryEvent]) -> int:
-    """Write one request's events in one INSERT and queue their processing after commit."""
+def raw_events_store(*, esp: str, rows: list[RawDeliveryEvent]) -> RawDeliveryBatch | None:
+    """Write one request's events as one batch and queue their processing after commit."""
     if not rows:
-        return 0
+        return None
+    batch = RawDeliveryBatch.objects.create(esp=esp, event_count=len(rows))
+    for row in rows:
+        row.batch = batch
     RawDeliveryEvent.objects.bulk_create(rows, batch_size=1000)
     from .tasks import normalise_delivery_events
 
     transaction.on_commit(normalise_delivery_events.delay)
-    return len(rows)
+    return batch
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ class NormaliseResult:
     created: int = 0
 
 
-_RAW_FIELDS = ("id", "received_at", "esp", "esp_account", "kind", "dedupe_key", "event_id",
-               "message_id", "recipient", "occurred_at", "metadata", "description")
+_RAW_FIELDS = ("id", "batch__received_at", "esp", "esp_account", "kind", "dedupe_key",
+               "event_id", "message_id", "recipient", "occurred_at", "metadata", "description")
 
 
 def _event_from_raw(row: dict) -> DeliveryEvent:
@@ -43,8 +46,8 @@ def _event_from_raw(row: dict) -> DeliveryEvent:
     campaign = metadata.get("campaign_id", "")
     return DeliveryEvent(
         esp=row["esp"], esp_account=row["esp_account"], kind=row["kind"],
-        occurred_at=row["occurred_at"] or row["received_at"], dedupe_key=row["dedupe_key"],
-        event_id=row["event_id"], message_id=row["message_id"],
+        occurred_at=row["occurred_at"] or row["batch__received_at"],
+        dedupe_key=row["dedupe_key"], event_id=row["event_id"], message_id=row["message_id"],
         recipient=row["recipient"],
         campaign_key=str(campaign)[:100] if campaign not in (None, "") else "",
         broadcast_id=int_or_none(metadata.get("broadcast_id")),
@@ -53,33 +56,47 @@ def _event_from_raw(row: dict) -> DeliveryEvent:
     )
 
 
-def delivery_events_normalise(*, batch_size: int = NORMALISE_BATCH) -> NormaliseResult:
-    """Turn every pending raw event into at most one DeliveryEvent.
+def _claim_batches(max_events: int) -> list[int]:
+    pending = (RawDeliveryBatch.objects.select_for_update(skip_locked=True)
+               .filter(processed_at__isnull=True).order_by("id")
+               .values_list("id", "event_count")[:100])
+    claimed, total = [], 0
+    for batch_id, count in pending:
+        if claimed and total + count > max_events:
+            break
+        claimed.append(batch_id)
+        total += count
+    return claimed
 
-    Each batch is claimed with FOR UPDATE SKIP LOCKED, so several workers share the work
-    without doing it twice, and inserted with ON CONFLICT DO NOTHING on (esp, dedupe_key):
-    an event seen before — a redelivered batch, or a duplicate within one — adds nothing.
+
+def delivery_events_normalise(*, batch_size: int = NORMALISE_BATCH) -> NormaliseResult:
+    """Turn every pending raw batch into DeliveryEvents, at most one per ESP event.
+
+    Batches are claimed with FOR UPDATE SKIP LOCKED, so several workers share the work
+    without doing it twice, and events are inserted with ON CONFLICT DO NOTHING on
+    (esp, dedupe_key): an event seen before — a redelivered batch, or a duplicate within
+    one — adds nothing.
     """
     processed = created = 0
     while True:
         with transaction.atomic():
-            rows = list(RawDeliveryEvent.objects.select_for_update(skip_locked=True)
-                        .filter(processed_at__isnull=True).order_by("id")
-                        .values(*_RAW_FIELDS)[:batch_size])
-            if not rows:
+            batch_ids = _claim_batches(batch_size)
+            if not batch_ids:
                 break
-            ids = [row["id"] for row in rows]
+            rows = list(RawDeliveryEvent.objects.filter(batch_id__in=batch_ids)
+                        .values(*_RAW_FIELDS))
+            before = DeliveryEvent.objects.filter(raw__batch_id__in=batch_ids).count()
             DeliveryEvent.objects.bulk_create([_event_from_raw(row) for row in rows],
-                                              batch_size=batch_size, ignore_conflicts=True)
-            RawDeliveryEvent.objects.filter(id__in=ids).update(processed_at=timezone.now())
-            new = DeliveryEvent.objects.filter(raw_id__in=ids).count()
-            delivery_events_link(raw_ids=ids)
+                                              batch_size=2000, ignore_conflicts=True)
+            new = DeliveryEvent.objects.filter(raw__batch_id__in=batch_ids).count() - before
+            RawDeliveryBatch.objects.filter(id__in=batch_ids).update(processed_at=timezone.now())
+            delivery_events_link(batch_ids=batch_ids)
         processed += len(rows)
         created += new
     return NormaliseResult(processed=processed, created=created)
 
 
-def delivery_events_link(*, raw_ids: list[int]) -> int:
+def delivery_events_link(*, batch_ids: list[int]) -> int:
     """Fill foreign keys to messaging and audiences for the events just normalised.
 
     A stub until those models exist on this branch. The lead wires it as one set-based
@@ -87,7 +104,8 @@ def delivery_events_link(*, raw_ids: list[int]) -> int:
 
         UPDATE deliverability_deliveryevent e SET subscriber_id = s.id
           FROM audiences_subscriber s
-         WHERE e.raw_id = ANY(%s) AND e.subscriber_id IS NULL AND s.email = e.recipient
+          JOIN deliverability_rawdeliveryevent r ON r.id = e.raw_id
+         WHERE r.batch_id = ANY(%s) AND e.subscriber_id IS NULL AND s.email = e.recipient
 
     and likewise broadcast (e.broadcast_id from our metadata), campaign (e.campaign_key)
     and the recipient log / ledger row (e.message_id, e.recipient_id). Returns rows linked.
@@ -108,13 +126,9 @@ def delivery_events_dispatch(*, batch_size: int = DISPATCH_BATCH) -> int:
                 dispatched_at__isnull=True).order_by("id")
             listeners = feedback.delivery_listeners()
             if not listeners:
-                # Nothing listens yet: mark the lot in one statement.
-                ids = list(pending.values_list("id", flat=True)[:batch_size * 10])
-                if not ids:
-                    return dispatched
-                DeliveryEvent.objects.filter(id__in=ids).update(dispatched_at=timezone.now())
-                dispatched += len(ids)
-                continue
+                # Nothing listens (yet): mark the lot in one statement.
+                return dispatched + DeliveryEvent.objects.filter(
+                    dispatched_at__isnull=True).update(dispatched_at=timezone.now())
             events = list(pending[:batch_size])
             if not events:
                 return dispatched

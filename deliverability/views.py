@@ -70,7 +70,7 @@ def accept_events(view: Callable) -> Callable:
                 return HttpResponse(f"Malformed webhook payload: {exc}\n"[:500], status=400,
                                     content_type="text/plain")
         if response.status_code < 300 and rows:
-            services.raw_events_store(rows=rows)
+            services.raw_events_store(esp=rows[0].esp, rows=rows)
         return response
 
     return wrapped

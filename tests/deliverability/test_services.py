@@ -122,10 +122,10 @@ def test_raw_row_keeps_the_esp_payload_and_anymail_fields(client):
     assert raw.esp_event["sg_event_id"] == "raw-1"
     assert (raw.event_type, raw.kind, raw.event_id) == ("bounced", "bounced_hard", "raw-1")
     assert raw.mta_response == "550 5.1.1 unknown user"
-    assert raw.processed_at is None
+    assert raw.batch.event_count == 1 and raw.batch.processed_at is None
     services.delivery_events_normalise()
-    raw.refresh_from_db()
-    assert raw.processed_at is not None
+    raw.batch.refresh_from_db()
+    assert raw.batch.processed_at is not None
 
 
 def test_a_replayed_batch_changes_nothing(client):

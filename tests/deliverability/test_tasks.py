@@ -2,7 +2,7 @@
 
 import pytest
 
-from deliverability.models import DeliveryEvent, RawDeliveryEvent
+from deliverability.models import DeliveryEvent, RawDeliveryBatch, RawDeliveryEvent
 from tests.conftest import wait_for
 
 from . import payloads as p
@@ -20,7 +20,7 @@ def test_webhook_events_are_normalised_by_a_real_worker(client, celery_worker):
     assert response.status_code == 200
     assert RawDeliveryEvent.objects.count() == 52
 
-    wait_for(lambda: not RawDeliveryEvent.objects.filter(processed_at__isnull=True).exists())
+    wait_for(lambda: not RawDeliveryBatch.objects.filter(processed_at__isnull=True).exists())
     assert DeliveryEvent.objects.count() == 51
     assert DeliveryEvent.objects.get(recipient="gone@example.com").kind == "bounced_hard"
     wait_for(lambda: not DeliveryEvent.objects.filter(dispatched_at__isnull=True).exists())
