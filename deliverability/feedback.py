@@ -3,9 +3,12 @@
 Deliverability knows nothing of subscribers or the apology ledger (they live in audiences
 and messaging, built elsewhere). It offers two plug points instead:
 
-* ``delivery_listener_register(fn)``: ``fn(event)`` is called once for every new
-  DeliveryEvent, after it is committed (``on_delivery_event``). Messaging will register
-  one that settles apology ledger rows left *in doubt* from the event's metadata.
+* ``delivery_listener_register(fn, kinds=...)``: ``fn(event)`` is called once for every
+  new DeliveryEvent of those kinds (all kinds if None), after it is committed
+  (``on_delivery_event``). Messaging will register one that settles apology ledger rows
+  left *in doubt* from the event's metadata (kinds: delivered, bounces, rejected).
+  Events of kinds nobody listens to are stored as already dispatched, so the bulk of
+  traffic (opens, clicks, deferrals) costs no second write.
 * ``SubscriberFeedback(port)``: a ready-made listener applying the feedback policy — a
   hard bounce or a spam complaint suppresses the address (onto a suppression list named
   for the reason), an unsubscribe unsubscribes it; nothing is ever deleted. Audiences
@@ -17,7 +20,7 @@ a listener ran but before ``dispatched_at`` was saved will dispatch it again).
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from .models import DeliveryEvent, DeliveryKind
@@ -26,7 +29,7 @@ log = logging.getLogger(__name__)
 
 DeliveryListener = Callable[[DeliveryEvent], None]
 
-_listeners: list[DeliveryListener] = []
+_listeners: dict[DeliveryListener, frozenset[str] | None] = {}
 
 # Suppression list names, one per reason (audiences creates them on first use).
 SUPPRESSION_LISTS = {
@@ -45,7 +48,13 @@ class SubscriberStatusPort(Protocol):
 
 
 class SubscriberFeedback:
-    """Listener: hard bounce / complaint -> suppress; unsubscribe -> unsubscribed."""
+    """Listener: hard bounce / complaint -> suppress; unsubscribe -> unsubscribed.
+
+    Register it with ``kinds=SubscriberFeedback.KINDS``.
+    """
+
+    KINDS = frozenset({DeliveryKind.BOUNCED_HARD, DeliveryKind.COMPLAINED,
+                       DeliveryKind.UNSUBSCRIBED})
 
     def __init__(self, port: SubscriberStatusPort) -> None:
         self.port = port
@@ -60,21 +69,32 @@ class SubscriberFeedback:
             self.port.unsubscribe(email=event.recipient, event=event)
 
 
-def delivery_listener_register(listener: DeliveryListener) -> None:
-    if listener not in _listeners:
-        _listeners.append(listener)
+def delivery_listener_register(listener: DeliveryListener, *,
+                               kinds: Iterable[str] | None = None) -> None:
+    """Register (or re-register with other kinds) a listener; kinds=None means all."""
+    _listeners[listener] = frozenset(kinds) if kinds is not None else None
 
 
 def delivery_listener_unregister(listener: DeliveryListener) -> None:
-    if listener in _listeners:
-        _listeners.remove(listener)
+    _listeners.pop(listener, None)
 
 
 def delivery_listeners() -> tuple[DeliveryListener, ...]:
     return tuple(_listeners)
 
 
+def dispatched_kinds() -> frozenset[str] | None:
+    """The kinds some listener wants (None: every kind; empty: nobody listens)."""
+    wanted: set[str] = set()
+    for kinds in _listeners.values():
+        if kinds is None:
+            return None
+        wanted |= kinds
+    return frozenset(wanted)
+
+
 def on_delivery_event(event: DeliveryEvent) -> None:
-    """Hand one committed event to every registered listener."""
-    for listener in tuple(_listeners):
-        listener(event)
+    """Hand one committed event to every listener that wants its kind."""
+    for listener, kinds in tuple(_listeners.items()):
+        if kinds is None or event.kind in kinds:
+            listener(event)

@@ -7,33 +7,58 @@ request that fails validation or parsing half-way stores nothing. A signal sent 
 a request (someone calling anymail directly) is stored at once.
 """
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from anymail.signals import AnymailTrackingEvent
 
 from . import services
-from .models import RawDeliveryEvent
 from .normalise import classify, dedupe_key, esp_slug
 
-_collected: ContextVar[list[RawDeliveryEvent] | None] = ContextVar(
+_collected: ContextVar[list["RawEvent"] | None] = ContextVar(
     "deliverability_collected", default=None)
+
+
+class RawEvent(NamedTuple):
+    """One event as it will be stored (RawDeliveryEvent's columns, batch aside).
+
+    A plain tuple rather than a model instance: building 1,000 Django models per
+    request cost more than parsing and storing them together.
+    """
+
+    esp: str
+    esp_account: str
+    event_type: str
+    kind: str
+    dedupe_key: uuid.UUID
+    event_id: str
+    message_id: str
+    recipient: str
+    occurred_at: datetime | None
+    metadata: dict
+    tags: list
+    reject_reason: str
+    description: str
+    mta_response: str
+    esp_event: Any
 
 
 def _text(value: Any, limit: int) -> str:
     return "" if value is None else str(value)[:limit]
 
 
-def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawDeliveryEvent:
+def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawEvent:
     esp = esp_slug(esp_name)
     metadata = event.metadata if isinstance(event.metadata, dict) else {}
     recipient = _text(event.recipient, 254).strip().lower()
     event_type = _text(event.event_type, 32)
     event_id = _text(event.event_id, 255)
     message_id = _text(event.message_id, 255)
-    return RawDeliveryEvent(
+    return RawEvent(
         esp=esp,
         esp_account=_text(metadata.get("esp_account") or esp, 100),
         event_type=event_type,
@@ -67,8 +92,8 @@ def tracking_received(sender, event: AnymailTrackingEvent, esp_name: str, **kwar
 
 
 @contextmanager
-def collect() -> Iterator[list[RawDeliveryEvent]]:
-    rows: list[RawDeliveryEvent] = []
+def collect() -> Iterator[list[RawEvent]]:
+    rows: list[RawEvent] = []
     token = _collected.set(rows)
     try:
         yield rows

@@ -99,8 +99,9 @@ class DeliveryEvent(models.Model):
     broadcast_id = models.BigIntegerField(null=True, blank=True)
     recipient_id = models.BigIntegerField(null=True, blank=True)
     description = models.TextField(blank=True)
-    raw = models.ForeignKey(RawDeliveryEvent, on_delete=models.SET_NULL, null=True,
-                            blank=True, related_name="+")
+    # The raw row it came from. Not a foreign key: raw payloads may be pruned on their own
+    # schedule, and an FK check per row is a cost the ingest path does not need.
+    raw_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # Set once every registered listener (feedback) has seen the event.
     dispatched_at = models.DateTimeField(null=True, blank=True)

@@ -100,9 +100,29 @@ def test_brevo_soft_and_hard_bounces_without_event_ids(client):
     assert DeliveryEvent.objects.get(recipient="a@example.com").broadcast_id == 9
 
 
-def test_our_metadata_is_kept_on_the_event(client):
+@pytest.fixture(params=["postgresql", "portable"])
+def storage_path(request, monkeypatch):
+    """Run a test through the PostgreSQL fast path (COPY, INSERT ... SELECT) and through
+    the portable ORM path the embedded SQLite run uses."""
+    if request.param == "portable":
+        monkeypatch.setattr(services.connection, "vendor", "sqlite")
+    return request.param
+
+
+def test_our_metadata_is_kept_on_the_event(client, storage_path):
     _post(client, SENDGRID, [p.sendgrid_event("bounce", broadcast_id="17", recipient_id="4711",
                                               campaign_id="spring-sale", esp_account="sg-eu")])
+    _post(client, SANDBOX, [
+        p.sandbox_event(event_id="m1", metadata={"broadcast_id": " 42 ", "recipient_id": "4x",
+                                                 "campaign_id": 12}),
+        p.sandbox_event(event_id="m2", metadata={"broadcast_id": True, "campaign_id": ["x"],
+                                                 "recipient_id": 99999999999999999999}),
+    ])
+    services.delivery_events_normalise()
+    m1 = DeliveryEvent.objects.get(event_id="m1")
+    assert (m1.broadcast_id, m1.recipient_id, m1.campaign_key) == (42, None, "12")
+    m2 = DeliveryEvent.objects.get(event_id="m2")
+    assert (m2.broadcast_id, m2.recipient_id, m2.campaign_key) == (None, None, "")
     body, headers = p.sns_notification(p.ses_bounce_message(
         metadata={"broadcast_id": 18, "recipient_id": "not-a-number"}))
     _post(client, SES, body, **headers)
@@ -116,7 +136,7 @@ def test_our_metadata_is_kept_on_the_event(client):
     assert ses.message_id == "0100017f2e1f-ses-message-id-000000"
 
 
-def test_raw_row_keeps_the_esp_payload_and_anymail_fields(client):
+def test_raw_row_keeps_the_esp_payload_and_anymail_fields(client, storage_path):
     _post(client, SENDGRID, [p.sendgrid_event("bounce", sg_event_id="raw-1")])
     raw = RawDeliveryEvent.objects.get()
     assert raw.esp_event["sg_event_id"] == "raw-1"
@@ -128,7 +148,7 @@ def test_raw_row_keeps_the_esp_payload_and_anymail_fields(client):
     assert raw.batch.processed_at is not None
 
 
-def test_a_replayed_batch_changes_nothing(client):
+def test_a_replayed_batch_changes_nothing(client, storage_path):
     batch = [p.sendgrid_event(kind, email=f"r{i}@example.com", sg_event_id=f"replay-{i}")
              for i, kind in enumerate(["delivered", "bounce", "spamreport", "unsubscribe"])]
     _post(client, SENDGRID, batch)
@@ -239,7 +259,23 @@ def test_a_failing_listener_leaves_its_event_pending_for_the_next_run(client, no
     assert attempts == ["ann@example.com", "ann@example.com"]
 
 
-def test_without_listeners_events_are_marked_dispatched_in_bulk(client, no_listeners):
+def test_without_listeners_events_are_stored_as_dispatched(client, no_listeners):
     _post(client, SANDBOX, [p.sandbox_event(event_id=f"n{i}") for i in range(30)])
     services.delivery_events_normalise()
-    assert services.delivery_events_dispatch() == 30
+    assert not DeliveryEvent.objects.filter(dispatched_at__isnull=True).exists()
+    assert services.delivery_events_dispatch() == 0
+
+
+def test_kinds_nobody_listens_to_are_stored_as_already_dispatched(client, no_listeners,
+                                                                  storage_path):
+    port = RecordingPort()
+    feedback.delivery_listener_register(feedback.SubscriberFeedback(port),
+                                        kinds=feedback.SubscriberFeedback.KINDS)
+    _post(client, SANDBOX, [p.sandbox_event("opened", event_id="k1"),
+                            p.sandbox_event("delivered", event_id="k2"),
+                            p.sandbox_event("complained", event_id="k3")])
+    services.delivery_events_normalise()
+    pending = DeliveryEvent.objects.filter(dispatched_at__isnull=True)
+    assert list(pending.values_list("kind", flat=True)) == ["complained"]
+    assert services.delivery_events_dispatch() == 1
+    assert port.calls == [("suppress", "ann@example.com", "complained", "Spam complaints")]
