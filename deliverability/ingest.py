@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from anymail.signals import AnymailTrackingEvent
 
 from . import services
-from .normalise import classify, dedupe_key, esp_slug
+from .normalise import classify, dedupe_key, esp_slug, our_ids
 
 _collected: ContextVar[list["RawEvent"] | None] = ContextVar(
     "deliverability_collected", default=None)
@@ -39,6 +39,9 @@ class RawEvent(NamedTuple):
     message_id: str
     recipient: str
     occurred_at: datetime | None
+    campaign_key: str
+    broadcast_id: int | None
+    recipient_id: int | None
     metadata: dict
     tags: list
     reject_reason: str
@@ -58,6 +61,7 @@ def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawEve
     event_type = _text(event.event_type, 32)
     event_id = _text(event.event_id, 255)
     message_id = _text(event.message_id, 255)
+    campaign_key, broadcast_id, recipient_id = our_ids(metadata)
     return RawEvent(
         esp=esp,
         esp_account=_text(metadata.get("esp_account") or esp, 100),
@@ -67,7 +71,8 @@ def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawEve
                               event_type=event_type, occurred_at=event.timestamp,
                               recipient=recipient),
         event_id=event_id, message_id=message_id, recipient=recipient,
-        occurred_at=event.timestamp, metadata=metadata,
+        occurred_at=event.timestamp, campaign_key=campaign_key, broadcast_id=broadcast_id,
+        recipient_id=recipient_id, metadata=metadata,
         tags=list(event.tags or []), reject_reason=_text(event.reject_reason, 32),
         description=_text(event.description, 2000), mta_response=_text(event.mta_response, 2000),
         esp_event=_jsonable(event.esp_event),

@@ -61,8 +61,8 @@ class RawDeliveryEvent(models.Model):
     esp_account = models.CharField(max_length=100)
     # anymail's normalised event_type ("bounced", "delivered", ...), or the sandbox's kind.
     event_type = models.CharField(max_length=32)
-    # Our kind and dedupe key are a pure function of the payload, computed on receipt
-    # (microseconds) so that normalisation is one set-based statement; `classify` can be
+    # Our kind, dedupe key and ids are pure functions of the payload, computed on receipt
+    # (microseconds) so that normalisation is one set-based statement; normalise.py can be
     # re-run over esp_event should the mapping change.
     kind = models.CharField(max_length=16, choices=DeliveryKind.choices)
     dedupe_key = models.UUIDField()
@@ -70,6 +70,10 @@ class RawDeliveryEvent(models.Model):
     message_id = models.CharField(max_length=255, blank=True)
     recipient = models.CharField(max_length=254, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
+    # Our identifiers read from the metadata on receipt (see normalise.our_ids).
+    campaign_key = models.CharField(max_length=100, blank=True)
+    broadcast_id = models.BigIntegerField(null=True, blank=True)
+    recipient_id = models.BigIntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
     reject_reason = models.CharField(max_length=32, blank=True)

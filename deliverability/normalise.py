@@ -5,6 +5,7 @@ is hard versus soft bounce, which each ESP spells differently and which decides 
 subscriber is suppressed. The rules below follow each ESP's documented payload.
 """
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ ANYMAIL_KINDS: dict[str, str] = {
 SPARKPOST_HARD_CLASSES = frozenset({"10", "30", "90"})
 
 
+@functools.lru_cache(maxsize=64)
 def esp_slug(esp_name: str) -> str:
     """anymail's display name ("Amazon SES") -> our key ("amazon_ses")."""
     return esp_name.strip().lower().replace(" ", "_")
@@ -120,3 +122,15 @@ def int_or_none(value: Any) -> int | None:
         number = int(value)
         return number if -(2**63) <= number < 2**63 else None
     return None
+
+
+def our_ids(metadata: Any) -> tuple[str, int | None, int | None]:
+    """(campaign_key, broadcast_id, recipient_id) from the metadata we sent with a message."""
+    if not isinstance(metadata, Mapping):
+        return "", None, None
+    campaign = metadata.get("campaign_id")
+    # strings and numbers only: a boolean or an object is nobody's id
+    campaign_key = (str(campaign)[:100] if isinstance(campaign, str | int | float)
+                    and not isinstance(campaign, bool) else "")
+    return (campaign_key, int_or_none(metadata.get("broadcast_id")),
+            int_or_none(metadata.get("recipient_id")))

@@ -1,6 +1,7 @@
 import logging
 
 from celery import shared_task
+from django.core.cache import cache
 from django.db import OperationalError
 
 from . import services
@@ -11,6 +12,8 @@ log = logging.getLogger(__name__)
 @shared_task(bind=True, max_retries=5, ignore_result=True)
 def normalise_delivery_events(self) -> int:
     """Process whatever raw events are pending (any worker may take any of them)."""
+    # Clear the flag first: a batch stored from now on queues a new run.
+    cache.delete(services.NORMALISE_QUEUED_KEY)
     try:
         result = services.delivery_events_normalise()
         services.delivery_events_dispatch()
