@@ -155,3 +155,14 @@ def test_panel_queries_do_not_grow_with_events(client, incident, marketer,
     add_events("delivered", 500, timezone.now() - timedelta(minutes=1))
     with django_assert_max_num_queries(few):
         client.get(url)
+
+
+def test_war_room_shows_a_deliverability_alert_on_the_timeline(client, incident, marketer):
+    _bad_week(incident)
+    monitoring.deliverability_check(incident=incident,
+                                    now=incident.declared_at + timedelta(hours=1))
+    client.force_login(marketer)
+    response = client.get(reverse("incidents:incident-detail", args=[incident.pk]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Deliverability alert" in body and "· Amends" in body
