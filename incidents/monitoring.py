@@ -220,20 +220,32 @@ class DeliverabilityPanel:
 
     @cached_property
     def series(self) -> list[dict]:
-        return selectors.delivery_series(start=self.window.start,
-                                         end=self.window.observed_end,
-                                         bucket=self.window.bucket, filters=self.filters)
+        """Seven days before the incident (daily, for context), then the window so far
+        (hourly for its first two days, daily after). Two grouped queries."""
+        before = selectors.delivery_series(start=self.window.start - timedelta(days=7),
+                                           end=self.window.start, bucket="day",
+                                           filters=self.filters)
+        after = selectors.delivery_series(start=self.window.start,
+                                          end=self.window.observed_end,
+                                          bucket=self.window.bucket, filters=self.filters)
+        for row in before:
+            row["before"], row["fmt"] = True, "day"
+        for row in after:
+            row["before"], row["fmt"] = False, self.window.bucket
+        return before + after
 
     @cached_property
     def charts(self) -> list[str]:
         out = []
         for metric in CHART_METRICS:
+            denominator = thresholds.RATE_DENOMINATOR[metric]
             out.append(charts.rate_chart_svg(
                 title=str(thresholds.METRICS[metric]),
-                points=[(row["bucket"], row[metric]) for row in self.series],
+                points=[charts.Point(when=row["bucket"], rate=row[metric],
+                                     volume=row[denominator], before=row["before"],
+                                     bucket=row["fmt"]) for row in self.series],
                 baseline=self.baseline[metric],
-                thresholds=[(t.label, t.limit) for t in self.thresholds if t.metric == metric],
-                bucket=self.window.bucket))
+                thresholds=[(t.label, t.limit) for t in self.thresholds if t.metric == metric]))
         return out
 
     @cached_property
