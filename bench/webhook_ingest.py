@@ -224,9 +224,11 @@ def main() -> int:
         product = TOTAL / (finished - began)
         latencies.sort()
         p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
+        spread = "/".join(f"{latencies[int(len(latencies) * q)] * 1000:.0f}"
+                          for q in (0.5, 0.9, 0.99))
         print(f"# {TOTAL} events in {len(bodies)} POSTs by {CLIENTS} clients; posting took "
               f"{posted - began:.1f} s, normalised {finished - posted:.1f} s after the last "
-              f"POST; median POST {latencies[len(latencies) // 2] * 1000:.0f} ms",
+              f"POST; POST ms p50/p90/p99/max {spread}/{latencies[-1] * 1000:.0f}",
               file=sys.stderr)
         print(f"webhook_ingest ratio={product / copy_rate:.3f} product={product:.0f} "
               f"copy={copy_rate:.0f} post_p95_ms={p95:.1f}")
