@@ -24,3 +24,32 @@ def test_webhook_events_are_normalised_by_a_real_worker(client, celery_worker):
     assert DeliveryEvent.objects.count() == 51
     assert DeliveryEvent.objects.get(recipient="gone@example.com").kind == "bounced_hard"
     wait_for(lambda: not DeliveryEvent.objects.filter(dispatched_at__isnull=True).exists())
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_threshold_alert_emails_the_deliverability_owner_through_the_worker(
+        celery_worker, marketer, deliverability_lead):
+    from datetime import timedelta
+
+    from incidents import monitoring, services
+    from tests.factories import declare
+
+    from .helpers import add_events
+
+    incident = declare(marketer, title="Wrong list mailed")
+    services.step_assign_owner(step=incident.steps.get(number=6), actor=marketer,
+                               owner=deliverability_lead)
+    add_events("delivered", 1000, incident.declared_at)
+    add_events("complained", 5, incident.declared_at)  # 0.5 %
+    raised = monitoring.deliverability_check(incident=incident,
+                                             now=incident.declared_at + timedelta(minutes=5))
+    assert len(raised) == 2
+
+    inbox = celery_worker["inbox"]
+
+    def owner_mail():
+        return [m for m in inbox.messages if "dana@example.test" in m.rcpt_tos
+                and b"[Deliverability] Wrong list mailed" in m.content]
+
+    assert len(wait_for(lambda: len(owner_mail()) >= 2 and owner_mail())) == 2
