@@ -66,7 +66,8 @@ def accept_events(view: Callable) -> Callable:
                 return HttpResponse("This webhook is not configured on this server.\n",
                                     status=403, content_type="text/plain")
             except MALFORMED as exc:
-                log.info("webhook %s: malformed payload: %s", request.path, exc)
+                # The ESP will not retry a 400: say loudly what was refused.
+                log.warning("webhook %s: malformed payload refused: %r", request.path, exc)
                 return HttpResponse(f"Malformed webhook payload: {exc}\n"[:500], status=400,
                                     content_type="text/plain")
         if response.status_code < 300 and rows:
