@@ -195,3 +195,45 @@ def post_json(client, url: str, payload, *, auth: bool = True, **headers):
     extra = {**(basic_auth() if auth else {}), **headers}
     body = payload if isinstance(payload, str | bytes) else json.dumps(payload)
     return client.post(url, data=body, content_type="application/json", **extra)
+
+
+# --- SparkPost ----------------------------------------------------------------------------
+
+def sparkpost_event(event_type: str = "bounce", *, bounce_class: str | None = "10",
+                    email: str = "ann@example.com", event_id: str = "92356927693813856",
+                    rcpt_meta: dict | None = None) -> dict:
+    event = {
+        "type": event_type, "event_id": event_id, "timestamp": str(EPOCH),
+        "transmission_id": "65832150921904138", "message_id": "0e0d94b7-9085-4e3c-ab30",
+        "raw_rcpt_to": email, "rcpt_to": email.lower(), "campaign_id": "apology",
+        "rcpt_meta": rcpt_meta or {}, "raw_reason": "550 5.1.1 <ann@example.com>: unknown",
+        "reason": "550 5.1.1 ...@... unknown", "num_retries": "0",
+    }
+    if bounce_class is not None:
+        event["bounce_class"] = bounce_class
+    return {"msys": {"message_event": event}}
+
+
+# --- Mandrill -------------------------------------------------------------------------------
+
+MANDRILL_KEY = "mandrill-test-webhook-key"
+MANDRILL_URL = "https://amends.example/webhooks/mandrill/"
+
+
+def mandrill_post(events: list[dict], *, key: str = MANDRILL_KEY) -> tuple[dict, dict]:
+    """(form data, headers): Mandrill posts `mandrill_events` form-encoded and signs the
+    webhook URL followed by each POST key and value, HMAC-SHA1, base64."""
+    data = {"mandrill_events": json.dumps(events)}
+    signed = MANDRILL_URL + "".join(k + data[k] for k in sorted(data))
+    signature = base64.b64encode(hmac.new(key.encode(), signed.encode(),
+                                          hashlib.sha1).digest()).decode()
+    return data, {"HTTP_X_MANDRILL_SIGNATURE": signature}
+
+
+def mandrill_event(event: str = "hard_bounce", *, email: str = "ann@example.com",
+                   event_id: str = "mandrill-1") -> dict:
+    return {"event": event, "_id": event_id, "ts": EPOCH,
+            "msg": {"_id": "abc123abc123abc123abc123abc123", "email": email,
+                    "state": "bounced" if "bounce" in event else "sent",
+                    "bounce_description": "bad_mailbox", "diag": "smtp;550 5.1.1",
+                    "metadata": {"broadcast_id": "5"}, "tags": ["apology"], "ts": EPOCH}}

@@ -279,3 +279,46 @@ def test_kinds_nobody_listens_to_are_stored_as_already_dispatched(client, no_lis
     assert list(pending.values_list("kind", flat=True)) == ["complained"]
     assert services.delivery_events_dispatch() == 1
     assert port.calls == [("suppress", "ann@example.com", "complained", "Spam complaints")]
+
+
+def test_sparkpost_bounce_classes(client):
+    _post(client, "/webhooks/sparkpost/tracking/", [
+        p.sparkpost_event(bounce_class="10", email="a@example.com", event_id="s1"),
+        p.sparkpost_event(bounce_class="21", email="b@example.com", event_id="s2"),
+        p.sparkpost_event("spam_complaint", bounce_class=None, email="c@example.com",
+                          event_id="s3"),
+        p.sparkpost_event("delivery", bounce_class=None, email="d@example.com", event_id="s4",
+                          rcpt_meta={"broadcast_id": "3"}),
+        {"msys": {}},  # SparkPost's "ping": no event
+    ])
+    assert _normalised() == [("sparkpost", "a@example.com", "bounced_hard"),
+                             ("sparkpost", "b@example.com", "bounced_soft"),
+                             ("sparkpost", "c@example.com", "complained"),
+                             ("sparkpost", "d@example.com", "delivered")]
+    assert DeliveryEvent.objects.get(recipient="d@example.com").broadcast_id == 3
+
+
+@pytest.fixture
+def mandrill_key(settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "MANDRILL_WEBHOOK_KEY": p.MANDRILL_KEY,
+                        "MANDRILL_WEBHOOK_URL": p.MANDRILL_URL}
+
+
+def test_mandrill_signed_soft_and_hard_bounces(client, mandrill_key):
+    data, headers = p.mandrill_post([
+        p.mandrill_event("hard_bounce", email="a@example.com", event_id="m1"),
+        p.mandrill_event("soft_bounce", email="b@example.com", event_id="m2"),
+        p.mandrill_event("spam", email="c@example.com", event_id="m3"),
+    ])
+    response = client.post("/webhooks/mandrill/", data, **p.basic_auth(), **headers)
+    assert response.status_code == 200, response.content
+    assert _normalised() == [("mandrill", "a@example.com", "bounced_hard"),
+                             ("mandrill", "b@example.com", "bounced_soft"),
+                             ("mandrill", "c@example.com", "complained")]
+
+
+def test_mandrill_forged_signature_is_refused(client, mandrill_key):
+    data, headers = p.mandrill_post([p.mandrill_event()], key="guessed")
+    response = client.post("/webhooks/mandrill/", data, **p.basic_auth(), **headers)
+    assert response.status_code == 403
+    assert not RawDeliveryEvent.objects.exists()
