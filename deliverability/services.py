@@ -50,12 +50,17 @@ NORMALISE_DEBOUNCE_S = 0.5
 
 
 def _schedule_normalisation() -> None:
-    # One queued task at a time is enough: it takes every pending batch. The cache flag
-    # only saves work; a lost flag at worst queues a task that finds nothing to do.
+    # One queued task at a time is enough: it takes every pending batch. The flag only
+    # saves work: if its task is lost, the flag expires and the next batch queues another,
+    # and the periodic sweep takes whatever is left.
     from .tasks import normalise_delivery_events
 
-    if cache.add(NORMALISE_QUEUED_KEY, 1, timeout=10):
-        normalise_delivery_events.apply_async(countdown=NORMALISE_DEBOUNCE_S)
+    try:
+        if cache.add(NORMALISE_QUEUED_KEY, 1, timeout=10):
+            normalise_delivery_events.apply_async(countdown=NORMALISE_DEBOUNCE_S)
+    except Exception:
+        # The events are committed; the ESP must get its 200 (else it resends them).
+        log.exception("could not queue delivery event normalisation; the sweep will")
 
 
 # One encoder for every call: json.dumps(..., default=str) builds a new one each time,

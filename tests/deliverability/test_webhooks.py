@@ -179,3 +179,22 @@ def test_sandbox_accepts_an_hmac_signature_instead_of_basic_auth(client, setting
 def test_get_is_not_allowed(client):
     assert client.get(SENDGRID, **p.basic_auth()).status_code == 405
     assert client.get(SANDBOX, **p.basic_auth()).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_after_commit_still_answers_200(client, monkeypatch):
+    from deliverability import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(tasks.normalise_delivery_events, "apply_async", broker_down)
+    from django.core.cache import cache
+
+    from deliverability.services import NORMALISE_QUEUED_KEY
+
+    cache.delete(NORMALISE_QUEUED_KEY)
+    response = p.post_json(client, SENDGRID, [p.sendgrid_event()])
+    assert response.status_code == 200
+    assert RawDeliveryEvent.objects.count() == 1
+    cache.delete(NORMALISE_QUEUED_KEY)
