@@ -1,4 +1,4 @@
-"""From anymail's `tracking` signal to RawDeliveryEvent rows, one INSERT per request.
+"""From anymail's `tracking` signal to RawDeliveryEvent rows, one write per request.
 
 anymail's webhook views send the signal once per event while parsing a request. Inside
 `collect()` (entered by our view wrapper) the receiver only builds rows in memory; the
