@@ -2,10 +2,12 @@
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -63,10 +65,12 @@ def _schedule_normalisation() -> None:
         log.exception("could not queue delivery event normalisation; the sweep will")
 
 
-# One encoder for every call: json.dumps(..., default=str) builds a new one each time,
-# which was a fifth of a 1,000-event request.
+# Re-encoding each event's payload was a sixth of a 1,000-event request with the standard
+# library; orjson does it in a tenth of the time (and writes NaN as null, which jsonb
+# accepts). The standard encoder stays for what orjson refuses (integers over 64 bits).
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 _EMPTY_JSON = {0: "[]", 1: "{}"}
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def _json(value: Any) -> str | None:
@@ -74,7 +78,21 @@ def _json(value: Any) -> str | None:
         return None
     if not value and isinstance(value, list | dict):
         return _EMPTY_JSON[isinstance(value, dict)]
-    return _ENCODER.encode(value)
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (which Python's json parser accepts) as null, as jsonb needs."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _copy_raw(batch_id: int, rows: "Sequence[RawEvent]") -> None:

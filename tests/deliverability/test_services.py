@@ -322,3 +322,13 @@ def test_mandrill_forged_signature_is_refused(client, mandrill_key):
     response = client.post("/webhooks/mandrill/", data, **p.basic_auth(), **headers)
     assert response.status_code == 403
     assert not RawDeliveryEvent.objects.exists()
+
+
+def test_payload_values_jsonb_cannot_hold_are_stored_safely(client):
+    body = ('[{"event_id": "odd", "type": "delivered", "recipient": "ann@example.com", '
+            '"timestamp": 1763632800, "metadata": {"score": NaN, '
+            '"huge": 123456789012345678901234567890}}]')
+    _post(client, SANDBOX, body)
+    raw = RawDeliveryEvent.objects.get()
+    assert raw.metadata == {"score": None, "huge": 123456789012345678901234567890}
+    assert _normalised() == [("sandbox", "ann@example.com", "delivered")]
