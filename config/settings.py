@@ -254,3 +254,31 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
+
+# --- Deliverability webhooks (django-anymail) ------------------------------------------
+# Every webhook demands HTTP basic auth with ANYMAIL_WEBHOOK_SECRET ("user:password"; a
+# comma-separated list allows rotation). Without it, production webhooks refuse all posts.
+# ESP signatures are checked on top where the ESP signs: Mailgun (HMAC), Mandrill (HMAC
+# over URL + params), SendGrid (ECDSA, "Signed Event Webhook"). SES via SNS relies on the
+# basic auth in the subscription URL; anymail confirms SNS subscriptions itself (boto3)
+# only when that secret is set. The sandbox ESP takes basic auth or an HMAC header.
+_webhook_secret = secret("ANYMAIL_WEBHOOK_SECRET", default="") or ""
+if not _webhook_secret and (DEBUG or TESTING or env.bool("AMENDS_EMBEDDED", default=False)):
+    _webhook_secret = "amends:embedded-webhook-secret"
+ANYMAIL: dict = {
+    "WEBHOOK_SECRET": [s.strip() for s in _webhook_secret.split(",") if s.strip()],
+    "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": env.bool(
+        "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS", default=True),
+    "SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED": True,
+}
+for _name in ("MAILGUN_WEBHOOK_SIGNING_KEY", "MANDRILL_WEBHOOK_KEY", "MANDRILL_WEBHOOK_URL",
+              "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY", "POSTAL_WEBHOOK_KEY",
+              "MAILERSEND_WEBHOOK_SIGNING_SECRET", "RESEND_SIGNING_SECRET",
+              "UNISENDER_GO_API_KEY", "SANDBOX_WEBHOOK_SIGNING_KEY"):
+    _value = secret(_name, default="")
+    if _value:
+        ANYMAIL[_name] = _value
+# Deliverability monitoring: how long after an incident's declaration rates are watched.
+DELIVERABILITY_MONITORING_DAYS = env.int("DELIVERABILITY_MONITORING_DAYS", default=14)
+DELIVERABILITY_THRESHOLD_PRESET = env.str("DELIVERABILITY_THRESHOLD_PRESET",
+                                          default="mailbox_providers")

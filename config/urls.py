@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from deliverability.urls import anymail_urlpatterns
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:incident-list"), name="home"),
     path("accounts/", include("accounts.urls")),
@@ -10,4 +12,6 @@ urlpatterns = [
     path("messaging/", include("messaging.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("webhooks/", include((anymail_urlpatterns, "anymail"))),
+    path("webhooks/", include("deliverability.urls")),
 ]

@@ -5,4 +5,12 @@ BEAT_SCHEDULE: dict = {
         "task": "incidents.tasks.check_step_targets",
         "schedule": 60.0,
     },
+    "deliverability-sweep-events": {
+        "task": "deliverability.tasks.sweep_delivery_events",
+        "schedule": 300.0,
+    },
+    "incidents-check-deliverability": {
+        "task": "incidents.tasks.check_deliverability",
+        "schedule": 60.0,
+    },
 }

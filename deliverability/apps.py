@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class DeliverabilityConfig(AppConfig):
     name = "deliverability"
+
+    def ready(self) -> None:
+        from anymail.signals import tracking
+
+        from .ingest import tracking_received
+
+        tracking.connect(tracking_received, dispatch_uid="deliverability.tracking_received")

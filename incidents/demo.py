@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.services import user_create_with_role
+from deliverability.demo import demo_delivery_events_seed
 from messaging.demo import demo_audience_ensure
 from messaging.services import brand_template_ensure_demo
 
@@ -67,6 +68,8 @@ def demo_seed() -> list[Incident]:
         services.checklist_item_set_done(item=step3.items.first(), actor=maya, done=True)
         services.timeline_note_add(incident=incident, actor=maya,
                                    message="ESP confirms the send finished at 09:31.")
+        # Step 6: a month of sandbox delivery events, then the faulty send's fallout.
+        demo_delivery_events_seed(declared_at=incident.declared_at, now=timezone.now())
         created.append(incident)
 
     # Link the faulty campaign to the Spring sale incident (once; recomputable in the page).

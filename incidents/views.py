@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.htmx import HtmxHttpRequest, wants_fragment
 
-from . import plan_views, selectors, services
+from . import monitoring, plan_views, selectors, services
 from .apology_selectors import apology_summary
 from .audience import AssessmentPanel
 from .forms import (
@@ -95,6 +95,7 @@ def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
         **plan_views.war_room_extras(incident=incident, user=request.user),  # issue 5
         "assessment_panel": AssessmentPanel(incident),  # step 3 (lazy: read when shown)
         "apology_summary": apology_summary(incident=incident),
+        "deliverability": monitoring.deliverability_panel(incident=incident),  # lazy
     }
 
 

@@ -1,0 +1,32 @@
+from django.contrib import admin
+
+from .models import DeliveryEvent, RawDeliveryBatch
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Delivery records are evidence: look, never edit."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "kind", "recipient", "esp", "esp_account", "broadcast_id",
+                    "campaign_key")
+    list_filter = ("kind", "esp", "esp_account")
+    search_fields = ("recipient", "message_id", "event_id")
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False
+
+
+@admin.register(RawDeliveryBatch)
+class RawDeliveryBatchAdmin(ReadOnlyAdmin):
+    list_display = ("id", "received_at", "esp", "event_count", "processed_at")
+    list_filter = ("esp",)

@@ -1,0 +1,262 @@
+"""Step 6, "Proceed with caution": deliverability after an incident.
+
+Incidents calls deliverability's selectors (the dependency runs incidents ->
+deliverability, never back): the 30 days before `declared_at` are the baseline, the
+monitoring window runs from `declared_at` for DELIVERABILITY_MONITORING_DAYS. A threshold
+crossed in the window raises one alert per threshold per window on the timeline (in the
+same transaction that decides it), and the deliverability owner is emailed after commit.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from deliverability import charts, resume, selectors, thresholds
+from deliverability.selectors import EventFilters
+
+from .models import EventKind, Incident, StakeholderRole, TimelineEvent
+from .services import _in_log_language, timeline_record
+
+BASELINE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class MonitoringWindow:
+    baseline_start: datetime
+    start: datetime  # = declared_at = baseline end
+    end: datetime
+    now: datetime
+
+    @property
+    def observed_end(self) -> datetime:
+        return min(self.now, self.end)
+
+    @property
+    def is_over(self) -> bool:
+        return self.now >= self.end
+
+    @property
+    def days_left(self) -> int:
+        return max(0, (self.end - self.now).days)
+
+    @property
+    def bucket(self) -> str:
+        return "hour" if self.observed_end - self.start <= timedelta(hours=48) else "day"
+
+
+def monitoring_window(*, incident: Incident, now: datetime | None = None) -> MonitoringWindow:
+    start = incident.declared_at
+    return MonitoringWindow(
+        baseline_start=start - timedelta(days=BASELINE_DAYS), start=start,
+        end=start + timedelta(days=settings.DELIVERABILITY_MONITORING_DAYS),
+        now=now or timezone.now())
+
+
+def incident_event_filters(*, incident: Incident) -> EventFilters:
+    """Which delivery events speak for this incident.
+
+    For now: all of the account's traffic (the sender's reputation is account-wide).
+    Once messaging exists, the lead narrows this to the incident's campaigns and apology
+    broadcasts: EventFilters(campaign_keys=..., broadcast_ids=...).
+    """
+    return EventFilters()
+
+
+def _thresholds() -> tuple[thresholds.Threshold, ...]:
+    return thresholds.preset(settings.DELIVERABILITY_THRESHOLD_PRESET)
+
+
+def _alert_key(threshold: thresholds.Threshold, window: MonitoringWindow) -> str:
+    return f"{threshold.key}@{window.start.isoformat()}"
+
+
+@transaction.atomic
+def deliverability_check(*, incident: Incident, now: datetime | None = None
+                         ) -> list[TimelineEvent]:
+    """Raise an alert for each threshold the window's rates cross, once per window."""
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    window = monitoring_window(incident=incident, now=now)
+    filters = incident_event_filters(incident=incident)
+    totals = selectors.delivery_totals(start=window.start, end=window.observed_end,
+                                       filters=filters)
+    hits = thresholds.crossed(_thresholds(), totals)
+    if not hits:
+        return []
+    already = set(incident.events.filter(kind=EventKind.ALERT,
+                                         data__has_key="deliverability_alert")
+                  .values_list("data__deliverability_alert", flat=True))
+    baseline = None
+    raised = []
+    for threshold in hits:
+        key = _alert_key(threshold, window)
+        if key in already:
+            continue
+        if baseline is None:
+            baseline = selectors.delivery_totals(start=window.baseline_start,
+                                                 end=window.start, filters=filters)
+        denominator = thresholds.RATE_DENOMINATOR[threshold.metric]
+        with _in_log_language():
+            message = _(
+                "Deliverability alert: %(metric)s at %(rate).2f %% since the incident "
+                "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s %(denominator)s "
+                "messages; baseline %(baseline)s.") % {
+                "metric": thresholds.METRICS[threshold.metric],
+                "rate": totals[threshold.metric] * 100, "threshold": threshold.label,
+                "limit": threshold.limit * 100, "volume": totals[denominator],
+                "denominator": denominator,
+                "baseline": (f"{baseline[threshold.metric] * 100:.2f} %"
+                             if baseline[threshold.metric] is not None else _("no data"))}
+            event = timeline_record(
+                incident=incident, actor=None, kind=EventKind.ALERT, message=message,
+                data={"deliverability_alert": key, "metric": threshold.metric,
+                      "level": threshold.level, "limit": threshold.limit,
+                      "rate": totals[threshold.metric], "volume": totals[denominator],
+                      "baseline": baseline[threshold.metric],
+                      "window_start": window.start.isoformat()})
+        from .tasks import notify_deliverability_owner
+
+        transaction.on_commit(lambda pk=event.pk: notify_deliverability_owner.delay(pk))
+        raised.append(event)
+    return raised
+
+
+def deliverability_check_open_incidents(*, now: datetime | None = None) -> int:
+    """Periodic: check every open incident still inside its monitoring window."""
+    now = now or timezone.now()
+    since = now - timedelta(days=settings.DELIVERABILITY_MONITORING_DAYS)
+    raised = 0
+    for incident in Incident.objects.filter(closed_at__isnull=True, declared_at__gte=since):
+        raised += len(deliverability_check(incident=incident, now=now))
+    return raised
+
+
+def deliverability_owner_emails(*, incident: Incident) -> list[str]:
+    """Step 6's owner and the incident's deliverability stakeholders."""
+    emails = set()
+    step = incident.steps.select_related("owner").filter(number=6).first()
+    if step and step.owner and step.owner.is_active and step.owner.email:
+        emails.add(step.owner.email)
+    for stake in incident.stakeholders.select_related("user").filter(
+            role=StakeholderRole.DELIVERABILITY, user__is_active=True):
+        if stake.user.email:
+            emails.add(stake.user.email)
+    return sorted(emails)
+
+
+def deliverability_alert_notify(*, event: TimelineEvent) -> int:
+    recipients = deliverability_owner_emails(incident=event.incident)
+    if not recipients:
+        return 0
+    incident = event.incident
+    link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/#step-6"
+    with _in_log_language():
+        subject = _("[Deliverability] %(title)s: a threshold was crossed") % {
+            "title": incident.title}
+        body = "\n\n".join([
+            event.message,
+            _("Follow the cautious-resume plan in step 6: hold back further volume and "
+              "review before the next send."),
+            link,
+        ])
+    send_mail(subject, body + "\n", settings.DEFAULT_FROM_EMAIL, recipients)
+    return len(recipients)
+
+
+# --- The step 6 panel ------------------------------------------------------------------------
+
+PANEL_METRICS = ("complaint_rate", "bounce_rate", "hard_bounce_rate", "unsubscribe_rate",
+                 "delivered_rate")
+CHART_METRICS = ("complaint_rate", "bounce_rate", "unsubscribe_rate")
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    metric: str
+    label: str
+    baseline: float | None
+    window: float | None
+    limits: list[thresholds.Threshold]
+    crossed: list[thresholds.Threshold]
+
+
+class DeliverabilityPanel:
+    """Everything the step 6 panel shows, computed only when the template reads it."""
+
+    def __init__(self, incident: Incident, now: datetime | None = None) -> None:
+        self.incident = incident
+        self.window = monitoring_window(incident=incident, now=now)
+        self.filters = incident_event_filters(incident=incident)
+        self.thresholds = _thresholds()
+        self.preset = settings.DELIVERABILITY_THRESHOLD_PRESET
+
+    @cached_property
+    def baseline(self) -> dict:
+        return selectors.delivery_totals(start=self.window.baseline_start,
+                                         end=self.window.start, filters=self.filters)
+
+    @cached_property
+    def totals(self) -> dict:
+        return selectors.delivery_totals(start=self.window.start,
+                                         end=self.window.observed_end, filters=self.filters)
+
+    @cached_property
+    def has_events(self) -> bool:
+        return bool(sum(self.baseline[k] for k in selectors.COUNTS)
+                    + sum(self.totals[k] for k in selectors.COUNTS))
+
+    @cached_property
+    def rows(self) -> list[MetricRow]:
+        crossed = thresholds.crossed(self.thresholds, self.totals)
+        return [MetricRow(
+            metric=m, label=str(thresholds.METRICS[m]), baseline=self.baseline[m],
+            window=self.totals[m], limits=[t for t in self.thresholds if t.metric == m],
+            crossed=[t for t in crossed if t.metric == m]) for m in PANEL_METRICS]
+
+    @cached_property
+    def series(self) -> list[dict]:
+        """Seven days before the incident (daily, for context), then the window so far
+        (hourly for its first two days, daily after). Two grouped queries."""
+        before = selectors.delivery_series(start=self.window.start - timedelta(days=7),
+                                           end=self.window.start, bucket="day",
+                                           filters=self.filters)
+        after = selectors.delivery_series(start=self.window.start,
+                                          end=self.window.observed_end,
+                                          bucket=self.window.bucket, filters=self.filters)
+        for row in before:
+            row["before"], row["fmt"] = True, "day"
+        for row in after:
+            row["before"], row["fmt"] = False, self.window.bucket
+        return before + after
+
+    @cached_property
+    def charts(self) -> list[str]:
+        out = []
+        for metric in CHART_METRICS:
+            denominator = thresholds.RATE_DENOMINATOR[metric]
+            out.append(charts.rate_chart_svg(
+                title=str(thresholds.METRICS[metric]),
+                points=[charts.Point(when=row["bucket"], rate=row[metric],
+                                     volume=row[denominator], before=row["before"],
+                                     bucket=row["fmt"]) for row in self.series],
+                baseline=self.baseline[metric],
+                thresholds=[(t.label, t.limit) for t in self.thresholds if t.metric == metric]))
+        return out
+
+    @cached_property
+    def normal_daily_volume(self) -> int | None:
+        sent = self.baseline["sent"]
+        return round(sent / BASELINE_DAYS) if sent else None
+
+    @cached_property
+    def resume_plan(self) -> list[resume.ResumeDay]:
+        return resume.cautious_resume_plan(normal_daily_volume=self.normal_daily_volume)
+
+
+def deliverability_panel(*, incident: Incident) -> DeliverabilityPanel:
+    return DeliverabilityPanel(incident)

@@ -1,0 +1,21 @@
+import pytest
+
+from deliverability import feedback
+
+from .payloads import MAILGUN_KEY
+
+
+@pytest.fixture
+def mailgun_signing_key(settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}
+    return MAILGUN_KEY
+
+
+@pytest.fixture
+def no_listeners():
+    """Tests that register listeners leave the registry as they found it."""
+    before = feedback.delivery_listeners()
+    yield
+    for listener in feedback.delivery_listeners():
+        if listener not in before:
+            feedback.delivery_listener_unregister(listener)
