@@ -1,15 +1,7 @@
 """Step 2 end to end: a real Celery worker stops the campaign at a loopback Mailchimp and
-the outcome reaches the incident timeline.
+the outcome reaches the incident timeline. The worker finds the loopback through its
+environment (see tests/loopback/worker_esps.py)."""
 
-The worker is a separate process that reads its ESP credentials from the environment at
-start-up (settings.AMENDS_ESP_ACCOUNTS), as in production. So this module starts its
-loopback ESP when it is imported and names it in os.environ: pytest imports every test
-module before the first test runs, hence before the session's `celery_worker` fixture
-copies the environment into the worker — whichever test happens to start it.
-"""
-
-import atexit
-import os
 import uuid
 
 import pytest
@@ -20,13 +12,8 @@ from incidents.models import AffectedAudience, EventKind
 from messaging.models import Campaign, CampaignStatus, CampaignStop, EspAccount, StopOutcome
 from tests.conftest import wait_for
 from tests.factories import declare
-from tests.loopback.esps import MailchimpLoopback
-
-WORKER_LABEL = "Worker Mailchimp"
-WORKER_ESP = MailchimpLoopback().start()
-atexit.register(WORKER_ESP.stop)
-os.environ["AMENDS_ESP_ACCOUNT_WORKER_MAILCHIMP_API_KEY"] = WORKER_ESP.api_key
-os.environ["AMENDS_ESP_ACCOUNT_WORKER_MAILCHIMP_BASE_URL"] = WORKER_ESP.url
+from tests.loopback.worker_esps import MAILCHIMP as WORKER_ESP
+from tests.loopback.worker_esps import MAILCHIMP_LABEL as WORKER_LABEL
 
 
 @pytest.mark.worker
