@@ -25,7 +25,7 @@ def _panel(request: HtmxHttpRequest, incident: Incident, *, error: str = "") -> 
     """The step-2 panel, with the timeline out of band (outcomes land there too)."""
     context = {"incident": incident, "containment": ContainmentPanel(incident),
                "can_work": can_work(request.user) and incident.is_open,
-               "can_edit": can_work(request.user), "error": error,
+               "can_edit": can_work(request.user), "containment_error": error,
                "events": selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE)}
     html = render_to_string("incidents/panels/containment.html#containment", context,
                             request=request)
