@@ -321,3 +321,16 @@ def test_brevo_adapter_is_what_brevo_accounts_get(settings):
     settings.AMENDS_ESP_ACCOUNTS = {"BREVO": {"api_key": "k", "base_url": "http://127.0.0.1:1"}}
     assert isinstance(esp_adapter_for(EspAccount(label="Brevo", provider="brevo")),
                       BrevoAdapter)
+
+
+@pytest.mark.django_db
+def test_sparkpost_deletes_a_scheduled_campaigns_mail(settings, sparkpost_esp, fast_retries):
+    settings.AMENDS_ESP_ACCOUNTS = {"SPARKPOST": {"api_key": sparkpost_esp.api_key,
+                                                  "base_url": sparkpost_esp.url}}
+    sparkpost_esp.add_scheduled("spring", count=3)
+    stop = make_stop("sparkpost", "SparkPost", "spring", status=CampaignStatus.SCHEDULED,
+                     scheduled_at=timezone.now() + timedelta(hours=1))
+    stop = campaign_stop_execute(stop_id=stop.pk)
+    assert stop.outcome == StopOutcome.STOPPED and stop.action == "cancel"
+    assert sparkpost_esp.deleted == {"spring": 3}
+    assert Campaign.objects.get(pk=stop.campaign_id).status == CampaignStatus.CANCELLED
