@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from .esp.accounts import account_key
 from .esp.base import (
+    Capabilities,
     ControlAction,
     ControlResult,
     EspAdapter,
@@ -26,7 +27,7 @@ from .esp.base import (
     EspNotSupported,
     EspTemporaryError,
 )
-from .esp.registry import Provider, get_adapter
+from .esp.registry import Provider, capabilities_for, get_adapter
 from .esp.sandbox import RedisSandboxStore, SandboxAdapter
 from .models import (
     Campaign,
@@ -76,10 +77,8 @@ def esp_adapter_for(account: EspAccount, **overrides: Any) -> EspAdapter:
         raise ValueError(f"ESP account “{account.label}”: {exc}") from exc
 
 
-def stop_capabilities(account: EspAccount):
+def stop_capabilities(account: EspAccount) -> Capabilities | None:
     """What this account's ESP can stop, without credentials (for the page)."""
-    from .esp.registry import capabilities_for
-
     try:
         return capabilities_for(account.provider)
     except ValueError:
