@@ -233,6 +233,12 @@ if AMENDS_ESP["MAX_ATTEMPTS"] < 1:
     raise ImproperlyConfigured("AMENDS_ESP_MAX_ATTEMPTS must be at least 1.")
 if not 0.0 <= AMENDS_ESP["SANDBOX_FAILURE_RATE"] <= 1.0:
     raise ImproperlyConfigured("AMENDS_SANDBOX_FAILURE_RATE must be between 0 and 1.")
+# Per-account credentials (issue 4, pause): AMENDS_ESP_ACCOUNTS as JSON keyed by the
+# EspAccount's label, or AMENDS_ESP_ACCOUNT_<LABEL>_API_KEY / _SERVER_TOKEN / _BASE_URL.
+# The sandbox needs none. See messaging/esp/accounts.py.
+from messaging.esp.accounts import esp_accounts_from_env  # noqa: E402
+
+AMENDS_ESP_ACCOUNTS = esp_accounts_from_env(os.environ)
 
 # --- Security --------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)

@@ -60,14 +60,14 @@ def demo_seed() -> list[Incident]:
             summary="The VIP early-access email went to all 24,000 subscribers at 09:12.")
         services.stakeholder_add(incident=incident, actor=maya, user=dana,
                                  role=StakeholderRole.DELIVERABILITY)
-        for step in incident.steps.filter(number__in=[1, 2]):
+        for step in incident.steps.filter(number=1):  # step 2 (pause) is the demo's next move
             for item in step.items.all():
                 services.checklist_item_set_done(item=item, actor=maya, done=True)
             services.step_set_status(step=step, actor=maya, status=StepStatus.DONE)
         step3 = incident.steps.get(number=3)
         services.checklist_item_set_done(item=step3.items.first(), actor=maya, done=True)
         services.timeline_note_add(incident=incident, actor=maya,
-                                   message="ESP confirms the send finished at 09:31.")
+                                   message="The ESP is still sending it: pause it in step 2.")
         # Step 6: a month of sandbox delivery events, then the faulty send's fallout.
         demo_delivery_events_seed(declared_at=incident.declared_at, now=timezone.now())
         created.append(incident)

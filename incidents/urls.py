@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import plan_views, views, views_assessment
+from . import plan_views, views, views_assessment, views_containment
 from .apology_views import apology_check, apology_compose, apology_preview
 
 app_name = "incidents"
@@ -36,6 +36,10 @@ urlpatterns = [
          name="duty-notified"),
     path("<int:pk>/breach/duties/<int:duty_id>/not-needed/", plan_views.duty_not_needed,
          name="duty-not-needed"),
+    # Step 2: pause the incident's campaigns at their ESPs (issue 4)
+    path("<int:pk>/containment/", views_containment.containment, name="containment"),
+    path("<int:pk>/containment/stop/", views_containment.campaigns_stop,
+         name="campaigns-stop"),
     # Step 3: affected audience and assessment
     path("<int:pk>/audience/", views_assessment.audience_compute, name="audience-compute"),
     path("<int:pk>/audience/lookup/", views_assessment.audience_lookup,

@@ -16,6 +16,7 @@ from core.htmx import HtmxHttpRequest, wants_fragment
 from . import monitoring, plan_views, selectors, services
 from .apology_selectors import apology_summary
 from .audience import AssessmentPanel
+from .containment import ContainmentPanel
 from .forms import (
     ChecklistItemForm,
     ChecklistMoveForm,
@@ -96,6 +97,7 @@ def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
         "assessment_panel": AssessmentPanel(incident),  # step 3 (lazy: read when shown)
         "apology_summary": apology_summary(incident=incident),
         "deliverability": monitoring.deliverability_panel(incident=incident),  # lazy
+        "containment": ContainmentPanel(incident),  # step 2, pause (issue 4; lazy)
     }
 
 

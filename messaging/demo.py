@@ -140,7 +140,8 @@ def demo_audience_ensure() -> Campaign:
     faulty = Campaign.objects.create(
         esp_account=account, esp_campaign_id=FAULTY_ID, name="Spring sale — VIP early access",
         subject="Your VIP early access: 30% off the spring collection",
-        status=CampaignStatus.SENT, scheduled_at=spring_at, started_at=spring_at)
+        # Still going out when the incident is declared: step 2 pauses it (sandbox ESP).
+        status=CampaignStatus.SENDING, scheduled_at=spring_at, started_at=spring_at)
     faulty.segments.set([segments["VIP customers"]])  # what was meant, not what happened
     with connection.cursor() as cursor:
         _recipients(cursor, positions, newsletter, start=newsletter_at, minutes=12,

@@ -1,6 +1,8 @@
 """What was sent and how: ESP accounts, campaigns mirrored from the ESP, who received them,
 and the brand's email template the apology uses."""
 
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
@@ -157,3 +159,79 @@ class BrandTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Campaign stops: pausing a campaign at its ESP (issue 4, step 2) -----------------------
+
+class StopOutcome(models.TextChoices):
+    PENDING = "pending", _("Waiting for the ESP")
+    RUNNING = "running", _("Asking the ESP")
+    STOPPED = "stopped", _("Stopped")
+    NOT_POSSIBLE = "not_possible", _("Not possible")
+    FAILED = "failed", _("Failed")
+
+
+OPEN_STOP_OUTCOMES = (StopOutcome.PENDING, StopOutcome.RUNNING)
+
+
+class StopAction(models.TextChoices):
+    PAUSE = "pause", _("Pause")
+    CANCEL = "cancel", _("Cancel")
+    NONE = "none", _("None")
+
+
+class CampaignStop(models.Model):
+    """One request to stop one campaign at its ESP, and the ESP's answer.
+
+    `requested_for` is whatever asked for the stop (an incident); messaging never looks
+    into it — it only hands it back with the `campaign_stop_settled` signal — so the
+    dependency stays one way (incidents → messaging).
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="stops",
+                                 verbose_name=_("campaign"))
+    requested_for_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.PROTECT,
+                                           null=True, blank=True, related_name="+")
+    requested_for_id = models.PositiveBigIntegerField(null=True, blank=True)
+    requested_for = GenericForeignKey("requested_for_type", "requested_for_id")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     null=True, blank=True, related_name="+",
+                                     verbose_name=_("requested by"))
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    action = models.CharField(_("action tried"), max_length=8, choices=StopAction.choices,
+                              blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=StopOutcome.choices,
+                               default=StopOutcome.PENDING)
+    detail = models.TextField(_("ESP's answer"), blank=True)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    esp_status = models.CharField(_("status at the ESP"), max_length=64, blank=True)
+    recipients_sent_before_stop = models.PositiveIntegerField(
+        _("recipients sent before the stop"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = _("campaign stop")
+        verbose_name_plural = _("campaign stops")
+        constraints = [
+            # A second click while a stop is under way must not ask the ESP twice.
+            models.UniqueConstraint(fields=["campaign"],
+                                    condition=Q(outcome__in=["pending", "running"]),
+                                    name="campaignstop_one_open_per_campaign"),
+            models.CheckConstraint(
+                condition=Q(finished_at__isnull=True, outcome__in=["pending", "running"])
+                | Q(finished_at__isnull=False,
+                    outcome__in=["stopped", "not_possible", "failed"]),
+                name="campaignstop_finished_when_final"),
+        ]
+        indexes = [models.Index(fields=["requested_for_type", "requested_for_id"],
+                                name="campaignstop_requester_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} · {self.get_outcome_display()}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.outcome in OPEN_STOP_OUTCOMES

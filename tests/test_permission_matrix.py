@@ -160,6 +160,9 @@ RULES: dict[str, Rule] = {
     "messaging:brand-edit": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
     "messaging:brand-preview": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
     "messaging:brand-set-default": Rule("POST", BRAND_EDITORS(302), kwargs={"pk": brand_pk}),
+    # Issue 4 (step 2): pause the incident's campaigns and watch the ESPs answer.
+    "incidents:containment": Rule("GET", readers()),
+    "incidents:campaigns-stop": Rule("POST", writers()),
 }
 
 # ESP webhooks authenticate the ESP, not a person: a signed-in session grants nothing, and

@@ -140,8 +140,11 @@ def test_war_room_query_count_does_not_grow_with_content(client, marketer, lawye
             client.get(reverse("incidents:incident-detail", args=[incident.pk]))
         return len(ctx.captured_queries)
 
+    count(small)  # warm per-process caches (content types) so both counts are alike
     assert count(small) == count(big)
-    with django_assert_max_num_queries(25):  # today's budget; raise it only with a reason
+    # Today's budget: the core war room plus one or two queries per step panel (pause,
+    # assessment, plan and sign-off, apology, deliverability). Raise it only with a reason.
+    with django_assert_max_num_queries(28):
         client.get(reverse("incidents:incident-detail", args=[big.pk]))
 
 

@@ -1,0 +1,153 @@
+"""Step 2, put out the fire: stop every running or scheduled campaign of the incident.
+
+The incident's campaigns are the faulty campaigns of its affected audience (step 3 links
+them). A request creates one CampaignStop per campaign still sending or scheduled, writes
+the request on the timeline and, after commit, enqueues one task per stop. Each stop's
+outcome reaches the timeline through messaging's `campaign_stop_settled` signal, in the
+transaction that records it (connected in IncidentsConfig.ready).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from messaging.esp.base import Capabilities
+from messaging.models import OPEN_STOP_OUTCOMES, Campaign, CampaignStop, StopOutcome
+from messaging.stops import STOPPABLE_STATUSES, stop_capabilities
+from messaging.tasks import campaign_stop_run
+
+from .models import AffectedAudience, EventKind, Incident
+from .services import _in_log_language, _name, timeline_record
+
+
+def incident_campaigns(*, incident: Incident):
+    """The incident's campaigns: the faulty campaigns of its affected audience."""
+    audience = AffectedAudience.objects.filter(incident=incident)
+    return Campaign.objects.filter(
+        pk__in=audience.values("campaigns")).select_related("esp_account").order_by("name", "pk")
+
+
+def _stops_of(incident: Incident):
+    return CampaignStop.objects.filter(
+        requested_for_type=ContentType.objects.get_for_model(Incident),
+        requested_for_id=incident.pk)
+
+
+@transaction.atomic
+def incident_campaigns_stop(*, incident: Incident, actor: AbstractBaseUser
+                            ) -> list[CampaignStop]:
+    """Ask every ESP to stop the incident's sending or scheduled campaigns.
+
+    Idempotent while stops are under way: a campaign with an open stop gets no second one
+    (the partial unique constraint backs this up against a concurrent click). Returns the
+    stops created now; an empty list means there was nothing (new) to stop.
+    """
+    if not incident.is_open:
+        raise ValidationError(_("This incident is closed; reopen it to pause campaigns."))
+    # Lock the campaigns so two clicks queue up here instead of racing to the constraint.
+    campaigns = list(incident_campaigns(incident=incident).select_for_update(of=("self",)))
+    if not campaigns:
+        raise ValidationError(_("This incident has no campaigns yet: compute the affected "
+                                "audience in step 3 to link the faulty campaigns."))
+    busy = set(CampaignStop.objects.filter(campaign__in=campaigns,
+                                           outcome__in=OPEN_STOP_OUTCOMES)
+               .values_list("campaign_id", flat=True))
+    todo = [c for c in campaigns if c.status in STOPPABLE_STATUSES and c.pk not in busy]
+    if not todo:
+        return []
+    try:
+        with transaction.atomic():
+            stops = CampaignStop.objects.bulk_create(
+                CampaignStop(campaign=c, requested_for=incident, requested_by=actor)
+                for c in todo)
+    except IntegrityError:  # a concurrent request won the race: its stops will run
+        return []
+    with _in_log_language():
+        names = ", ".join(f"“{c.name}” ({c.esp_account.label})" for c in todo)
+        message = ngettext(
+            "%(who)s asked the ESP to stop %(count)d campaign: %(names)s.",
+            "%(who)s asked the ESPs to stop %(count)d campaigns: %(names)s.",
+            len(todo)) % {"who": _name(actor), "count": len(todo), "names": names}
+    timeline_record(incident=incident, actor=actor, kind=EventKind.STEP, message=message,
+                    data={"containment": {"requested": [s.pk for s in stops],
+                                          "campaigns": [c.pk for c in todo]}})
+    for stop in stops:
+        # One task per campaign: a slow or failing ESP never holds up the others.
+        transaction.on_commit(lambda pk=stop.pk: campaign_stop_run.delay(pk))
+    return stops
+
+
+def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
+                             **kwargs) -> None:
+    """Receiver of messaging's campaign_stop_settled: the outcome on the incident's timeline."""
+    if not isinstance(requested_for, Incident):
+        return
+    campaign = stop.campaign
+    with _in_log_language():
+        facts = {"campaign": campaign.name, "esp": campaign.esp_account.label,
+                 "detail": stop.detail}
+        if stop.outcome == StopOutcome.STOPPED:
+            message = _("Campaign “%(campaign)s” stopped at %(esp)s: %(detail)s") % facts
+        elif stop.outcome == StopOutcome.NOT_POSSIBLE:
+            message = _("Campaign “%(campaign)s” cannot be stopped at %(esp)s: "
+                        "%(detail)s") % facts
+        else:
+            message = _("Stopping campaign “%(campaign)s” at %(esp)s failed: "
+                        "%(detail)s") % facts
+        if stop.recipients_sent_before_stop is not None:
+            message += " " + ngettext(
+                "%(count)d recipient had it before the stop.",
+                "%(count)d recipients had it before the stop.",
+                stop.recipients_sent_before_stop) % {"count": stop.recipients_sent_before_stop}
+    kind = EventKind.STEP if stop.outcome == StopOutcome.STOPPED else EventKind.ALERT
+    timeline_record(incident=requested_for, actor=None, kind=kind, message=message,
+                    data={"containment": {
+                        "stop": stop.pk, "campaign": campaign.pk, "outcome": stop.outcome,
+                        "action": stop.action, "http_status": stop.http_status,
+                        "esp_status": stop.esp_status,
+                        "sent_before_stop": stop.recipients_sent_before_stop}})
+
+
+# --- The step-2 panel ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CampaignRow:
+    campaign: Campaign
+    stop: CampaignStop | None  # this incident's latest stop of the campaign
+    capabilities: Capabilities | None
+
+    @property
+    def stoppable(self) -> bool:
+        return self.campaign.status in STOPPABLE_STATUSES
+
+
+class ContainmentPanel:
+    """What the step-2 card shows; two queries, read when the card renders."""
+
+    def __init__(self, incident: Incident) -> None:
+        self.incident = incident
+
+    @cached_property
+    def rows(self) -> list[CampaignRow]:
+        campaigns = list(incident_campaigns(incident=self.incident))
+        latest: dict[int, CampaignStop] = {}
+        for stop in _stops_of(self.incident).order_by("requested_at", "pk"):
+            latest[stop.campaign_id] = stop
+        return [CampaignRow(campaign=c, stop=latest.get(c.pk),
+                            capabilities=stop_capabilities(c.esp_account)) for c in campaigns]
+
+    @property
+    def pending(self) -> bool:
+        return any(r.stop is not None and r.stop.is_open for r in self.rows)
+
+    @property
+    def stoppable(self) -> bool:
+        return any(r.stoppable and not (r.stop and r.stop.is_open) for r in self.rows)
