@@ -10,8 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
 
 from .imports import KINDS, ImportResult, import_csv
+from .models import SuppressionEntry, SuppressionList, Subscriber
 
 REPORT_NAME = re.compile(r"^(?P<user>\d+)-[0-9a-f]{32}\.csv$")
 
@@ -50,3 +53,33 @@ def import_report_path(*, actor: AbstractBaseUser, name: str) -> Path | None:
         return None
     path = _report_dir() / name
     return path if path.is_file() else None
+
+
+# --- Feedback from delivery events (called by deliverability) --------------------------
+
+# A stronger status is never downgraded: a complaint outranks a bounce, both outrank an
+# unsubscribe, and nothing here ever makes a person active again.
+_STATUS_RANK = {"active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
+
+
+@transaction.atomic
+def subscriber_status_raise(*, email: str, status: str) -> int:
+    """Move the subscriber(s) with this address to `status` unless already at or beyond it.
+    Returns how many rows changed; an unknown address changes nothing."""
+    rank = _STATUS_RANK[status]
+    weaker = [s for s, r in _STATUS_RANK.items() if r < rank]
+    return (Subscriber.objects.filter(email__iexact=email.strip(), status__in=weaker)
+            .update(status=status, updated_at=timezone.now()))
+
+
+@transaction.atomic
+def suppression_entry_add(*, list_name: str, email: str, reason: str,
+                          source: str = "") -> bool:
+    """Put an address on a named suppression list (created on first use); idempotent.
+    Returns True when the entry is new."""
+    suppression_list, _created = SuppressionList.objects.get_or_create(
+        name=list_name, defaults={"source": source})
+    _entry, created = SuppressionEntry.objects.get_or_create(
+        suppression_list=suppression_list, email=email.strip().lower(),
+        defaults={"reason": reason[:200]})
+    return created

@@ -10,3 +10,9 @@ class DeliverabilityConfig(AppConfig):
         from .ingest import tracking_received
 
         tracking.connect(tracking_received, dispatch_uid="deliverability.tracking_received")
+
+        from .feedback import SubscriberFeedback, delivery_listener_register
+        from .subscriber_feedback import AudiencesPort
+
+        delivery_listener_register(SubscriberFeedback(AudiencesPort()),
+                                   kinds=SubscriberFeedback.KINDS)
