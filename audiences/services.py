@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .imports import KINDS, ImportResult, import_csv
-from .models import SuppressionEntry, SuppressionList, Subscriber
+from .models import Subscriber, SuppressionEntry, SuppressionList
 
 REPORT_NAME = re.compile(r"^(?P<user>\d+)-[0-9a-f]{32}\.csv$")
 
