@@ -103,6 +103,10 @@ class DeliveryEvent(models.Model):
     broadcast_id = models.BigIntegerField(null=True, blank=True)
     recipient_id = models.BigIntegerField(null=True, blank=True)
     description = models.TextField(blank=True)
+    # Who it was about, matched on the address after normalisation (services.
+    # delivery_events_link); empty for addresses we do not know.
+    subscriber = models.ForeignKey("audiences.Subscriber", on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="delivery_events")
     # The raw row it came from. Not a foreign key: raw payloads may be pruned on their own
     # schedule, and an FK check per row is a cost the ingest path does not need.
     raw_id = models.BigIntegerField(null=True, blank=True)

@@ -11,6 +11,8 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Subquery
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from . import feedback
@@ -208,20 +210,20 @@ def delivery_events_normalise(*, batch_size: int = NORMALISE_BATCH) -> Normalise
 
 
 def delivery_events_link(*, batch_ids: list[int]) -> int:
-    """Fill foreign keys to messaging and audiences for the events just normalised.
+    """Link the events just normalised from these raw batches to their subscribers, by
+    address (one set-based UPDATE; the lookup uses the subscribers' lower(email) index).
 
-    A stub until those models exist on this branch. The lead wires it as one set-based
-    UPDATE per relation, e.g. for subscribers (deliverability may import audiences):
-
-        UPDATE deliverability_deliveryevent e SET subscriber_id = s.id
-          FROM deliverability_rawdeliveryevent r, audiences_subscriber s
-         WHERE r.batch_id = ANY(%s) AND (e.esp, e.dedupe_key) = (r.esp, r.dedupe_key)
-           AND e.subscriber_id IS NULL AND s.email = e.recipient
-
-    and likewise broadcast (e.broadcast_id from our metadata), campaign (e.campaign_key)
-    and the recipient log / ledger row (e.message_id, e.recipient_id). Returns rows linked.
+    Broadcasts and campaigns are already matched by the ids our metadata carries
+    (broadcast_id, recipient_id, campaign_key). Returns how many events were linked.
     """
-    return 0
+    from audiences.models import Subscriber
+
+    subscriber = Subscriber.objects.annotate(address=Lower("email")).filter(
+        address=Lower(OuterRef("recipient"))).values("id")[:1]
+    fresh = RawDeliveryEvent.objects.filter(batch_id__in=batch_ids).values("id")
+    return (DeliveryEvent.objects.filter(raw_id__in=fresh, subscriber__isnull=True)
+            .exclude(recipient="").filter(Exists(subscriber))
+            .update(subscriber=Subquery(subscriber)))
 
 
 def delivery_events_dispatch(*, batch_size: int = DISPATCH_BATCH) -> int:

@@ -44,3 +44,16 @@ def test_events_suppress_and_unsubscribe_real_subscribers_and_delete_nothing(cli
     services.delivery_events_normalise()
     services.delivery_events_dispatch()
     assert SuppressionEntry.objects.count() == 3
+
+
+def test_normalised_events_are_linked_to_known_subscribers(client):
+    known = Subscriber.objects.create(email="Known@Example.com")
+    p.post_json(client, SANDBOX, [
+        p.sandbox_event("delivered", event_id="l1", recipient="known@example.com"),
+        p.sandbox_event("delivered", event_id="l2", recipient="nobody@example.com"),
+    ])
+    services.delivery_events_normalise()
+    from deliverability.models import DeliveryEvent
+
+    links = dict(DeliveryEvent.objects.values_list("recipient", "subscriber"))
+    assert links == {"known@example.com": known.pk, "nobody@example.com": None}
