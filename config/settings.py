@@ -119,8 +119,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/15" if TESTING else "")
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": REDIS_URL}}
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+        # Test sessions share one Redis: each gets its own prefix (tests clear only theirs).
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX",
+                              default=f"amends-test-{os.getpid()}" if TESTING else "amends"),
+    }}
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 else:

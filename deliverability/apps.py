@@ -16,3 +16,10 @@ class DeliverabilityConfig(AppConfig):
 
         delivery_listener_register(SubscriberFeedback(AudiencesPort()),
                                    kinds=SubscriberFeedback.KINDS)
+
+        from messaging.signals import sandbox_events_emitted
+
+        from .sandbox_bridge import sandbox_events_received
+
+        sandbox_events_emitted.connect(sandbox_events_received,
+                                       dispatch_uid="deliverability.sandbox_events")

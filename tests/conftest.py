@@ -133,6 +133,7 @@ def celery_worker(django_db_setup, django_db_blocker, smtp_server) -> Iterator[d
         "DATABASE_URL": db_url,
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", ""),
         "EMAIL_HOST": host,
         "EMAIL_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
@@ -161,6 +162,24 @@ def celery_worker(django_db_setup, django_db_blocker, smtp_server) -> Iterator[d
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache (flags such as debounce markers must not leak
+    from one test into the next). Only this session's keys: the broker shares the Redis."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX")
+    if prefix and hasattr(cache, "_cache"):
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
+    yield
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):

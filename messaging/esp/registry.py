@@ -67,7 +67,7 @@ def default_adapter(**overrides: Any) -> EspAdapter:
     if provider == Provider.SANDBOX:
         options: dict[str, Any] = {
             "latency": conf["SANDBOX_LATENCY"], "failure_rate": conf["SANDBOX_FAILURE_RATE"],
-            "seed": conf["SANDBOX_SEED"]}
+            "seed": conf["SANDBOX_SEED"], "emit_events": True}
         if settings.REDIS_URL:
             options["store"] = RedisSandboxStore(settings.REDIS_URL)
         return get_adapter(provider, **{**options, **overrides})

@@ -200,7 +200,8 @@ class SandboxAdapter(EspAdapter):
                  seed: int | None = None, store: SandboxStore | None = None,
                  retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 emit_events: bool = False) -> None:
         for name, rate in (("failure_rate", failure_rate), ("in_doubt_rate", in_doubt_rate)):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"Sandbox {name} must be within 0..1, got {rate}")
@@ -222,6 +223,9 @@ class SandboxAdapter(EspAdapter):
         self.sleep = sleep
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rng = random.Random(seed)
+        # The product's sandbox (registry.default_adapter) hands its synthetic tracking
+        # events to deliverability; a bare adapter in a unit test keeps them to itself.
+        self.emit_events = emit_events
 
     # --- simulated transport -------------------------------------------------------------
     def _call(self, what: str) -> int:
@@ -242,14 +246,19 @@ class SandboxAdapter(EspAdapter):
         self._call("send")
         answer_lost = bool(self.in_doubt_rate and self.rng.random() < self.in_doubt_rate)
         results = []
+        emitted: list[TrackedEvent] = []
         for message in messages:
-            result = self._accept(message)
+            result = self._accept(message, emitted)
             if answer_lost and result.sent:
                 result = RecipientResult(
                     recipient=result.recipient, status=RecipientStatus.UNKNOWN,
                     metadata=result.metadata,
                     error="in doubt: the sandbox's answer was lost (simulated)")
             results.append(result)
+        if emitted and self.emit_events:
+            from ..signals import sandbox_events_emitted
+
+            sandbox_events_emitted.send(sender=type(self), events=emitted)
         return results
 
     def _fate(self, message: OutgoingMessage) -> random.Random:
@@ -258,7 +267,7 @@ class SandboxAdapter(EspAdapter):
         key = json.dumps([self.seed, message.to.lower(), sorted(message.metadata.items())])
         return random.Random(hashlib.sha256(key.encode()).hexdigest())
 
-    def _accept(self, message: OutgoingMessage) -> RecipientResult:
+    def _accept(self, message: OutgoingMessage, emitted: list[TrackedEvent]) -> RecipientResult:
         domain = message.to.rsplit("@", 1)[-1].lower()
         if domain.endswith(".invalid") or not domain or "." not in domain:
             return RecipientResult(recipient=message.to, status=RecipientStatus.REJECTED,
@@ -282,6 +291,7 @@ class SandboxAdapter(EspAdapter):
             for i, (event_type, description) in enumerate(OUTCOME_EVENTS[outcome]))
         self.store.add(SentMessage(message_id=message_id, recipient=message.to,
                                    metadata=message.metadata, accepted_at=now, events=events))
+        emitted.extend(events)
         return RecipientResult(recipient=message.to, status=RecipientStatus.ACCEPTED,
                                message_id=message_id, metadata=message.metadata)
 
