@@ -1,0 +1,680 @@
+"""Sending a Broadcast to each of its recipients exactly once: the delivery ledger.
+
+One Delivery row per person (unique per broadcast and subscriber). A row moves:
+
+    pending ──claim──▶ claimed ──ESP answer──▶ sent | failed | in_doubt
+                           │                                   │
+                           └─ worker vanished ─▶ in_doubt ─reconcile─▶ resolved_sent
+                                                                  └──▶ resolved_missing
+                                                                        (─▶ pending again,
+                                                                         see the rule below)
+
+The rules that make it exactly-once:
+
+1. A batch is CLAIMED (state=claimed, a fresh claim token) and COMMITTED before the ESP
+   call, and settled after it. Claiming is one conditional UPDATE … WHERE state='pending'
+   (FOR UPDATE SKIP LOCKED on PostgreSQL), so two workers never claim one row.
+2. Just before the ESP call, in one transaction that lasts until the batch is settled, the
+   worker takes a KEY SHARE lock on the broadcast, re-reads its status (the kill switch) and
+   locks its own claimed rows (`claim_token = mine AND state = 'claimed'`). Only rows still
+   matching are sent. Pausing takes FOR UPDATE on the broadcast, so it waits for batches in
+   flight: once "paused" is committed and shown, no further message leaves. A batch whose
+   gate finds the broadcast paused gives its rows back to pending: they certainly did not
+   leave.
+3. The ESP's answer settles the rows, set-based, in that same transaction: accepted or
+   queued → sent (with the ESP's message id); rejected, or a failed call the ESP certainly
+   did not take → failed; anything else (5xx, timeout, connection lost after sending) →
+   in_doubt. A 429 / connection refused that outlasts the adapter's retries means nothing
+   was taken: the rows go back to pending and the batch is retried later.
+4. A claimed row whose worker died (no live transaction holds it, claimed longer than
+   AMENDS_SEND["CLAIM_GRACE"] ago) becomes in_doubt — never pending, never resent blindly.
+5. Reconciliation asks the ESP what it holds for this broadcast (`lookup_messages` by our
+   metadata: broadcast_id, recipient_id). A row the ESP has → resolved_sent. A row the ESP
+   positively does not have → resolved_missing, and it may be sent again (back to pending)
+   only when (a) the lookup succeeded completely, (b) the row was claimed at least
+   AMENDS_SEND["SETTLE"] seconds before the lookup began (so a message still on its way into
+   the ESP's index is not taken for missing), and (c) the broadcast is not cancelled.
+   An ESP that cannot look messages up leaves the rows in doubt: they are listed for a human
+   who decides (resend or drop); the decision is recorded on the row and, by the caller, on
+   the timeline.
+
+The rate limit is paced by time slots reserved on the broadcast row (one UPDATE per batch):
+a batch of n waits for its slot and moves the next slot n / rate seconds on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import formataddr
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.dispatch import Signal
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.translation import gettext as _
+
+from audiences.models import Subscriber
+
+from .esp.base import (
+    EspAdapter,
+    EspError,
+    EspNotSupported,
+    EspTemporaryError,
+    OutgoingMessage,
+    RecipientResult,
+    RecipientStatus,
+)
+from .esp.registry import Provider, default_adapter, get_adapter
+from .models import BrandTemplate, Broadcast, BroadcastStatus, Delivery, DeliveryState
+from .rendering import MERGE_TAG
+
+logger = logging.getLogger(__name__)
+
+# Sent inside the transaction that changes a broadcast's status when no person asked for
+# it (the worker completed it): the incidents app writes its timeline from this.
+broadcast_finished = Signal()  # kwargs: broadcast
+
+MAX_PACING_WAIT = 1.0  # seconds a task waits in-process for its slot; longer: countdown
+D = Delivery._meta.db_table
+B = Broadcast._meta.db_table
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# --- The ESP ------------------------------------------------------------------------------
+
+_adapters: dict[tuple, EspAdapter] = {}
+
+
+def broadcast_adapter(broadcast: Broadcast) -> EspAdapter:
+    """The ESP adapter broadcasts go through (settings.AMENDS_SEND), one per process so its
+    HTTP session (keep-alive) is reused across batches."""
+    conf = settings.AMENDS_SEND
+    options = dict(conf["OPTIONS"])
+    key = (broadcast.provider, tuple(sorted((k, str(v)) for k, v in options.items())))
+    adapter = _adapters.get(key)
+    if adapter is None:
+        if broadcast.provider == Provider.SANDBOX:
+            adapter = default_adapter(**options)
+        else:
+            if broadcast.provider == Provider.POSTMARK:
+                options.setdefault("json_batch", True)
+            adapter = get_adapter(broadcast.provider, **options)
+        _adapters[key] = adapter
+    return adapter
+
+
+# --- Creating a broadcast and its ledger --------------------------------------------------
+
+@transaction.atomic
+def broadcast_create(*, source_ref: str, content_version: int, subject: str,
+                     from_email: str, from_name: str = "", reply_to: str = "",
+                     brand_template: BrandTemplate | None, default_locale: str,
+                     bodies: Mapping[str, Mapping[str, str]],
+                     created_by: AbstractBaseUser | None, provider: str | None = None,
+                     rate_per_second: int | None = None, batch_size: int | None = None,
+                     parallelism: int | None = None) -> Broadcast:
+    """A draft broadcast; `bodies` = {locale: {"subject", "html", "text"}} rendered once per
+    locale with per-recipient merge tags left in."""
+    errors: dict[str, str] = {}
+    if default_locale not in bodies:
+        errors["bodies"] = _("There is no body in the default language (%(locale)s).") % {
+            "locale": default_locale}
+    for locale, body in bodies.items():
+        if not (body.get("html") or body.get("text")) or not body.get("subject"):
+            errors["bodies"] = _("The %(locale)s version has no subject or no body.") % {
+                "locale": locale}
+    if not from_email:
+        errors["from_email"] = _("A broadcast needs a sender address.")
+    if errors:
+        raise ValidationError(errors)
+    broadcast = Broadcast(
+        source_ref=source_ref, content_version=content_version, subject=subject,
+        from_email=from_email, from_name=from_name, reply_to=reply_to,
+        brand_template=brand_template, default_locale=default_locale,
+        bodies={k: dict(v) for k, v in bodies.items()},
+        provider=provider or settings.AMENDS_SEND["PROVIDER"], created_by=created_by)
+    for name, value in (("rate_per_second", rate_per_second), ("batch_size", batch_size),
+                        ("parallelism", parallelism)):
+        if value is not None:
+            setattr(broadcast, name, value)
+    broadcast.full_clean()
+    broadcast.save()
+    return broadcast
+
+
+def deliveries_materialise(*, broadcast: Broadcast, recipients: QuerySet[Subscriber]) -> int:
+    """One INSERT … SELECT of the recipients into the ledger (no row through Python).
+
+    `recipients` is a Subscriber queryset (the affected audience); who is in it is the
+    caller's decision. Must run inside the caller's transaction.
+    """
+    query = recipients.order_by().values_list("id", "email", "name", "locale").query
+    select_sql, params = query.get_compiler(connection=connection).as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
+            f"claim_token, attempts, esp_message_id, reason) "
+            f"SELECT %s, q.*, %s, '', 0, '', '' FROM ({select_sql}) q",
+            [broadcast.pk, DeliveryState.PENDING, *params])
+        count = cursor.rowcount
+    Broadcast.objects.filter(pk=broadcast.pk).update(recipient_count=count)
+    broadcast.recipient_count = count
+    return count
+
+
+def broadcast_enqueue(broadcast: Broadcast, chains: int | None = None) -> None:
+    """Start `chains` batch tasks (default: the broadcast's parallelism) after commit."""
+    from .tasks import broadcast_send_batch
+
+    n = chains or broadcast.parallelism
+    pk = broadcast.pk
+    transaction.on_commit(lambda: [broadcast_send_batch.delay(pk) for _ in range(n)])
+
+
+@transaction.atomic
+def broadcast_start(*, broadcast: Broadcast) -> Broadcast:
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+    if broadcast.status != BroadcastStatus.DRAFT:
+        raise ValidationError(_("This broadcast has already been started."))
+    broadcast.status = BroadcastStatus.SENDING
+    broadcast.started_at = broadcast.heartbeat_at = timezone.now()
+    broadcast.save(update_fields=["status", "started_at", "heartbeat_at"])
+    broadcast_enqueue(broadcast)
+    return broadcast
+
+
+# --- Pause, resume, cancel -------------------------------------------------------------------
+
+@transaction.atomic
+def broadcast_pause(*, broadcast: Broadcast) -> Broadcast:
+    """The kill switch. FOR UPDATE waits for batches already past their gate (they hold a
+    KEY SHARE lock until settled), so when this commits nothing more leaves."""
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+    if broadcast.status != BroadcastStatus.SENDING:
+        raise ValidationError(_("Only a broadcast that is sending can be paused (it is "
+                                "%(status)s).") % {"status": broadcast.get_status_display()})
+    broadcast.status = BroadcastStatus.PAUSED
+    broadcast.paused_at = timezone.now()
+    broadcast.save(update_fields=["status", "paused_at"])
+    return broadcast
+
+
+@transaction.atomic
+def broadcast_resume(*, broadcast: Broadcast) -> Broadcast:
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+    if broadcast.status != BroadcastStatus.PAUSED:
+        raise ValidationError(_("Only a paused broadcast can be resumed (it is %(status)s).")
+                              % {"status": broadcast.get_status_display()})
+    broadcast.status = BroadcastStatus.SENDING
+    broadcast.paused_at = None
+    broadcast.next_slot_at = None
+    broadcast.heartbeat_at = timezone.now()
+    broadcast.save(update_fields=["status", "paused_at", "next_slot_at", "heartbeat_at"])
+    broadcast_enqueue(broadcast)
+    return broadcast
+
+
+# --- One batch ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    id: int
+    subscriber_id: int
+    email: str
+    name: str
+    locale: str
+
+
+@dataclass
+class BatchOutcome:
+    """What one run of the batch task did, and when the chain should run again."""
+
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+    released: int = 0
+    next_in: float | None = None  # seconds until the next run; None: this chain ends
+    note: str = ""
+
+
+def new_claim_token() -> str:
+    return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+def _claim(broadcast_id: int, limit: int, token: str, now: datetime) -> list[ClaimedRow]:
+    lock = " FOR UPDATE SKIP LOCKED" if _is_postgres() else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {D} SET state = %s, claim_token = %s, claimed_at = %s, "
+            f"attempts = attempts + 1 WHERE id IN (SELECT id FROM {D} WHERE broadcast_id = %s "
+            f"AND state = %s ORDER BY id LIMIT %s{lock}) "
+            f"RETURNING id, subscriber_id, email, name, locale",
+            [DeliveryState.CLAIMED, token, now, broadcast_id, DeliveryState.PENDING, limit])
+        rows = [ClaimedRow(*r) for r in cursor.fetchall()]
+    rows.sort(key=lambda r: r.id)
+    return rows
+
+
+@dataclass
+class Claim:
+    rows: list[ClaimedRow] = field(default_factory=list)
+    slot: datetime | None = None
+    wait: float | None = None  # the next slot is too far: run again in `wait` seconds
+    status: str = ""
+
+
+@transaction.atomic
+def deliveries_claim(*, broadcast_id: int, token: str, limit: int | None = None) -> Claim:
+    """Claim the next batch (committed when this returns) and reserve its rate-limit slot."""
+    broadcast = (Broadcast.objects.select_for_update(no_key=True)
+                 .only("status", "batch_size", "rate_per_second", "next_slot_at")
+                 .filter(pk=broadcast_id).first())
+    if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
+        return Claim(status=broadcast.status if broadcast else "")
+    now = timezone.now()
+    slot = max(broadcast.next_slot_at or now, now)
+    wait = (slot - now).total_seconds()
+    if wait > MAX_PACING_WAIT:
+        Broadcast.objects.filter(pk=broadcast_id).update(heartbeat_at=now)
+        return Claim(wait=wait, status=broadcast.status)
+    rows = _claim(broadcast_id, limit or broadcast.batch_size, token, now)
+    updates: dict[str, Any] = {"heartbeat_at": now}
+    if rows:
+        updates["next_slot_at"] = slot + timedelta(
+            seconds=len(rows) / broadcast.rate_per_second)
+    Broadcast.objects.filter(pk=broadcast_id).update(**updates)
+    return Claim(rows=rows, slot=slot, status=broadcast.status)
+
+
+# --- Building the messages ------------------------------------------------------------------
+
+class _Filler:
+    """A rendered body split at its merge tags once, filled per recipient by a join."""
+
+    def __init__(self, text: str, *, html: bool) -> None:
+        self.parts: list[str] = []
+        self.keys: list[str] = []
+        pos = 0
+        for match in MERGE_TAG.finditer(text):
+            self.parts.append(text[pos:match.start()])
+            self.keys.append(match.group(1))
+            pos = match.end()
+        self.parts.append(text[pos:])
+        self.raw = [f"{{{{ {k} }}}}" for k in self.keys]
+        self.html = html
+
+    def fill(self, data: Mapping[str, str]) -> str:
+        if not self.keys:
+            return self.parts[0]
+        out = [self.parts[0]]
+        for i, key in enumerate(self.keys):
+            value = data.get(key)
+            if value is None:
+                out.append(self.raw[i])
+            else:
+                out.append(escape(value) if self.html else value)
+            out.append(self.parts[i + 1])
+        return "".join(out)
+
+
+_fillers: dict[tuple[int, int, str], tuple[_Filler, _Filler, _Filler]] = {}
+_unsubscribe_signer = signing.Signer(salt="amends.unsubscribe")
+
+
+def unsubscribe_url(subscriber_id: int) -> str:
+    """A signed per-person link (the unsubscribe page itself belongs to the audiences app)."""
+    return (f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/"
+            f"{_unsubscribe_signer.sign(str(subscriber_id))}/")
+
+
+def _fillers_for(broadcast: Broadcast, locale: str) -> tuple[_Filler, _Filler, _Filler]:
+    if locale not in broadcast.bodies:
+        locale = locale.split("-")[0] if locale.split("-")[0] in broadcast.bodies \
+            else broadcast.default_locale
+    key = (broadcast.pk, broadcast.content_version, locale)
+    found = _fillers.get(key)
+    if found is None:
+        body = broadcast.bodies[locale]
+        found = (_Filler(body["subject"], html=False), _Filler(body.get("html", ""), html=True),
+                 _Filler(body.get("text", ""), html=False))
+        if len(_fillers) > 256:
+            _fillers.clear()
+        _fillers[key] = found
+    return found
+
+
+def build_messages(broadcast: Broadcast, rows: Sequence[ClaimedRow]) -> list[OutgoingMessage]:
+    sender = formataddr((broadcast.from_name, broadcast.from_email)) if broadcast.from_name \
+        else broadcast.from_email
+    reply_to = (broadcast.reply_to,) if broadcast.reply_to else ()
+    bid = str(broadcast.pk)
+    out = []
+    for row in rows:
+        subject, html, text = _fillers_for(broadcast, row.locale or broadcast.default_locale)
+        first, _sep, last = row.name.strip().partition(" ")
+        data = {"first_name": first, "last_name": last.strip(), "email": row.email,
+                "unsubscribe_url": unsubscribe_url(row.subscriber_id)}
+        out.append(OutgoingMessage(
+            to=row.email, to_name=row.name, subject=subject.fill(data), from_email=sender,
+            html=html.fill(data), text=text.fill(data), reply_to=reply_to,
+            metadata={"broadcast_id": bid, "recipient_id": str(row.subscriber_id)}))
+    return out
+
+
+# --- Gate, send, settle ----------------------------------------------------------------------
+
+SETTLED_STATE = {
+    RecipientStatus.ACCEPTED: DeliveryState.SENT,
+    RecipientStatus.QUEUED: DeliveryState.SENT,
+    RecipientStatus.REJECTED: DeliveryState.FAILED,
+    RecipientStatus.FAILED: DeliveryState.FAILED,
+    RecipientStatus.UNKNOWN: DeliveryState.IN_DOUBT,
+}
+
+
+def _release(token: str, ids: Sequence[int] | None = None) -> int:
+    """Give claimed rows back: only for rows the ESP certainly never saw."""
+    extra, params = "", []
+    if ids is not None:
+        if not ids:
+            return 0
+        extra = f" AND id IN ({', '.join(['%s'] * len(ids))})"
+        params = list(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {D} SET state = %s, claim_token = '', claimed_at = NULL, "
+            f"attempts = attempts - 1 WHERE claim_token = %s AND state = %s{extra}",
+            [DeliveryState.PENDING, token, DeliveryState.CLAIMED, *params])
+        return cursor.rowcount
+
+
+def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientResult],
+            now: datetime) -> dict[str, int]:
+    """All rows of a batch in one UPDATE … FROM (VALUES …)."""
+    values, params, counts = [], [], {}
+    for row, result in zip(rows, results, strict=True):
+        state = SETTLED_STATE.get(result.status, DeliveryState.IN_DOUBT)
+        counts[state] = counts.get(state, 0) + 1
+        values.append("(%s, %s, %s, %s)")
+        params += [row.id, state, result.message_id or "", (result.error or "")[:500]]
+    if not values:
+        return counts
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH v(id, state, mid, reason) AS (VALUES {', '.join(values)}) "
+            f"UPDATE {D} SET state = v.state, esp_message_id = v.mid, reason = v.reason, "
+            f"settled_at = %s FROM v WHERE {D}.id = v.id AND {D}.claim_token = %s "
+            f"AND {D}.state = %s",
+            [*params, now, token, DeliveryState.CLAIMED])
+    return counts
+
+
+def _gate(broadcast_id: int, token: str) -> tuple[str, set[int]]:
+    """Inside the sending transaction: the broadcast's status (KEY SHARE: pause waits for
+    us) and the rows of this claim that are still ours (locked until we settle)."""
+    with connection.cursor() as cursor:
+        share = " FOR KEY SHARE" if _is_postgres() else ""
+        cursor.execute(f"SELECT status FROM {B} WHERE id = %s{share}", [broadcast_id])
+        found = cursor.fetchone()
+        status = found[0] if found else ""
+        lock = " FOR UPDATE" if _is_postgres() else ""
+        cursor.execute(f"SELECT id FROM {D} WHERE claim_token = %s AND state = %s{lock}",
+                       [token, DeliveryState.CLAIMED])
+        mine = {r[0] for r in cursor.fetchall()}
+    return status, mine
+
+
+def deliveries_send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
+                            adapter: EspAdapter) -> BatchOutcome:
+    outcome = BatchOutcome(claimed=len(claim.rows))
+    messages = build_messages(broadcast, claim.rows)  # before the gate: keep it short
+    with transaction.atomic():
+        status, mine = _gate(broadcast.pk, token)
+        if status != BroadcastStatus.SENDING:
+            outcome.released = _release(token)
+            outcome.note = f"kill switch: broadcast is {status or 'gone'}"
+            return outcome
+        if len(mine) != len(claim.rows):  # some rows were declared in doubt meanwhile
+            keep = [i for i, r in enumerate(claim.rows) if r.id in mine]
+            claim = Claim(rows=[claim.rows[i] for i in keep], slot=claim.slot)
+            messages = [messages[i] for i in keep]
+        if not messages:
+            return outcome
+        try:
+            results = adapter.send_batch(messages)
+        except EspTemporaryError as exc:
+            # The adapter raises this only when the ESP certainly took nothing.
+            outcome.released = _release(token)
+            outcome.next_in = exc.retry_after if exc.retry_after is not None else 2.0
+            outcome.note = f"ESP refused for now: {exc}"
+            logger.info("broadcast %s: %s", broadcast.pk, outcome.note)
+            return outcome
+        counts = _settle(token, claim.rows, results, timezone.now())
+    outcome.sent = counts.get(DeliveryState.SENT, 0)
+    outcome.failed = counts.get(DeliveryState.FAILED, 0)
+    outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
+    return outcome
+
+
+# --- Crashed workers and reconciliation -----------------------------------------------------
+
+def deliveries_mark_abandoned(*, broadcast_id: int, grace: float | None = None) -> int:
+    """Claimed rows no live transaction holds, older than the grace: in doubt. Never
+    pending: their worker may have handed them to the ESP before it died."""
+    grace = settings.AMENDS_SEND["CLAIM_GRACE"] if grace is None else grace
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    skip = " FOR UPDATE SKIP LOCKED" if _is_postgres() else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {D} SET state = %s, reason = %s WHERE id IN (SELECT id FROM {D} "
+            f"WHERE broadcast_id = %s AND state = %s AND claimed_at < %s{skip})",
+            [DeliveryState.IN_DOUBT, "in doubt: the worker sending it stopped before it "
+             "recorded the ESP's answer", broadcast_id, DeliveryState.CLAIMED, cutoff])
+        return cursor.rowcount
+
+
+@dataclass
+class Reconciliation:
+    looked_up: bool
+    resolved_sent: int = 0
+    resolved_missing: int = 0
+    requeued: int = 0
+    still_in_doubt: int = 0
+    error: str = ""
+
+
+def broadcast_reconcile(*, broadcast: Broadcast, adapter: EspAdapter | None = None,
+                        settle: float | None = None, requeue: bool = True) -> Reconciliation:
+    """Resolve in-doubt rows from what the ESP holds (rule 5 of the module docstring)."""
+    settle = settings.AMENDS_SEND["SETTLE"] if settle is None else settle
+    adapter = adapter or broadcast_adapter(broadcast)
+    started = timezone.now()
+    if not Delivery.objects.filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT).exists():
+        return Reconciliation(looked_up=False)
+    try:
+        held = adapter.lookup_messages({"broadcast_id": str(broadcast.pk)})
+    except EspNotSupported as exc:
+        return Reconciliation(looked_up=False, error=str(exc), still_in_doubt=Delivery.objects
+                              .filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT).count())
+    except EspError as exc:
+        return Reconciliation(looked_up=False, error=str(exc), still_in_doubt=Delivery.objects
+                              .filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT).count())
+    found: dict[int, str] = {}
+    for message in held:
+        rid = message.metadata.get("recipient_id")
+        if rid and rid.isdigit():
+            found.setdefault(int(rid), message.message_id)
+    result = Reconciliation(looked_up=True)
+    now = timezone.now()
+    missing_before = started - timedelta(seconds=settle)
+    with transaction.atomic():
+        status = Broadcast.objects.select_for_update(no_key=True).values_list(
+            "status", flat=True).get(pk=broadcast.pk)
+        rows = list(Delivery.objects.select_for_update().filter(
+            broadcast=broadcast, state=DeliveryState.IN_DOUBT)
+            .values_list("id", "subscriber_id", "claimed_at"))
+        sent, missing = [], []
+        for pk, subscriber_id, claimed_at in rows:
+            if subscriber_id in found:
+                sent.append((pk, found[subscriber_id]))
+            elif claimed_at is not None and claimed_at <= missing_before:
+                missing.append(pk)
+        for pk, message_id in sent:
+            Delivery.objects.filter(pk=pk).update(
+                state=DeliveryState.RESOLVED_SENT, esp_message_id=message_id, settled_at=now,
+                reason=_("The ESP confirmed it received this message."))
+        result.resolved_sent = len(sent)
+        may_requeue = requeue and status != BroadcastStatus.CANCELLED
+        if missing:
+            reason = _("The ESP confirmed it never received this message (%(when)s).") % {
+                "when": started.strftime("%Y-%m-%d %H:%M:%S UTC")}
+            if may_requeue:
+                result.requeued = Delivery.objects.filter(pk__in=missing).update(
+                    state=DeliveryState.PENDING, claim_token="", claimed_at=None,
+                    settled_at=None, reason=reason + " " + _("Queued to be sent again."))
+            else:
+                result.resolved_missing = Delivery.objects.filter(pk__in=missing).update(
+                    state=DeliveryState.RESOLVED_MISSING, settled_at=now, reason=reason)
+        result.still_in_doubt = len(rows) - len(sent) - len(missing)
+    return result
+
+
+@transaction.atomic
+def delivery_decide(*, delivery: Delivery, resend: bool,
+                    actor: AbstractBaseUser) -> Delivery:
+    """A person's decision on a row the ESP could not account for."""
+    delivery = Delivery.objects.select_for_update().get(pk=delivery.pk)
+    if delivery.state not in (DeliveryState.IN_DOUBT, DeliveryState.RESOLVED_MISSING):
+        raise ValidationError(_("Only a message in doubt can be decided on (this one is "
+                                "%(state)s).") % {"state": delivery.get_state_display()})
+    who = actor.get_full_name() or actor.get_username()
+    if resend:
+        delivery.state = DeliveryState.PENDING
+        delivery.claim_token = ""
+        delivery.claimed_at = None
+        delivery.reason = _("%(who)s decided to send it again.") % {"who": who}
+    else:
+        delivery.state = DeliveryState.FAILED
+        delivery.settled_at = timezone.now()
+        delivery.reason = _("%(who)s decided not to send it again.") % {"who": who}
+    delivery.decided_by = actor
+    delivery.save(update_fields=["state", "claim_token", "claimed_at", "reason",
+                                 "settled_at", "decided_by"])
+    if resend:
+        broadcast = Broadcast.objects.select_for_update().get(pk=delivery.broadcast_id)
+        if broadcast.status == BroadcastStatus.COMPLETED:
+            broadcast.status = BroadcastStatus.SENDING
+            broadcast.finished_at = None
+            broadcast.save(update_fields=["status", "finished_at"])
+            broadcast_enqueue(broadcast, chains=1)
+    return delivery
+
+
+# --- The batch task's body ------------------------------------------------------------------
+
+def _open_counts(broadcast_id: int) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT state, COUNT(*) FROM {D} WHERE broadcast_id = %s AND state "
+                       f"IN (%s, %s, %s) GROUP BY state",
+                       [broadcast_id, DeliveryState.PENDING, DeliveryState.CLAIMED,
+                        DeliveryState.IN_DOUBT])
+        return dict(cursor.fetchall())
+
+
+@transaction.atomic
+def _complete(broadcast_id: int) -> bool:
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+    if broadcast.status != BroadcastStatus.SENDING:
+        return False
+    counts = _open_counts(broadcast_id)
+    if counts.get(DeliveryState.PENDING) or counts.get(DeliveryState.CLAIMED):
+        return False
+    broadcast.status = BroadcastStatus.COMPLETED
+    broadcast.finished_at = timezone.now()
+    broadcast.save(update_fields=["status", "finished_at"])
+    broadcast_finished.send(sender=Broadcast, broadcast=broadcast)
+    return True
+
+
+def broadcast_run_batch(*, broadcast_id: int, token: str | None = None,
+                        adapter: EspAdapter | None = None) -> BatchOutcome:
+    """One step of a fan-out chain: claim a batch, wait for its slot, send, settle.
+
+    Returns when the chain should run again (`next_in`), or None when it ends (paused,
+    cancelled, completed, or other chains hold the rest).
+    """
+    broadcast = Broadcast.objects.filter(pk=broadcast_id).first()
+    if broadcast is None:
+        logger.warning("broadcast %s is gone; nothing to send", broadcast_id)
+        return BatchOutcome(note="gone")
+    if broadcast.status != BroadcastStatus.SENDING:
+        return BatchOutcome(note=f"broadcast is {broadcast.status}")
+    token = token or new_claim_token()
+    deliveries_mark_abandoned(broadcast_id=broadcast_id)
+    claim = deliveries_claim(broadcast_id=broadcast_id, token=token)
+    if claim.wait is not None:
+        return BatchOutcome(next_in=claim.wait, note="waiting for the rate limit")
+    if claim.status != BroadcastStatus.SENDING:
+        return BatchOutcome(note=f"broadcast is {claim.status}")
+    if claim.rows:
+        pause = (claim.slot - timezone.now()).total_seconds() if claim.slot else 0
+        if pause > 0:
+            time.sleep(pause)
+        outcome = deliveries_send_claimed(broadcast=broadcast, claim=claim, token=token,
+                                          adapter=adapter or broadcast_adapter(broadcast))
+        if outcome.next_in is None and not outcome.released:
+            outcome.next_in = 0.0
+        return outcome
+    return _finish_or_wait(broadcast, adapter)
+
+
+def _finish_or_wait(broadcast: Broadcast, adapter: EspAdapter | None) -> BatchOutcome:
+    counts = _open_counts(broadcast.pk)
+    if counts.get(DeliveryState.CLAIMED):
+        # Another chain is sending, or a dead worker's claim waits for its grace to end.
+        return BatchOutcome(next_in=max(1.0, settings.AMENDS_SEND["CLAIM_GRACE"] / 2),
+                            note="waiting for claimed rows")
+    if counts.get(DeliveryState.IN_DOUBT):
+        result = broadcast_reconcile(broadcast=broadcast, adapter=adapter)
+        if result.requeued:
+            return BatchOutcome(next_in=0.0, note=f"{result.requeued} queued again")
+        if result.looked_up and result.still_in_doubt:
+            # Too recent to be called missing: ask again once they have settled.
+            return BatchOutcome(next_in=max(1.0, settings.AMENDS_SEND["SETTLE"] / 2),
+                                note="in-doubt rows settling")
+    if _complete(broadcast.pk):
+        return BatchOutcome(note="completed")
+    return BatchOutcome(note="nothing left for this chain")
+
+
+def broadcast_watchdog(*, stale_after: float | None = None) -> list[int]:
+    """Restart the chain of every sending broadcast that showed no sign of life (a killed
+    worker takes its chain with it). Returns the broadcasts kicked."""
+    if stale_after is None:
+        stale_after = max(10.0, 2 * settings.AMENDS_SEND["CLAIM_GRACE"])
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    stale = list(Broadcast.objects.filter(status=BroadcastStatus.SENDING,
+                                          heartbeat_at__lte=cutoff)
+                 .values_list("pk", flat=True))
+    from .tasks import broadcast_send_batch
+
+    for pk in stale:
+        broadcast_send_batch.delay(pk)
+    return stale
