@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -26,7 +27,7 @@ from .apology_lint import AudienceCheck, apology_lint, lint_blocks_sending
 from .apology_models import Apology
 from .apology_selectors import apology_locale_for, apology_render
 from .audience import affected_recipients
-from .models import AffectedAudience, AffectedRecipient, EventKind, Incident
+from .models import AffectedAudience, EventKind, Incident
 from .services import _in_log_language, _name, timeline_record
 from .signoff import require_signoff_for_send
 
@@ -45,12 +46,14 @@ def apology_broadcast(*, incident: Incident) -> Broadcast | None:
 
 def apology_audience_count(*, incident: Incident) -> AudienceCheck | None:
     """The materialised affected audience's state; None when it was never computed."""
-    audience = AffectedAudience.objects.filter(incident=incident).only("computed_at").first()
+    audience = (AffectedAudience.objects.filter(incident=incident)
+                .only("computed_at", "affected_count").first())
     if audience is None or audience.computed_at is None:
         return None
-    count = AffectedRecipient.objects.filter(incident=incident, exclusion_reason="").count()
-    # The only audience a send can use is built from this incident's snapshot.
-    return AudienceCheck(computed=True, affected_count=count, matches_incident=True)
+    # The count stored by the computation; apology_send_start checks that the ledger it
+    # materialises from this incident's snapshot has exactly that many people.
+    return AudienceCheck(computed=True, affected_count=audience.affected_count,
+                         matches_incident=True)
 
 
 def _render_bodies(apology: Apology) -> dict[str, dict[str, str]]:
@@ -289,3 +292,45 @@ def apology_in_doubt(*, incident: Incident, limit: int = 50) -> list[Delivery]:
         return []
     return list(Delivery.objects.filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT)
                 .order_by("id")[:limit])
+
+
+class SendPanel:
+    """What the step-5 send panel shows; computed only when the template reads it."""
+
+    def __init__(self, incident: Incident, summary=None) -> None:
+        self.incident = incident
+        self._summary = summary
+
+    @cached_property
+    def broadcast(self) -> Broadcast | None:
+        return apology_broadcast(incident=self.incident)
+
+    @cached_property
+    def progress(self) -> SendProgress:
+        if self.broadcast is None:
+            return SendProgress(broadcast=None)
+        return broadcast_counts(broadcast=self.broadcast)
+
+    @cached_property
+    def in_doubt(self) -> list[Delivery]:
+        if not self.progress.in_doubt:
+            return []
+        return apology_in_doubt(incident=self.incident)
+
+    @cached_property
+    def audience(self) -> AudienceCheck | None:
+        return apology_audience_count(incident=self.incident)
+
+    @property
+    def affected_count(self) -> int:
+        return self.audience.affected_count if self.audience else 0
+
+    @cached_property
+    def blockers(self) -> list[str]:
+        """Why the apology cannot be sent besides the sign-off (the linter's errors)."""
+        from .apology_selectors import apology_summary
+
+        summary = self._summary or apology_summary(incident=self.incident)
+        if summary.apology is None:
+            return [_("Write the apology first.")]
+        return [str(f.message) for f in summary.findings if f.is_error]

@@ -13,6 +13,7 @@ from core.htmx import HtmxHttpRequest, wants_fragment
 
 from . import plan_views, selectors, services
 from .apology_selectors import apology_summary
+from .apology_send import SendPanel
 from .audience import AssessmentPanel
 from .forms import (
     ChecklistItemForm,
@@ -93,6 +94,7 @@ def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
         **plan_views.war_room_extras(incident=incident, user=request.user),  # issue 5
         "assessment_panel": AssessmentPanel(incident),  # step 3 (lazy: read when shown)
         "apology_summary": apology_summary(incident=incident),
+        "send_panel": SendPanel(incident),  # step 5, send (lazy: read when shown)
     }
 
 

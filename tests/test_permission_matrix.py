@@ -160,6 +160,16 @@ RULES: dict[str, Rule] = {
     "messaging:brand-edit": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
     "messaging:brand-preview": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
     "messaging:brand-set-default": Rule("POST", BRAND_EDITORS(302), kwargs={"pk": brand_pk}),
+    # Issue 4 (send): start, progress, pause, resume, reconcile, decide. The matrix's breach
+    # is not signed off: writers are turned back to the war room with the reasons (302).
+    "incidents:apology-send": Rule("POST", writers(), {"confirm": "on",
+                                                       "expected_count": "1"}),
+    "incidents:apology-send-progress": Rule("GET", readers(302)),
+    "incidents:apology-send-pause": Rule("POST", writers()),
+    "incidents:apology-send-resume": Rule("POST", writers()),
+    "incidents:apology-send-reconcile": Rule("POST", writers()),
+    "incidents:apology-send-decide": Rule("POST", writers(), {"decision": "drop"},
+                                          kwargs={"delivery_id": lambda w: 1}),
 }
 
 # Extra POST-body for write views checked with the plan edit form.
