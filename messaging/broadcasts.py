@@ -15,19 +15,20 @@ The rules that make it exactly-once:
    call, and settled after it. Claiming is one conditional UPDATE … WHERE state='pending'
    (FOR UPDATE SKIP LOCKED on PostgreSQL), so two workers never claim one row.
 2. Just before the ESP call, in one transaction that lasts until the batch is settled, the
-   worker takes a KEY SHARE lock on the broadcast, re-reads its status (the kill switch) and
-   locks its own claimed rows (`claim_token = mine AND state = 'claimed'`). Only rows still
-   matching are sent. Pausing takes FOR UPDATE on the broadcast, so it waits for batches in
-   flight: once "paused" is committed and shown, no further message leaves. A batch whose
-   gate finds the broadcast paused gives its rows back to pending: they certainly did not
-   leave.
+   worker takes a KEY SHARE lock on the broadcast, re-reads its status (the kill switch),
+   takes an advisory lock on its claim token (PostgreSQL) and re-reads which of its rows
+   are still claimed by that token. Only those are sent. Pausing takes FOR UPDATE on the
+   broadcast, so it waits for batches in flight: once "paused" is committed and shown, no
+   further message leaves. A batch whose gate finds the broadcast paused gives its rows
+   back to pending: they certainly did not leave.
 3. The ESP's answer settles the rows, set-based, in that same transaction: accepted or
    queued → sent (with the ESP's message id); rejected, or a failed call the ESP certainly
    did not take → failed; anything else (5xx, timeout, connection lost after sending) →
    in_doubt. A 429 / connection refused that outlasts the adapter's retries means nothing
    was taken: the rows go back to pending and the batch is retried later.
-4. A claimed row whose worker died (no live transaction holds it, claimed longer than
-   AMENDS_SEND["CLAIM_GRACE"] ago) becomes in_doubt — never pending, never resent blindly.
+4. A claimed row whose worker died (no live gate holds its claim token's advisory lock,
+   claimed longer than AMENDS_SEND["CLAIM_GRACE"] ago) becomes in_doubt — never pending,
+   never resent blindly. A slow but live worker that finds its rows swept sends none.
 5. Reconciliation asks the ESP what it holds for this broadcast (`lookup_messages` by our
    metadata: broadcast_id, recipient_id). A row the ESP has → resolved_sent. A row the ESP
    positively does not have → resolved_missing, and it may be sent again (back to pending)
@@ -44,6 +45,8 @@ a batch of n waits for its slot and moves the next slot n / rate seconds on.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import socket
@@ -53,17 +56,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr
+from html import escape as html_escape
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from audiences.models import Subscriber
@@ -321,27 +323,37 @@ class _Filler:
         self.html = html
 
     def fill(self, data: Mapping[str, str]) -> str:
+        """`data` holds values ready for this part: HTML-escaped for the HTML part."""
         if not self.keys:
             return self.parts[0]
         out = [self.parts[0]]
         for i, key in enumerate(self.keys):
             value = data.get(key)
-            if value is None:
-                out.append(self.raw[i])
-            else:
-                out.append(escape(value) if self.html else value)
+            out.append(self.raw[i] if value is None else value)
             out.append(self.parts[i + 1])
         return "".join(out)
 
 
 _fillers: dict[tuple[int, int, str], tuple[_Filler, _Filler, _Filler]] = {}
-_unsubscribe_signer = signing.Signer(salt="amends.unsubscribe")
+_unsubscribe_mac: hmac.HMAC | None = None
+
+
+def unsubscribe_token(subscriber_id: int) -> str:
+    """`<id>-<mac>`: an HMAC-SHA256 of the id under a key derived from SECRET_KEY. The key
+    object is made once per process (a fresh salted HMAC per message cost more than the rest
+    of the message); the unsubscribe page checks it with the same function."""
+    global _unsubscribe_mac
+    if _unsubscribe_mac is None:
+        key = hashlib.sha256(b"amends.unsubscribe" + settings.SECRET_KEY.encode()).digest()
+        _unsubscribe_mac = hmac.new(key, digestmod=hashlib.sha256)
+    mac = _unsubscribe_mac.copy()
+    mac.update(str(subscriber_id).encode())
+    return f"{subscriber_id}-{mac.hexdigest()[:24]}"
 
 
 def unsubscribe_url(subscriber_id: int) -> str:
-    """A signed per-person link (the unsubscribe page itself belongs to the audiences app)."""
-    return (f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/"
-            f"{_unsubscribe_signer.sign(str(subscriber_id))}/")
+    """A per-person link (the unsubscribe page itself belongs to the audiences app)."""
+    return f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/{unsubscribe_token(subscriber_id)}/"
 
 
 def _fillers_for(broadcast: Broadcast, locale: str) -> tuple[_Filler, _Filler, _Filler]:
@@ -365,15 +377,17 @@ def build_messages(broadcast: Broadcast, rows: Sequence[ClaimedRow]) -> list[Out
         else broadcast.from_email
     reply_to = (broadcast.reply_to,) if broadcast.reply_to else ()
     bid = str(broadcast.pk)
+    unsubscribe_base = f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/"
     out = []
     for row in rows:
         subject, html, text = _fillers_for(broadcast, row.locale or broadcast.default_locale)
         first, _sep, last = row.name.strip().partition(" ")
         data = {"first_name": first, "last_name": last.strip(), "email": row.email,
-                "unsubscribe_url": unsubscribe_url(row.subscriber_id)}
+                "unsubscribe_url": f"{unsubscribe_base}{unsubscribe_token(row.subscriber_id)}/"}
+        escaped = {k: html_escape(v) for k, v in data.items()}
         out.append(OutgoingMessage(
             to=row.email, to_name=row.name, subject=subject.fill(data), from_email=sender,
-            html=html.fill(data), text=text.fill(data), reply_to=reply_to,
+            html=html.fill(escaped), text=text.fill(data), reply_to=reply_to,
             metadata={"broadcast_id": bid, "recipient_id": str(row.subscriber_id)}))
     return out
 
@@ -389,36 +403,48 @@ SETTLED_STATE = {
 }
 
 
-def _release(token: str, ids: Sequence[int] | None = None) -> int:
+def _release(token: str, ids: Sequence[int]) -> int:
     """Give claimed rows back: only for rows the ESP certainly never saw."""
-    extra, params = "", []
-    if ids is not None:
-        if not ids:
-            return 0
-        extra = f" AND id IN ({', '.join(['%s'] * len(ids))})"
-        params = list(ids)
+    if not ids:
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {D} SET state = %s, claim_token = '', claimed_at = NULL, "
-            f"attempts = attempts - 1 WHERE claim_token = %s AND state = %s{extra}",
-            [DeliveryState.PENDING, token, DeliveryState.CLAIMED, *params])
+            f"attempts = attempts - 1 WHERE claim_token = %s AND state = %s "
+            f"AND id IN ({', '.join(['%s'] * len(ids))})",
+            [DeliveryState.PENDING, token, DeliveryState.CLAIMED, *ids])
         return cursor.rowcount
 
 
 def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientResult],
             now: datetime) -> dict[str, int]:
     """All rows of a batch in one UPDATE … FROM (VALUES …)."""
-    values, params, counts = [], [], {}
+    ids, new_states, mids, reasons, counts = [], [], [], [], {}
     for row, result in zip(rows, results, strict=True):
         state = SETTLED_STATE.get(result.status, DeliveryState.IN_DOUBT)
         counts[state] = counts.get(state, 0) + 1
-        values.append("(%s, %s, %s, %s)")
-        params += [row.id, state, result.message_id or "", (result.error or "")[:500]]
-    if not values:
+        ids.append(row.id)
+        new_states.append(str(state))
+        mids.append(result.message_id or "")
+        reasons.append((result.error or "")[:500])
+    if not ids:
         return counts
+    if _is_postgres():
+        # Four array parameters, not 4,000 scalars: the driver's query building was a
+        # fifth of a batch's time.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {D} SET state = v.state, esp_message_id = v.mid, reason = v.reason, "
+                f"settled_at = %s FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+                f"%s::text[]) AS v(id, state, mid, reason) WHERE {D}.id = v.id "
+                f"AND {D}.claim_token = %s AND {D}.state = %s",
+                [now, ids, new_states, mids, reasons, token, DeliveryState.CLAIMED])
+        return counts
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(ids))
+    params = [p for quad in zip(ids, new_states, mids, reasons, strict=True) for p in quad]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH v(id, state, mid, reason) AS (VALUES {', '.join(values)}) "
+            f"WITH v(id, state, mid, reason) AS (VALUES {values}) "
             f"UPDATE {D} SET state = v.state, esp_message_id = v.mid, reason = v.reason, "
             f"settled_at = %s FROM v WHERE {D}.id = v.id AND {D}.claim_token = %s "
             f"AND {D}.state = %s",
@@ -426,17 +452,25 @@ def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientR
     return counts
 
 
-def _gate(broadcast_id: int, token: str) -> tuple[str, set[int]]:
+def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[int]]:
     """Inside the sending transaction: the broadcast's status (KEY SHARE: pause waits for
-    us) and the rows of this claim that are still ours (locked until we settle)."""
+    us) and which rows of this claim are still ours. On PostgreSQL an advisory lock on the
+    claim token, held until we settle, tells the sweeper this claim has a live worker."""
     with connection.cursor() as cursor:
-        share = " FOR KEY SHARE" if _is_postgres() else ""
-        cursor.execute(f"SELECT status FROM {B} WHERE id = %s{share}", [broadcast_id])
+        if _is_postgres():
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [token])
+            cursor.execute(f"SELECT status FROM {B} WHERE id = %s FOR KEY SHARE",
+                           [broadcast_id])
+        else:
+            cursor.execute(f"SELECT status FROM {B} WHERE id = %s", [broadcast_id])
         found = cursor.fetchone()
         status = found[0] if found else ""
-        lock = " FOR UPDATE" if _is_postgres() else ""
-        cursor.execute(f"SELECT id FROM {D} WHERE claim_token = %s AND state = %s{lock}",
-                       [token, DeliveryState.CLAIMED])
+        if _is_postgres():
+            cursor.execute(f"SELECT id FROM {D} WHERE id = ANY(%s) AND claim_token = %s "
+                           f"AND state = %s", [list(ids), token, DeliveryState.CLAIMED])
+        else:
+            cursor.execute(f"SELECT id FROM {D} WHERE claim_token = %s AND state = %s",
+                           [token, DeliveryState.CLAIMED])
         mine = {r[0] for r in cursor.fetchall()}
     return status, mine
 
@@ -446,9 +480,10 @@ def deliveries_send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
     outcome = BatchOutcome(claimed=len(claim.rows))
     messages = build_messages(broadcast, claim.rows)  # before the gate: keep it short
     with transaction.atomic():
-        status, mine = _gate(broadcast.pk, token)
+        ids = [r.id for r in claim.rows]
+        status, mine = _gate(broadcast.pk, token, ids)
         if status != BroadcastStatus.SENDING:
-            outcome.released = _release(token)
+            outcome.released = _release(token, ids)
             outcome.note = f"kill switch: broadcast is {status or 'gone'}"
             return outcome
         if len(mine) != len(claim.rows):  # some rows were declared in doubt meanwhile
@@ -461,7 +496,7 @@ def deliveries_send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
             results = adapter.send_batch(messages)
         except EspTemporaryError as exc:
             # The adapter raises this only when the ESP certainly took nothing.
-            outcome.released = _release(token)
+            outcome.released = _release(token, ids)
             outcome.next_in = exc.retry_after if exc.retry_after is not None else 2.0
             outcome.note = f"ESP refused for now: {exc}"
             logger.info("broadcast %s: %s", broadcast.pk, outcome.note)
@@ -480,11 +515,14 @@ def deliveries_mark_abandoned(*, broadcast_id: int, grace: float | None = None) 
     pending: their worker may have handed them to the ESP before it died."""
     grace = settings.AMENDS_SEND["CLAIM_GRACE"] if grace is None else grace
     cutoff = timezone.now() - timedelta(seconds=grace)
-    skip = " FOR UPDATE SKIP LOCKED" if _is_postgres() else ""
+    # A live worker holds its claim token's advisory lock from its gate to its settle; a
+    # worker that has not reached its gate yet finds its rows gone and sends none of them.
+    alive = " AND pg_try_advisory_xact_lock(hashtext(claim_token))" if _is_postgres() \
+        else ""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {D} SET state = %s, reason = %s WHERE id IN (SELECT id FROM {D} "
-            f"WHERE broadcast_id = %s AND state = %s AND claimed_at < %s{skip})",
+            f"UPDATE {D} SET state = %s, reason = %s WHERE broadcast_id = %s AND state = %s "
+            f"AND claimed_at < %s{alive}",
             [DeliveryState.IN_DOUBT, "in doubt: the worker sending it stopped before it "
              "recorded the ESP's answer", broadcast_id, DeliveryState.CLAIMED, cutoff])
         return cursor.rowcount
