@@ -250,7 +250,10 @@ class Delivery(models.Model):
     # claim, the sweep and the progress queries need exists.
     broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE,
                                   related_name="deliveries", db_index=False)
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="+")
+    # No index of its own either (one more index insert per row change); deleting a
+    # subscriber who has deliveries is refused anyway (PROTECT: the send log stays).
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="+",
+                                   db_index=False)
     # Who exactly we send to, copied when the ledger is made (the audience snapshot).
     email = models.CharField(_("email"), max_length=254)
     name = models.CharField(_("name"), max_length=200, blank=True)

@@ -48,6 +48,7 @@ class PostmarkAdapter(AnymailAdapter):
             # max_per_call is not capped here so a loopback can take more; Postmark: 500.
             from .postmark_json import PostmarkJsonSender
 
+            self.merges_client_side = True  # the sender fills {{ field }} tags itself
             super().__init__(sender=PostmarkJsonSender(  # type: ignore[arg-type]
                 server_token=server_token, base_url=base_url, max_per_call=max_per_call,
                 retry=retry, **{k: v for k, v in options.items()
