@@ -260,15 +260,17 @@ def new_claim_token() -> str:
     return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
-def _claim(broadcast_id: int, limit: int, token: str, now: datetime) -> list[ClaimedRow]:
+def _claim(broadcast_id: int, limit: int, token: str, now: datetime, after: int = 0
+           ) -> list[ClaimedRow]:
     lock = " FOR UPDATE SKIP LOCKED" if _is_postgres() else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {D} SET state = %s, claim_token = %s, claimed_at = %s, "
             f"attempts = attempts + 1 WHERE id IN (SELECT id FROM {D} WHERE broadcast_id = %s "
-            f"AND state = %s ORDER BY id LIMIT %s{lock}) "
+            f"AND state = %s AND id > %s ORDER BY id LIMIT %s{lock}) "
             f"RETURNING id, subscriber_id, email, name, locale",
-            [DeliveryState.CLAIMED, token, now, broadcast_id, DeliveryState.PENDING, limit])
+            [DeliveryState.CLAIMED, token, now, broadcast_id, DeliveryState.PENDING, after,
+             limit])
         rows = [ClaimedRow(*r) for r in cursor.fetchall()]
     rows.sort(key=lambda r: r.id)
     return rows
@@ -286,7 +288,8 @@ class Claim:
 def deliveries_claim(*, broadcast_id: int, token: str, limit: int | None = None) -> Claim:
     """Claim the next batch (committed when this returns) and reserve its rate-limit slot."""
     broadcast = (Broadcast.objects.select_for_update(no_key=True)
-                 .only("status", "batch_size", "rate_per_second", "next_slot_at")
+                 .only("status", "batch_size", "rate_per_second", "next_slot_at",
+                       "claim_cursor")
                  .filter(pk=broadcast_id).first())
     if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
         return Claim(status=broadcast.status if broadcast else "")
@@ -296,11 +299,19 @@ def deliveries_claim(*, broadcast_id: int, token: str, limit: int | None = None)
     if wait > MAX_PACING_WAIT:
         Broadcast.objects.filter(pk=broadcast_id).update(heartbeat_at=now)
         return Claim(wait=wait, status=broadcast.status)
-    rows = _claim(broadcast_id, limit or broadcast.batch_size, token, now)
+    # Claims move forward from a cursor: the index still holds entries of rows claimed
+    # before (until vacuum), and scanning them again for every batch made a million-row
+    # send quadratic. Rows given back below the cursor lower it (_lower_cursor); a last
+    # pass from the start catches anything else.
+    limit = limit or broadcast.batch_size
+    rows = _claim(broadcast_id, limit, token, now, after=broadcast.claim_cursor)
+    if not rows and broadcast.claim_cursor:
+        rows = _claim(broadcast_id, limit, token, now)
     updates: dict[str, Any] = {"heartbeat_at": now}
     if rows:
         updates["next_slot_at"] = slot + timedelta(
             seconds=len(rows) / broadcast.rate_per_second)
+        updates["claim_cursor"] = rows[-1].id
     Broadcast.objects.filter(pk=broadcast_id).update(**updates)
     return Claim(rows=rows, slot=slot, status=broadcast.status)
 
@@ -422,8 +433,15 @@ SETTLED_STATE = {
 }
 
 
+def _lower_cursor(broadcast_id: int, below: int) -> None:
+    """Rows at or above `below` are pending again: claims must look there."""
+    Broadcast.objects.filter(pk=broadcast_id, claim_cursor__gte=below).update(
+        claim_cursor=max(below - 1, 0))
+
+
 def _release(token: str, ids: Sequence[int]) -> int:
-    """Give claimed rows back: only for rows the ESP certainly never saw."""
+    """Give claimed rows back: only for rows the ESP certainly never saw. The caller
+    lowers the claim cursor after its transaction (not under the gate's lock)."""
     if not ids:
         return 0
     with connection.cursor() as cursor:
@@ -498,6 +516,14 @@ def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[i
 
 def deliveries_send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
                             adapter: EspAdapter) -> BatchOutcome:
+    outcome = _send_claimed(broadcast=broadcast, claim=claim, token=token, adapter=adapter)
+    if outcome.released:
+        _lower_cursor(broadcast.pk, min(r.id for r in claim.rows))
+    return outcome
+
+
+def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
+                  adapter: EspAdapter) -> BatchOutcome:
     outcome = BatchOutcome(claimed=len(claim.rows))
     # Built before the gate, so the gate (which pause waits for) stays short.
     messages = build_messages(broadcast, claim.rows,
@@ -607,6 +633,7 @@ def broadcast_reconcile(*, broadcast: Broadcast, adapter: EspAdapter | None = No
             reason = _("The ESP confirmed it never received this message (%(when)s).") % {
                 "when": started.strftime("%Y-%m-%d %H:%M:%S UTC")}
             if may_requeue:
+                _lower_cursor(broadcast.pk, min(missing))
                 result.requeued = Delivery.objects.filter(pk__in=missing).update(
                     state=DeliveryState.PENDING, claim_token="", claimed_at=None,
                     settled_at=None, reason=reason + " " + _("Queued to be sent again."))
@@ -639,6 +666,7 @@ def delivery_decide(*, delivery: Delivery, resend: bool,
     delivery.save(update_fields=["state", "claim_token", "claimed_at", "reason",
                                  "settled_at", "decided_by"])
     if resend:
+        _lower_cursor(delivery.broadcast_id, delivery.pk)
         broadcast = Broadcast.objects.select_for_update().get(pk=delivery.broadcast_id)
         if broadcast.status == BroadcastStatus.COMPLETED:
             broadcast.status = BroadcastStatus.SENDING

@@ -203,6 +203,7 @@ class Broadcast(models.Model):
     recipient_count = models.PositiveIntegerField(_("recipients"), default=0)
     # Pacing (the rate limit, timed by the database clock) and the driver's heartbeat.
     next_slot_at = models.DateTimeField(null=True, blank=True)
+    claim_cursor = models.BigIntegerField(default=0)  # claims look at ids above it first
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
                                    blank=True, related_name="+")
