@@ -14,14 +14,15 @@ The rules that make it exactly-once:
 1. A batch is CLAIMED (state=claimed, a fresh claim token) and COMMITTED before the ESP
    call, and settled after it. Claiming is one conditional UPDATE … WHERE state='pending'
    (FOR UPDATE SKIP LOCKED on PostgreSQL), so two workers never claim one row.
-2. Just before the ESP call, in one transaction that lasts until the batch is settled, the
-   worker takes a KEY SHARE lock on the broadcast, re-reads its status (the kill switch),
-   takes an advisory lock on its claim token (PostgreSQL) and re-reads which of its rows
-   are still claimed by that token. Only those are sent. Pausing takes FOR UPDATE on the
-   broadcast, so it waits for batches in flight: once "paused" is committed and shown, no
-   further message leaves. A batch whose gate finds the broadcast paused gives its rows
-   back to pending: they certainly did not leave.
-3. The ESP's answer settles the rows, set-based, in that same transaction: accepted or
+2. Just before the ESP call, in a transaction that lasts until the ESP has answered, the
+   worker takes a shared advisory lock on the broadcast (the gate), re-reads its status
+   (the kill switch), takes an advisory lock on its claim token and re-reads which of its
+   rows are still claimed by that token. Only those are sent. Pausing sets "paused" and
+   takes the gate lock exclusively in the same transaction: it waits for batches already
+   past their gate, and batches arriving later queue behind it and then read "paused".
+   Once "paused" is committed and shown, no further message leaves. A batch whose gate
+   finds the broadcast paused gives its rows back to pending: they certainly did not leave.
+3. The ESP's answer settles the rows, set-based, right after (own transaction): accepted or
    queued → sent (with the ESP's message id); rejected, or a failed call the ESP certainly
    did not take → failed; anything else (5xx, timeout, connection lost after sending) →
    in_doubt. A 429 / connection refused that outlasts the adapter's retries means nothing
@@ -205,8 +206,10 @@ def broadcast_start(*, broadcast: Broadcast) -> Broadcast:
 
 @transaction.atomic
 def broadcast_pause(*, broadcast: Broadcast) -> Broadcast:
-    """The kill switch. FOR UPDATE waits for batches already past their gate (they hold a
-    KEY SHARE lock until settled), so when this commits nothing more leaves."""
+    """The kill switch. Sets paused, then takes the gate lock exclusively: that waits for
+    the batches already past their gate (they hold it shared until the ESP has answered)
+    and makes later batches queue until this commits, when they read "paused". So when
+    this returns and "paused" is shown, nothing more leaves."""
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if broadcast.status != BroadcastStatus.SENDING:
         raise ValidationError(_("Only a broadcast that is sending can be paused (it is "
@@ -214,6 +217,9 @@ def broadcast_pause(*, broadcast: Broadcast) -> Broadcast:
     broadcast.status = BroadcastStatus.PAUSED
     broadcast.paused_at = timezone.now()
     broadcast.save(update_fields=["status", "paused_at"])
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [GATE_LOCK, broadcast.pk])
     return broadcast
 
 
@@ -491,17 +497,21 @@ def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientR
     return counts
 
 
+GATE_LOCK = 424_201  # advisory lock class: (GATE_LOCK, broadcast id)
+
+
 def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[int]]:
-    """Inside the sending transaction: the broadcast's status (KEY SHARE: pause waits for
-    us) and which rows of this claim are still ours. On PostgreSQL an advisory lock on the
-    claim token, held until we settle, tells the sweeper this claim has a live worker."""
+    """Inside the sending transaction, held until the ESP has answered: a shared advisory
+    lock on the broadcast (pause takes it exclusively, so it waits for batches past their
+    gate, and batches that come later queue behind the pause and then read "paused"), the
+    broadcast's status (the kill switch), an advisory lock on the claim token (the sweeper
+    leaves a live worker's claim alone), and the rows of this claim still ours."""
     with connection.cursor() as cursor:
         if _is_postgres():
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)",
+                           [GATE_LOCK, broadcast_id])
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [token])
-            cursor.execute(f"SELECT status FROM {B} WHERE id = %s FOR KEY SHARE",
-                           [broadcast_id])
-        else:
-            cursor.execute(f"SELECT status FROM {B} WHERE id = %s", [broadcast_id])
+        cursor.execute(f"SELECT status FROM {B} WHERE id = %s", [broadcast_id])
         found = cursor.fetchone()
         status = found[0] if found else ""
         if _is_postgres():
@@ -550,6 +560,12 @@ def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
             outcome.note = f"ESP refused for now: {exc}"
             logger.info("broadcast %s: %s", broadcast.pk, outcome.note)
             return outcome
+    # The gate is over (a pause no longer waits for us); settle in a transaction of its
+    # own. Dying here leaves the rows claimed: in doubt, then reconciled.
+    with transaction.atomic():
+        if _is_postgres():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [token])
         counts = _settle(token, claim.rows, results, timezone.now())
     outcome.sent = counts.get(DeliveryState.SENT, 0)
     outcome.failed = counts.get(DeliveryState.FAILED, 0)

@@ -6,6 +6,13 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def leave_room_on_each_page(apps, schema_editor):
+    """Each delivery row is rewritten twice (claimed, then settled). With free space on its
+    page the new versions stay there: fewer pages dirtied and written to the WAL."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE messaging_delivery SET (fillfactor = 40)")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -100,4 +107,5 @@ class Migration(migrations.Migration):
             model_name='delivery',
             constraint=models.CheckConstraint(condition=models.Q(('state__in', ['pending', 'claimed', 'sent', 'failed', 'in_doubt', 'resolved_sent', 'resolved_missing'])), name='delivery_state_valid'),
         ),
+        migrations.RunPython(leave_room_on_each_page, migrations.RunPython.noop),
     ]
