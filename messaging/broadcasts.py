@@ -453,7 +453,7 @@ def _release(token: str, ids: Sequence[int]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {D} SET state = %s, claim_token = '', claimed_at = NULL, "
-            f"attempts = attempts - 1 WHERE claim_token = %s AND state = %s "
+            f"attempts = attempts - 1 WHERE claim_token = %s AND (state || '') = %s "
             f"AND id IN ({', '.join(['%s'] * len(ids))})",
             [DeliveryState.PENDING, token, DeliveryState.CLAIMED, *ids])
         return cursor.rowcount
@@ -482,7 +482,8 @@ def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientR
                 f"UPDATE {D} SET state = v.state, esp_message_id = v.mid, reason = v.reason, "
                 f"settled_at = %s FROM unnest(%s::bigint[], %s::text[], %s::text[], "
                 f"%s::text[]) AS v(id, state, mid, reason) WHERE {D}.id = v.id "
-                f"AND {D}.claim_token = %s AND {D}.state = %s",
+                # (state || ''): keep the planner on the primary key (see _gate).
+                f"AND {D}.claim_token = %s AND ({D}.state || '') = %s",
                 [now, ids, new_states, mids, reasons, token, str(DeliveryState.CLAIMED)])
         return counts
     values = ", ".join(["(%s, %s, %s, %s)"] * len(ids))
@@ -514,13 +515,19 @@ def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[i
         cursor.execute(f"SELECT status FROM {B} WHERE id = %s", [broadcast_id])
         found = cursor.fetchone()
         status = found[0] if found else ""
+        # By primary key only, filtered here: a condition on state would let the planner
+        # pick the open-rows index, full of dead "claimed" entries on a big send.
         if _is_postgres():
-            cursor.execute(f"SELECT id FROM {D} WHERE id = ANY(%s) AND claim_token = %s "
-                           f"AND state = %s", [list(ids), token, DeliveryState.CLAIMED])
+            with connection.connection.cursor() as raw:  # one array, bound server-side
+                raw.execute(f"SELECT id, claim_token, state FROM {D} WHERE id = ANY(%s)",
+                            [list(ids)])
+                found_rows = raw.fetchall()
         else:
-            cursor.execute(f"SELECT id FROM {D} WHERE claim_token = %s AND state = %s",
-                           [token, DeliveryState.CLAIMED])
-        mine = {r[0] for r in cursor.fetchall()}
+            cursor.execute(f"SELECT id, claim_token, state FROM {D} WHERE id IN "
+                           f"({', '.join(['%s'] * len(ids))})", list(ids))
+            found_rows = cursor.fetchall()
+        mine = {pk for pk, claimed_by, state in found_rows
+                if claimed_by == token and state == DeliveryState.CLAIMED}
     return status, mine
 
 
