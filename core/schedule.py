@@ -14,3 +14,10 @@ BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
     },
 }
+
+# Issue 4, send: broadcasts whose batch chain died (a killed worker) are picked up again,
+# claims no live worker holds become "in doubt", and in-doubt rows are reconciled.
+BEAT_SCHEDULE["messaging-broadcast-watchdog"] = {
+    "task": "messaging.tasks.broadcast_watchdog",
+    "schedule": 15.0,
+}

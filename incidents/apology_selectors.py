@@ -46,10 +46,12 @@ def apology_draft(*, incident: Incident) -> Apology:
 def apology_audience_check(*, incident: Incident) -> AudienceCheck | None:
     """What is known about the apology's audience; None until it has been computed.
 
-    The sending side (incidents.AffectedRecipient + the Broadcast) replaces this with the
-    materialised affected audience's state; until then the linter says "compute first".
+    The materialised affected audience (incidents.AffectedRecipient): computed or not, and
+    how many people have no exclusion reason. A send can only use this audience.
     """
-    return None
+    from .apology_send import apology_audience_count
+
+    return apology_audience_count(incident=incident)
 
 
 SAMPLE_PEOPLE = {

@@ -15,3 +15,5 @@ class IncidentsConfig(AppConfig):
 
         campaign_stop_settled.connect(stop_settled_on_timeline,
                                       dispatch_uid="incidents.containment.timeline")
+        # Issue 4, send: the receiver that writes "the apology finished sending".
+        from . import apology_send  # noqa: F401

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import plan_views, views, views_assessment, views_containment
+from . import apology_send_views, plan_views, views, views_assessment, views_containment
 from .apology_views import apology_check, apology_compose, apology_preview
 
 app_name = "incidents"
@@ -50,4 +50,17 @@ urlpatterns = [
     path("<int:pk>/apology/", apology_compose, name="apology-compose"),
     path("<int:pk>/apology/check/", apology_check, name="apology-check"),
     path("<int:pk>/apology/preview/", apology_preview, name="apology-preview"),
+    # Step 5: sending the apology (issue 4, send).
+    path("<int:pk>/apology/send/", apology_send_views.apology_send_start_view,
+         name="apology-send"),
+    path("<int:pk>/apology/send/progress/", apology_send_views.apology_send_progress_view,
+         name="apology-send-progress"),
+    path("<int:pk>/apology/send/pause/", apology_send_views.apology_send_pause_view,
+         name="apology-send-pause"),
+    path("<int:pk>/apology/send/resume/", apology_send_views.apology_send_resume_view,
+         name="apology-send-resume"),
+    path("<int:pk>/apology/send/reconcile/", apology_send_views.apology_send_reconcile_view,
+         name="apology-send-reconcile"),
+    path("<int:pk>/apology/send/deliveries/<int:delivery_id>/decide/",
+         apology_send_views.apology_send_decide_view, name="apology-send-decide"),
 ]

@@ -15,6 +15,7 @@ from core.htmx import HtmxHttpRequest, wants_fragment
 
 from . import monitoring, plan_views, selectors, services
 from .apology_selectors import apology_summary
+from .apology_send import SendPanel
 from .audience import AssessmentPanel
 from .containment import ContainmentPanel
 from .forms import (
@@ -98,6 +99,7 @@ def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
         "apology_summary": apology_summary(incident=incident),
         "deliverability": monitoring.deliverability_panel(incident=incident),  # lazy
         "containment": ContainmentPanel(incident),  # step 2, pause (issue 4; lazy)
+        "send_panel": SendPanel(incident),  # step 5, send (lazy: read when shown)
     }
 
 

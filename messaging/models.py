@@ -235,3 +235,132 @@ class CampaignStop(models.Model):
     @property
     def is_open(self) -> bool:
         return self.outcome in OPEN_STOP_OUTCOMES
+# --- Broadcasts and their delivery ledger (issue 4, send) ------------------------------
+# A Broadcast is a message we send ourselves (the apology), one Delivery row per person.
+# The ledger makes sending exactly-once: see messaging/broadcasts.py for the state machine.
+
+class BroadcastStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SENDING = "sending", _("Sending")
+    PAUSED = "paused", _("Paused")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Broadcast(models.Model):
+    """What we send: the content rendered once per locale (per-recipient merge tags such as
+    `{{ first_name }}` left in, filled by the sender), how fast, and how far it got."""
+
+    source_ref = models.CharField(
+        _("source"), max_length=64, db_index=True,
+        help_text=_("Who asked for it, e.g. incident:12 (messaging knows nothing of "
+                    "incidents)."))
+    content_version = models.PositiveIntegerField(_("content version"), default=1)
+    subject = models.CharField(_("subject"), max_length=300)
+    from_email = models.EmailField(_("sender address"))
+    from_name = models.CharField(_("sender name"), max_length=100, blank=True)
+    reply_to = models.EmailField(_("reply-to address"), blank=True)
+    brand_template = models.ForeignKey(BrandTemplate, on_delete=models.PROTECT, null=True,
+                                       blank=True, related_name="+",
+                                       verbose_name=_("brand template"))
+    default_locale = models.CharField(_("default language"), max_length=8)
+    # {locale: {"subject": ..., "html": ..., "text": ...}}
+    bodies = models.JSONField(_("rendered bodies"), default=dict)
+    provider = models.CharField(_("ESP"), max_length=32)
+    status = models.CharField(_("status"), max_length=16, choices=BroadcastStatus.choices,
+                              default=BroadcastStatus.DRAFT)
+    rate_per_second = models.PositiveIntegerField(
+        _("rate limit (messages per second)"), default=200)
+    batch_size = models.PositiveIntegerField(_("batch size"), default=500)
+    parallelism = models.PositiveSmallIntegerField(
+        _("parallel batches"), default=2,
+        help_text=_("How many batch tasks run at once (Celery worker processes)."))
+    recipient_count = models.PositiveIntegerField(_("recipients"), default=0)
+    # Pacing (the rate limit, timed by the database clock) and the driver's heartbeat.
+    next_slot_at = models.DateTimeField(null=True, blank=True)
+    claim_cursor = models.BigIntegerField(default=0)  # claims look at ids above it first
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                                   blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("broadcast")
+        verbose_name_plural = _("broadcasts")
+        constraints = [
+            models.CheckConstraint(condition=Q(batch_size__gte=1, batch_size__lte=1000),
+                                   name="broadcast_batch_size_1_1000"),
+            models.CheckConstraint(condition=Q(rate_per_second__gte=1),
+                                   name="broadcast_rate_positive"),
+            models.CheckConstraint(condition=Q(parallelism__gte=1, parallelism__lte=16),
+                                   name="broadcast_parallelism_1_16"),
+            models.CheckConstraint(condition=Q(status__in=BroadcastStatus.values),
+                                   name="broadcast_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.get_status_display()})"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    CLAIMED = "claimed", _("Being sent")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    IN_DOUBT = "in_doubt", _("In doubt")
+    RESOLVED_SENT = "resolved_sent", _("Sent (confirmed by the ESP)")
+    RESOLVED_MISSING = "resolved_missing", _("Not received by the ESP")
+
+
+class Delivery(models.Model):
+    """One person of one broadcast. Rows move pending → claimed → sent / failed / in_doubt;
+    in_doubt → resolved_sent / resolved_missing after reconciliation. A claimed row never
+    goes back to pending once the ESP may have seen it."""
+
+    # No index of its own: the unique (broadcast, subscriber) index leads with it. Every
+    # index costs an insert per row change (two changes per message), so only what the
+    # claim, the sweep and the progress queries need exists.
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE,
+                                  related_name="deliveries", db_index=False)
+    # No index of its own either (one more index insert per row change); deleting a
+    # subscriber who has deliveries is refused anyway (PROTECT: the send log stays).
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="+",
+                                   db_index=False)
+    # Who exactly we send to, copied when the ledger is made (the audience snapshot).
+    email = models.CharField(_("email"), max_length=254)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    locale = models.CharField(_("locale"), max_length=16, blank=True)
+    state = models.CharField(_("state"), max_length=16, choices=DeliveryState.choices,
+                             default=DeliveryState.PENDING)
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    esp_message_id = models.CharField(_("ESP message id"), max_length=200, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                                   blank=True, related_name="+", db_index=False)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "subscriber"],
+                                    name="delivery_once_per_broadcast"),
+            models.CheckConstraint(condition=Q(state__in=DeliveryState.values),
+                                   name="delivery_state_valid"),
+        ]
+        indexes = [
+            # Only open rows (pending, claimed, in doubt): the claim takes pending rows in id
+            # order, the sweep finds old claims, reconciliation finds rows in doubt. A row
+            # leaves the index when it is settled, so it stays small however big the send.
+            models.Index(fields=["broadcast", "state", "id"], name="delivery_open_idx",
+                         condition=Q(state__in=["pending", "claimed", "in_doubt"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.state})"

@@ -37,12 +37,27 @@ class PostmarkAdapter(AnymailAdapter):
 
     def __init__(self, *, server_token: str, base_url: str = DEFAULT_URL,
                  retry: RetryPolicy | None = None, max_per_call: int = 500,
-                 **kwargs: Any) -> None:
+                 json_batch: bool = False, **kwargs: Any) -> None:
         if not server_token:
             raise ValueError("Postmark: server_token is required")
         options = client_options(kwargs)
         if kwargs:
             raise TypeError(f"PostmarkAdapter: unexpected options {sorted(kwargs)}")
+        if json_batch:
+            # Broadcasts: per-recipient bodies straight to /email/batch (postmark_json.py).
+            # max_per_call is not capped here so a loopback can take more; Postmark: 500.
+            from .postmark_json import PostmarkJsonSender
+
+            self.merges_client_side = True  # the sender fills {{ field }} tags itself
+            super().__init__(sender=PostmarkJsonSender(  # type: ignore[arg-type]
+                server_token=server_token, base_url=base_url, max_per_call=max_per_call,
+                retry=retry, **{k: v for k, v in options.items()
+                                if k in ("sleep", "rng", "timeout", "session")}))
+            self.client = EspHttpClient(provider=self.provider, base_url=base_url,
+                                        retry=retry,
+                                        headers={"X-Postmark-Server-Token": server_token},
+                                        **{k: v for k, v in options.items() if k != "session"})
+            return
         sender = AnymailSender(
             backend="anymail.backends.postmark.EmailBackend", esp_name="Postmark",
             backend_options={"server_token": server_token, "api_url": base_url.rstrip("/") + "/"},

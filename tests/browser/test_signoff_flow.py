@@ -85,12 +85,14 @@ def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, secu
         signer.goto(war_room)
         signer.get_by_role("button", name="Approve version 2").click()
         expect(signer.locator(f"[data-role={role}]")).to_contain_text("approved version 2")
-    # The last approval updates the send panel in place (htmx, out of band).
-    expect(sam.locator("#send-apology")).to_be_enabled()
+    # The last approval updates the send panel in place (htmx, out of band): the sign-off
+    # part of the gate is satisfied (the button also needs a written apology).
+    expect(sam.locator("#send-gate-signoff")).to_be_visible()
 
     # The button enables, and the timeline tells the story.
     maya.goto(war_room)
-    expect(maya.locator("#send-apology")).to_be_enabled()
+    expect(maya.locator("#send-gate-signoff")).to_be_visible()
+    expect(maya.locator("#send-gate-reasons")).to_contain_text("Write the apology first.")
     timeline = maya.locator("#timeline-events")
     for line in [
         "Maya wrote the plan (version 1).",

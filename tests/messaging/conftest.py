@@ -8,3 +8,6 @@ from tests.loopback.fixtures import (  # noqa: F401
     sendgrid_esp,
     sparkpost_esp,
 )
+
+# Issue 4, send: a Celery worker that can be SIGKILLed and restarted, and its loopback ESP.
+from tests.messaging.send_worker import send_esp, send_worker  # noqa: E402, F401

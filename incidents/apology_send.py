@@ -1,0 +1,336 @@
+"""Sending the apology (step 5): from the incident to a messaging Broadcast.
+
+The incident side decides WHO (the materialised affected audience, never anyone excluded)
+and WHETHER (the sign-off guard, the linter); messaging sends exactly once
+(messaging/broadcasts.py). Every state change writes the incident's timeline in its own
+transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Q
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from messaging import broadcasts
+from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+
+from .apology_lint import AudienceCheck, apology_lint, lint_blocks_sending
+from .apology_models import Apology
+from .apology_selectors import apology_locale_for, apology_render
+from .audience import affected_recipients
+from .models import AffectedAudience, EventKind, Incident
+from .services import _in_log_language, _name, timeline_record
+from .signoff import require_signoff_for_send
+
+User = AbstractBaseUser
+
+
+def source_ref(incident: Incident) -> str:
+    return f"incident:{incident.pk}"
+
+
+def apology_broadcast(*, incident: Incident) -> Broadcast | None:
+    """The incident's apology broadcast (the latest one not cancelled)."""
+    return (Broadcast.objects.filter(source_ref=source_ref(incident))
+            .exclude(status=BroadcastStatus.CANCELLED).order_by("-created_at", "-id").first())
+
+
+def apology_audience_count(*, incident: Incident) -> AudienceCheck | None:
+    """The materialised affected audience's state; None when it was never computed."""
+    audience = (AffectedAudience.objects.filter(incident=incident)
+                .only("computed_at", "affected_count").first())
+    if audience is None or audience.computed_at is None:
+        return None
+    # The count stored by the computation; apology_send_start checks that the ledger it
+    # materialises from this incident's snapshot has exactly that many people.
+    return AudienceCheck(computed=True, affected_count=audience.affected_count,
+                         matches_incident=True)
+
+
+def _render_bodies(apology: Apology) -> dict[str, dict[str, str]]:
+    """Once per locale, with per-recipient tags ({{ first_name }}…) left for the sender."""
+    locales = {apology.default_locale, *(k for k, v in (apology.bodies or {}).items()
+                                          if v.strip())}
+    bodies = {}
+    for locale in sorted(locales):
+        shown = apology_locale_for(apology=apology, locale=locale)
+        email = apology_render(apology=apology, locale=shown, merge_data={})
+        bodies[locale] = {"subject": email.subject, "html": email.html, "text": email.text}
+    return bodies
+
+
+@transaction.atomic
+def apology_send_start(*, incident: Incident, actor: User,
+                       expected_count: int | None = None, **options) -> Broadcast:
+    """Check everything, make the ledger from the affected audience, start the fan-out.
+
+    Raises signoff.ApologyBlocked (PermissionDenied) when the sign-off guard refuses, and
+    ValidationError for everything else (linter errors, already sent, audience changed).
+    `options`: rate_per_second, batch_size, parallelism, provider for the Broadcast.
+    """
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if incident.closed_at is not None:
+        raise ValidationError(_("The incident is closed; reopen it to send the apology."))
+    if apology_broadcast(incident=incident) is not None:
+        raise ValidationError(_("The apology has already been sent (or is being sent)."))
+    require_signoff_for_send(incident)
+    apology = (Apology.objects.select_for_update(of=("self",)).select_related("brand_template")
+               .filter(incident=incident).first())
+    if apology is None:
+        raise ValidationError(_("Write the apology first."))
+    # Lock the audience row: a recomputation cannot swap the snapshot under us.
+    AffectedAudience.objects.select_for_update().filter(incident=incident).first()
+    check = apology_audience_count(incident=incident)
+    findings = apology_lint(apology=apology, incident=incident, audience=check)
+    if lint_blocks_sending(findings):
+        raise ValidationError([str(f.message) for f in findings if f.is_error])
+    if expected_count is not None and expected_count != check.affected_count:
+        raise ValidationError(_(
+            "The affected audience changed since the page was shown (%(then)s, now %(now)s "
+            "people). Check it and confirm again.") % {"then": expected_count,
+                                                       "now": check.affected_count})
+    broadcast = broadcasts.broadcast_create(
+        source_ref=source_ref(incident), content_version=apology.version,
+        subject=apology.subject, from_email=apology.from_email, from_name=apology.from_name,
+        reply_to=apology.reply_to, brand_template=apology.brand_template,
+        default_locale=apology.default_locale, bodies=_render_bodies(apology),
+        created_by=actor, **options)
+    count = broadcasts.deliveries_materialise(
+        broadcast=broadcast, recipients=affected_recipients(incident=incident))
+    if count != check.affected_count:  # cannot happen under the locks; refuse if it does
+        raise ValidationError(_("The ledger does not match the affected audience; nothing "
+                                "was sent."))
+    broadcast = broadcasts.broadcast_start(broadcast=broadcast)
+    with _in_log_language():
+        timeline_record(
+            incident=incident, actor=actor, kind=EventKind.UPDATED,
+            message=_("%(who)s started sending the apology (version %(v)s) to %(n)s people "
+                      "of the affected audience.") % {"who": _name(actor),
+                                                      "v": apology.version, "n": count},
+            data={"broadcast": broadcast.pk, "recipients": count,
+                  "apology_version": apology.version})
+    return broadcast
+
+
+def _broadcast_locked(incident: Incident) -> Broadcast:
+    broadcast = apology_broadcast(incident=incident)
+    if broadcast is None:
+        raise ValidationError(_("The apology has not been sent yet."))
+    return broadcast
+
+
+@transaction.atomic
+def apology_send_pause(*, incident: Incident, actor: User) -> Broadcast:
+    broadcast = broadcasts.broadcast_pause(broadcast=_broadcast_locked(incident))
+    counts = broadcast_counts(broadcast=broadcast)
+    with _in_log_language():
+        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                        message=_("%(who)s paused the apology: %(sent)s sent, %(left)s "
+                                  "waiting.") % {"who": _name(actor), "sent": counts.sent,
+                                                 "left": counts.remaining},
+                        data={"broadcast": broadcast.pk, "paused": True})
+    return broadcast
+
+
+@transaction.atomic
+def apology_send_resume(*, incident: Incident, actor: User) -> Broadcast:
+    require_signoff_for_send(incident)  # a plan edit while paused voids the sign-off
+    broadcast = broadcasts.broadcast_resume(broadcast=_broadcast_locked(incident))
+    with _in_log_language():
+        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                        message=_("%(who)s resumed sending the apology.") % {
+                            "who": _name(actor)},
+                        data={"broadcast": broadcast.pk, "resumed": True})
+    return broadcast
+
+
+@transaction.atomic
+def apology_delivery_decide(*, incident: Incident, actor: User, delivery_id: int,
+                            resend: bool) -> Delivery:
+    broadcast = _broadcast_locked(incident)
+    delivery = Delivery.objects.filter(broadcast=broadcast, pk=delivery_id).first()
+    if delivery is None:
+        raise ValidationError(_("No such recipient in this apology."))
+    if resend:
+        require_signoff_for_send(incident)
+    delivery = broadcasts.delivery_decide(delivery=delivery, resend=resend, actor=actor)
+    with _in_log_language():
+        message = (_("%(who)s decided to send the apology again to %(email)s (the ESP could "
+                     "not say whether it got it).") if resend else
+                   _("%(who)s decided not to send the apology again to %(email)s (the ESP "
+                     "could not say whether it got it).")) % {"who": _name(actor),
+                                                              "email": delivery.email}
+        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                        message=message,
+                        data={"broadcast": broadcast.pk, "delivery": delivery.pk,
+                              "decision": "resend" if resend else "drop"})
+    return delivery
+
+
+def apology_send_reconcile(*, incident: Incident, actor: User
+                           ) -> broadcasts.Reconciliation:
+    """Ask the ESP about rows in doubt now (outside a transaction: it calls the ESP)."""
+    broadcast = _broadcast_locked(incident)
+    result = broadcasts.broadcast_reconcile(broadcast=broadcast)
+    with transaction.atomic(), _in_log_language():
+        timeline_record(
+            incident=incident, actor=actor, kind=EventKind.UPDATED,
+            message=(_("%(who)s reconciled the apology with the ESP: %(sent)s confirmed "
+                       "sent, %(requeued)s queued again, %(left)s still in doubt.") % {
+                "who": _name(actor), "sent": result.resolved_sent,
+                "requeued": result.requeued, "left": result.still_in_doubt})
+            if result.looked_up else
+            _("%(who)s asked the ESP about messages in doubt; it could not tell: "
+              "%(error)s") % {"who": _name(actor), "error": result.error or "-"},
+            data={"broadcast": broadcast.pk, "reconciled": True})
+    if result.requeued and broadcast.status == BroadcastStatus.SENDING:
+        broadcasts.broadcast_enqueue(broadcast, chains=1)
+    return result
+
+
+@receiver(broadcasts.broadcast_finished)
+def _apology_finished(sender, broadcast: Broadcast, **kwargs) -> None:
+    """The worker completed a broadcast: write it on the incident's timeline (same
+    transaction as the status change)."""
+    if not broadcast.source_ref.startswith("incident:"):
+        return
+    incident = Incident.objects.filter(pk=int(broadcast.source_ref.split(":", 1)[1])).first()
+    if incident is None:
+        return
+    counts = broadcast_counts(broadcast=broadcast)
+    with _in_log_language():
+        timeline_record(
+            incident=incident, actor=None, kind=EventKind.UPDATED,
+            message=_("The apology finished sending: %(sent)s sent, %(failed)s failed, "
+                      "%(doubt)s in doubt (listed for a decision).") % {
+                "sent": counts.sent, "failed": counts.failed, "doubt": counts.in_doubt},
+            data={"broadcast": broadcast.pk, "completed": True})
+
+
+# --- Live progress ---------------------------------------------------------------------------
+
+RATE_WINDOW = 10  # seconds
+
+
+@dataclass(frozen=True)
+class SendProgress:
+    broadcast: Broadcast | None
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+    claimed: int = 0
+    pending: int = 0
+    recent: int = 0  # settled within the last RATE_WINDOW seconds
+
+    @property
+    def remaining(self) -> int:
+        return self.pending + self.claimed
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.in_doubt
+
+    @property
+    def rate(self) -> float:
+        return self.recent / RATE_WINDOW
+
+    @property
+    def eta_seconds(self) -> int | None:
+        if not self.remaining:
+            return 0
+        return round(self.remaining / self.rate) if self.rate else None
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def sending(self) -> bool:
+        return bool(self.broadcast and self.broadcast.status == BroadcastStatus.SENDING)
+
+
+def broadcast_counts(*, broadcast: Broadcast) -> SendProgress:
+    """Every count of the bar in one GROUP BY query."""
+    since = timezone.now() - timedelta(seconds=RATE_WINDOW)
+    rows = (Delivery.objects.filter(broadcast=broadcast).values("state")
+            .annotate(n=Count("id"), recent=Count("id", filter=Q(settled_at__gte=since)))
+            .order_by())
+    by = {r["state"]: r for r in rows}
+
+    def n(*states: str) -> int:
+        return sum(by[s]["n"] for s in states if s in by)
+
+    return SendProgress(
+        broadcast=broadcast, total=sum(r["n"] for r in by.values()),
+        sent=n(DeliveryState.SENT, DeliveryState.RESOLVED_SENT),
+        failed=n(DeliveryState.FAILED, DeliveryState.RESOLVED_MISSING),
+        in_doubt=n(DeliveryState.IN_DOUBT), claimed=n(DeliveryState.CLAIMED),
+        pending=n(DeliveryState.PENDING),
+        recent=sum(r["recent"] for r in by.values()))
+
+
+def apology_send_progress(*, incident: Incident) -> SendProgress:
+    broadcast = apology_broadcast(incident=incident)
+    if broadcast is None:
+        return SendProgress(broadcast=None)
+    return broadcast_counts(broadcast=broadcast)
+
+
+def apology_in_doubt(*, incident: Incident, limit: int = 50) -> list[Delivery]:
+    broadcast = apology_broadcast(incident=incident)
+    if broadcast is None:
+        return []
+    return list(Delivery.objects.filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT)
+                .order_by("id")[:limit])
+
+
+class SendPanel:
+    """What the step-5 send panel shows; computed only when the template reads it."""
+
+    def __init__(self, incident: Incident, summary=None) -> None:
+        self.incident = incident
+        self._summary = summary
+
+    @cached_property
+    def broadcast(self) -> Broadcast | None:
+        return apology_broadcast(incident=self.incident)
+
+    @cached_property
+    def progress(self) -> SendProgress:
+        if self.broadcast is None:
+            return SendProgress(broadcast=None)
+        return broadcast_counts(broadcast=self.broadcast)
+
+    @cached_property
+    def in_doubt(self) -> list[Delivery]:
+        if not self.progress.in_doubt:
+            return []
+        return apology_in_doubt(incident=self.incident)
+
+    @cached_property
+    def audience(self) -> AudienceCheck | None:
+        return apology_audience_count(incident=self.incident)
+
+    @property
+    def affected_count(self) -> int:
+        return self.audience.affected_count if self.audience else 0
+
+    @cached_property
+    def blockers(self) -> list[str]:
+        """Why the apology cannot be sent besides the sign-off (the linter's errors)."""
+        from .apology_selectors import apology_summary
+
+        summary = self._summary or apology_summary(incident=self.incident)
+        if summary.apology is None:
+            return [_("Write the apology first.")]
+        return [str(f.message) for f in summary.findings if f.is_error]

@@ -1,0 +1,146 @@
+"""Step 5, sending the apology: start (with confirmation), live progress, pause, resume,
+and decisions on messages the ESP could not account for."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from core.htmx import HtmxHttpRequest, wants_fragment
+
+from . import apology_send
+from .models import Incident
+from .permissions import can_work, get_incident_for_user
+
+
+class SendForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=gettext_lazy("I understand this cannot be undone."),
+        error_messages={"required": gettext_lazy(
+            "Tick the confirmation: sending the apology cannot be undone.")})
+    expected_count = forms.IntegerField(min_value=1)
+
+
+class DecideForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("resend", gettext_lazy("Send again")),
+                                          ("drop", gettext_lazy("Do not send"))])
+
+
+def _errors(exc: ValidationError | PermissionDenied) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return " ".join(getattr(exc, "reasons", [])) or _("You may not do that.")
+
+
+def _war_room(incident: Incident) -> str:
+    return reverse("incidents:incident-detail", args=[incident.pk]) + "#send-gate"
+
+
+def _progress(request: HtmxHttpRequest, incident: Incident, *, error: str = "",
+              notice: str = "") -> HttpResponse:
+    """htmx: the progress block in place; without htmx: back to the war room."""
+    if not wants_fragment(request):
+        if error:
+            messages.error(request, error)
+        elif notice:
+            messages.success(request, notice)
+        return redirect(_war_room(incident))
+    return render(request, "incidents/panels/send_gate.html#progress", {
+        "incident": incident, "send_panel": apology_send.SendPanel(incident),
+        "can_work": can_work(request.user) and incident.is_open, "error": error,
+        "notice": notice})
+
+
+@login_required
+@require_POST
+def apology_send_start_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = SendForm(request.POST)
+    if not form.is_valid():
+        error = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        messages.error(request, error)
+    else:
+        try:
+            broadcast = apology_send.apology_send_start(
+                incident=incident, actor=request.user,
+                expected_count=form.cleaned_data["expected_count"])
+        except (ValidationError, PermissionDenied) as exc:
+            messages.error(request, _errors(exc))
+        else:
+            messages.success(request, _("Sending the apology to %(n)s people.") % {
+                "n": broadcast.recipient_count})
+    response = redirect(_war_room(incident))
+    if wants_fragment(request):
+        response = HttpResponse(status=204, headers={"HX-Redirect": _war_room(incident)})
+    return response
+
+
+@login_required
+@require_GET
+def apology_send_progress_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk)
+    if not wants_fragment(request):
+        return redirect(_war_room(incident))
+    return _progress(request, incident)
+
+
+@login_required
+@require_POST
+def apology_send_pause_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    try:
+        apology_send.apology_send_pause(incident=incident, actor=request.user)
+    except ValidationError as exc:
+        return _progress(request, incident, error=_errors(exc))
+    return _progress(request, incident, notice=_("Paused: no further message leaves."))
+
+
+@login_required
+@require_POST
+def apology_send_resume_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    try:
+        apology_send.apology_send_resume(incident=incident, actor=request.user)
+    except (ValidationError, PermissionDenied) as exc:
+        return _progress(request, incident, error=_errors(exc))
+    return _progress(request, incident, notice=_("Sending again."))
+
+
+@login_required
+@require_POST
+def apology_send_reconcile_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    try:
+        result = apology_send.apology_send_reconcile(incident=incident, actor=request.user)
+    except ValidationError as exc:
+        return _progress(request, incident, error=_errors(exc))
+    if not result.looked_up:
+        return _progress(request, incident, error=result.error or _(
+            "Nothing is in doubt."))
+    return _progress(request, incident, notice=_(
+        "The ESP confirmed %(sent)s; %(requeued)s queued again; %(left)s still in doubt.") % {
+        "sent": result.resolved_sent, "requeued": result.requeued,
+        "left": result.still_in_doubt})
+
+
+@login_required
+@require_POST
+def apology_send_decide_view(request: HtmxHttpRequest, pk: int,
+                             delivery_id: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = DecideForm(request.POST)
+    if not form.is_valid():
+        return _progress(request, incident, error=_("Choose: send again, or do not send."))
+    try:
+        apology_send.apology_delivery_decide(
+            incident=incident, actor=request.user, delivery_id=delivery_id,
+            resend=form.cleaned_data["decision"] == "resend")
+    except (ValidationError, PermissionDenied) as exc:
+        return _progress(request, incident, error=_errors(exc))
+    return _progress(request, incident, notice=_("Decision recorded on the timeline."))
