@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from core.htmx import HtmxHttpRequest, wants_fragment
 
@@ -75,10 +76,11 @@ def apology_send_start_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, _("Sending the apology to %(n)s people.") % {
                 "n": broadcast.recipient_count})
-    response = redirect(_war_room(incident))
     if wants_fragment(request):
-        response = HttpResponse(status=204, headers={"HX-Redirect": _war_room(incident)})
-    return response
+        # A reload, not HX-Redirect: the war room's URL differs only by its #fragment, and a
+        # fragment-only change would scroll without showing the progress bar.
+        return HttpResponseClientRefresh()
+    return redirect(_war_room(incident))
 
 
 @login_required
