@@ -1,19 +1,8 @@
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
+
 from .models import DeliveryEvent, RawDeliveryBatch
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Delivery records are evidence: look, never edit."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(DeliveryEvent)

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
+
 from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
 from .permissions import incidents_visible_to
 
@@ -37,16 +39,12 @@ class ChecklistItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(TimelineEvent)
-class TimelineEventAdmin(admin.ModelAdmin):
+class TimelineEventAdmin(ReadOnlyAdmin):
+    """Append-only: notes and corrections are written in the war room."""
+
     list_display = ["created_at", "incident", "kind", "actor", "message"]
     list_filter = ["kind"]
     search_fields = ["message"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 from . import plan_admin  # noqa: E402,F401  (issue 5: plan, sign-off, duties)
@@ -56,16 +54,10 @@ from .apology_models import Apology  # noqa: E402
 
 
 @admin.register(Apology)
-class ApologyAdmin(admin.ModelAdmin):
+class ApologyAdmin(ReadOnlyAdmin):
     list_display = ["incident", "subject", "from_email", "version", "updated_at", "updated_by"]
     search_fields = ["subject", "incident__title"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(
             incident__in=incidents_visible_to(request.user))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -3,23 +3,16 @@ records), and restricted incidents stay restricted here too."""
 
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
+
 from .permissions import incidents_visible_to
 from .plan_models import PlanVersion, RegulatoryDuty, SignOff
 
 
-class _ReadOnlyScoped(admin.ModelAdmin):
+class _ReadOnlyScoped(ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(
             incident__in=incidents_visible_to(request.user))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(PlanVersion)

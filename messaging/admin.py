@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import ReadOnlyAdmin
+
 from .models import BrandTemplate, Campaign, CampaignStop, EspAccount
 from .services import brand_template_set_default
 
@@ -37,18 +39,9 @@ class BrandTemplateAdmin(admin.ModelAdmin):
 # --- Campaign stops (issue 4, step 2): a record of what the ESPs answered; read-only ------
 
 @admin.register(CampaignStop)
-class CampaignStopAdmin(admin.ModelAdmin):
+class CampaignStopAdmin(ReadOnlyAdmin):
     list_display = ["campaign", "outcome", "action", "http_status",
                     "recipients_sent_before_stop", "attempts", "requested_at", "finished_at"]
     list_filter = ["outcome", "action"]
     search_fields = ["campaign__name", "detail"]
     list_select_related = ["campaign"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
