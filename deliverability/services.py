@@ -211,19 +211,28 @@ def delivery_events_normalise(*, batch_size: int = NORMALISE_BATCH) -> Normalise
 
 def delivery_events_link(*, batch_ids: list[int]) -> int:
     """Link the events just normalised from these raw batches to their subscribers, by
-    address (one set-based UPDATE; the lookup uses the subscribers' lower(email) index).
+    address (one set-based UPDATE; the lookup uses the subscribers' lower(email) index),
+    and settle the apology ledger rows in doubt that they name.
 
-    Broadcasts and campaigns are already matched by the ids our metadata carries
-    (broadcast_id, recipient_id, campaign_key). Returns how many events were linked.
+    Broadcasts and campaigns are matched by the ids our metadata carries (broadcast_id,
+    recipient_id, campaign_key). Returns how many events were linked to subscribers.
     """
     from audiences.models import Subscriber
 
     subscriber = Subscriber.objects.annotate(address=Lower("email")).filter(
         address=Lower(OuterRef("recipient"))).values("id")[:1]
+    from messaging.broadcasts import deliveries_settle_from_events
+
     fresh = RawDeliveryEvent.objects.filter(batch_id__in=batch_ids).values("id")
-    return (DeliveryEvent.objects.filter(raw_id__in=fresh, subscriber__isnull=True)
-            .exclude(recipient="").filter(Exists(subscriber))
-            .update(subscriber=Subquery(subscriber)))
+    linked = (DeliveryEvent.objects.filter(raw_id__in=fresh, subscriber__isnull=True)
+              .exclude(recipient="").filter(Exists(subscriber))
+              .update(subscriber=Subquery(subscriber)))
+    # Apology ledger rows left in doubt are settled by the events that name them.
+    deliveries_settle_from_events(sightings=list(
+        DeliveryEvent.objects.filter(raw_id__in=fresh, broadcast_id__isnull=False,
+                                     recipient_id__isnull=False)
+        .values_list("broadcast_id", "recipient_id", "message_id")))
+    return linked
 
 
 def delivery_events_dispatch(*, batch_size: int = DISPATCH_BATCH) -> int:

@@ -792,3 +792,35 @@ def broadcast_watchdog(*, stale_after: float | None = None) -> list[int]:
     for pk in stale:
         broadcast_send_batch.delay(pk)
     return stale
+
+
+@transaction.atomic
+def deliveries_settle_from_events(*, sightings: Sequence[tuple[int, int, str]]) -> int:
+    """Settle in-doubt rows from the ESP's tracking events.
+
+    `sightings` are (broadcast_id, recipient_id, esp_message_id) read from our metadata on
+    the events. Any event about a message (delivered, bounced, complained...) proves the
+    ESP took it, so its in-doubt row becomes resolved_sent: never resent. Rows in any other
+    state are left alone, so the same events arriving twice change nothing. Returns how
+    many rows were settled.
+    """
+    wanted: dict[tuple[int, int], str] = {}
+    for broadcast_id, recipient_id, message_id in sightings:
+        wanted.setdefault((broadcast_id, recipient_id), message_id or "")
+    if not wanted:
+        return 0
+    # In-doubt rows are rare (a crash, a lost answer): find them first, then touch only those.
+    doubtful = Delivery.objects.select_for_update().filter(
+        state=DeliveryState.IN_DOUBT,
+        broadcast_id__in={broadcast_id for broadcast_id, _ in wanted},
+    ).values_list("id", "broadcast_id", "subscriber_id")
+    now = timezone.now()
+    settled = 0
+    for pk, broadcast_id, subscriber_id in doubtful:
+        message_id = wanted.get((broadcast_id, subscriber_id))
+        if message_id is None:
+            continue
+        settled += Delivery.objects.filter(pk=pk, state=DeliveryState.IN_DOUBT).update(
+            state=DeliveryState.RESOLVED_SENT, esp_message_id=message_id, settled_at=now,
+            reason=_("The ESP's tracking events show it received this message."))
+    return settled

@@ -278,3 +278,19 @@ def test_a_suppression_list_incident_never_sends(marketer):
     with pytest.raises((ApologyBlocked, ValidationError)):
         apology_send_start(incident=world.incident, actor=marketer)
     assert not Delivery.objects.exists()
+
+
+def test_rows_in_doubt_are_settled_by_the_esps_tracking_events(marketer):
+    """No lookup call: the sandbox's events come in through deliverability and settle the
+    ledger; nothing is resent, and the same events again change nothing."""
+    from deliverability import services as deliverability
+
+    world = sendable_incident(marketer, 12)
+    broadcast = apology_send_start(incident=world.incident, actor=marketer)
+    esp = sandbox(in_doubt_rate=1.0, emit_events=True)
+    broadcasts.broadcast_run_batch(broadcast_id=broadcast.pk, adapter=esp)
+    assert states(broadcast) == {DeliveryState.IN_DOUBT: 12}
+    deliverability.delivery_events_normalise()
+    assert states(broadcast) == {DeliveryState.RESOLVED_SENT: 12}
+    assert len(esp.store.all_messages()) == 12
+    assert Delivery.objects.filter(broadcast=broadcast, esp_message_id="").count() == 0
