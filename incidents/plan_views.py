@@ -1,5 +1,7 @@
 """Pages and htmx endpoints of step 4 (plan, sign-off) and the breach clock."""
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -223,21 +225,25 @@ def signoff_inbox(request: HtmxHttpRequest) -> HttpResponse:
 
 # --- Breach clock ----------------------------------------------------------------------------
 
+def _apply(form, action: Callable[[dict], object]) -> str:
+    """Validate the form and run one service; the error text to show ("" when it worked),
+    each field error led by its field's label."""
+    if not form.is_valid():
+        return " ".join(f"{form.fields[f].label}: {m}" if f in form.fields else m
+                        for f, errs in form.errors.items() for m in errs)
+    try:
+        action(form.cleaned_data)
+    except ValidationError as exc:
+        return _errors(exc)
+    return ""
+
+
 @login_required
 @require_POST
 def breach_aware(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
-    form = AwarenessForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            breach.breach_awareness_record(incident=incident, actor=request.user,
-                                           **form.cleaned_data)
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = " ".join(f"{form.fields[f].label}: {m}" if f in form.fields else m
-                         for f, errs in form.errors.items() for m in errs)
+    error = _apply(AwarenessForm(request.POST), lambda data: breach.breach_awareness_record(
+        incident=incident, actor=request.user, **data))
     return _after(request, incident, step_numbers=[3], error=error)
 
 
@@ -246,17 +252,8 @@ def breach_aware(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def duty_notified(request: HtmxHttpRequest, pk: int, duty_id: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     get_object_or_404(incident.duties, pk=duty_id)
-    form = DutyNotifiedForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            breach.duty_mark_notified(incident=incident, duty_id=duty_id, actor=request.user,
-                                      **form.cleaned_data)
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = " ".join(f"{form.fields[f].label}: {m}" if f in form.fields else m
-                         for f, errs in form.errors.items() for m in errs)
+    error = _apply(DutyNotifiedForm(request.POST), lambda data: breach.duty_mark_notified(
+        incident=incident, duty_id=duty_id, actor=request.user, **data))
     return _after(request, incident, step_numbers=[3], error=error)
 
 
@@ -265,15 +262,6 @@ def duty_notified(request: HtmxHttpRequest, pk: int, duty_id: int) -> HttpRespon
 def duty_not_needed(request: HtmxHttpRequest, pk: int, duty_id: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     get_object_or_404(incident.duties, pk=duty_id)
-    form = DutyNotNeededForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            breach.duty_mark_not_needed(incident=incident, duty_id=duty_id,
-                                        actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            error = _errors(exc)
-    else:
-        error = " ".join(f"{form.fields[f].label}: {m}" if f in form.fields else m
-                         for f, errs in form.errors.items() for m in errs)
+    error = _apply(DutyNotNeededForm(request.POST), lambda data: breach.duty_mark_not_needed(
+        incident=incident, duty_id=duty_id, actor=request.user, **data))
     return _after(request, incident, step_numbers=[3], error=error)
