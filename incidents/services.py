@@ -13,8 +13,8 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import playbook
-from .models import (
+from incidents import playbook
+from incidents.models import (
     ChecklistItem,
     EventKind,
     Incident,
@@ -50,7 +50,7 @@ def timeline_record(*, incident: Incident, actor: User | None, kind: str, messag
         corrects=corrects,
     )
     if kind in NOTIFY_KINDS:
-        from .tasks import notify_timeline_event
+        from incidents.tasks import notify_timeline_event
 
         transaction.on_commit(lambda: notify_timeline_event.delay(event.pk))
     return event

@@ -3,8 +3,8 @@ import smtplib
 
 from celery import shared_task
 
-from . import services
-from .models import TimelineEvent
+from incidents import services
+from incidents.models import TimelineEvent
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def check_step_targets() -> int:
 
 @shared_task(bind=True, max_retries=5, ignore_result=True)
 def notify_signoffs_voided(self, signoff_ids: list[int]) -> None:
-    from .signoff import signoffs_voided_notify
+    from incidents.plan.signoff import signoffs_voided_notify
 
     try:
         signoffs_voided_notify(signoff_ids=signoff_ids)
@@ -42,7 +42,7 @@ def notify_signoffs_voided(self, signoff_ids: list[int]) -> None:
 
 @shared_task(bind=True, max_retries=5, ignore_result=True)
 def notify_deliverability_owner(self, event_id: int) -> None:
-    from .monitoring import deliverability_alert_notify
+    from incidents.monitoring.services import deliverability_alert_notify
 
     event = TimelineEvent.objects.select_related("incident").filter(pk=event_id).first()
     if event is None:
@@ -56,6 +56,6 @@ def notify_deliverability_owner(self, event_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def check_deliverability() -> int:
-    from .monitoring import deliverability_check_open_incidents
+    from incidents.monitoring.services import deliverability_check_open_incidents
 
     return deliverability_check_open_incidents()

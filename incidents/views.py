@@ -12,13 +12,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import monitoring, plan_views, selectors, services
-from .apology_selectors import apology_summary
-from .apology_send import SendPanel
-from .audience import AssessmentPanel
-from .containment import ContainmentPanel
-from .forms import (
+from incidents import selectors, services
+from incidents.apology.selectors import apology_summary
+from incidents.apology.send import SendPanel
+from incidents.assessment.services import AssessmentPanel
+from incidents.containment.services import ContainmentPanel
+from incidents.forms import (
     ChecklistItemForm,
     ChecklistMoveForm,
     ChecklistTickForm,
@@ -31,8 +30,10 @@ from .forms import (
     StepOwnerForm,
     StepStatusForm,
 )
-from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
-from .permissions import can_declare, can_work, get_incident_for_user
+from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from incidents.monitoring import services as monitoring
+from incidents.permissions import can_declare, can_work, get_incident_for_user
+from incidents.plan import views as plan_views
 
 PAGE_SIZE = 25
 TIMELINE_PAGE = 50

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import containment
-from incidents.containment import ContainmentPanel, incident_campaigns_stop
+from incidents.containment import services as containment
+from incidents.containment.services import ContainmentPanel, incident_campaigns_stop
 from incidents.models import AffectedAudience, EventKind, Kind, StakeholderRole
 from incidents.services import stakeholder_add
 from messaging.models import Campaign, CampaignStatus, CampaignStop, EspAccount, StopOutcome

@@ -19,13 +19,12 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from incidents.models import AffectedAudience, EventKind, Incident
+from incidents.services import _in_log_language, _name, timeline_record
 from messaging.esp.base import Capabilities
 from messaging.models import OPEN_STOP_OUTCOMES, Campaign, CampaignStop, StopOutcome
 from messaging.stops import STOPPABLE_STATUSES, stop_capabilities
 from messaging.tasks import campaign_stop_run
-
-from .models import AffectedAudience, EventKind, Incident
-from .services import _in_log_language, _name, timeline_record
 
 
 def incident_campaigns(*, incident: Incident):

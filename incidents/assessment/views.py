@@ -8,12 +8,11 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import audience
-from .assessment_forms import AssessmentForm, AudienceScopeForm, LookupForm
-from .models import ResponseStep
-from .permissions import get_incident_for_user
-from .views import _after_change, _errors
+from incidents.assessment import services as audience
+from incidents.assessment.forms import AssessmentForm, AudienceScopeForm, LookupForm
+from incidents.models import ResponseStep
+from incidents.permissions import get_incident_for_user
+from incidents.views import _after_change, _errors
 
 PARTS = ["step", "timeline-events"]
 

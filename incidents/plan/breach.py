@@ -14,10 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .jurisdictions import BY_CODE
-from .models import EventKind, Incident, Kind
-from .plan_models import BreachClock, DutyStatus, RegulatoryDuty
-from .services import _in_log_language, _name, timeline_record
+from incidents.models import EventKind, Incident, Kind
+from incidents.plan.jurisdictions import BY_CODE
+from incidents.plan.models import BreachClock, DutyStatus, RegulatoryDuty
+from incidents.services import _in_log_language, _name, timeline_record
 
 User = AbstractBaseUser
 

@@ -13,12 +13,11 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import selectors
-from .containment import ContainmentPanel, incident_campaigns_stop
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
-from .views import TIMELINE_PAGE, _errors, _war_room_context
+from incidents import selectors
+from incidents.containment.services import ContainmentPanel, incident_campaigns_stop
+from incidents.models import Incident
+from incidents.permissions import can_work, get_incident_for_user
+from incidents.views import TIMELINE_PAGE, _errors, _war_room_context
 
 
 def _panel(request: HtmxHttpRequest, incident: Incident, *, error: str = "") -> HttpResponse:

@@ -28,9 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences.models import Segment, SegmentMembership, Subscriber, SuppressionEntry
-from messaging.models import Campaign, CampaignRecipient
-
-from .models import (
+from incidents.models import (
     AffectedAudience,
     AffectedRecipient,
     Assessment,
@@ -39,7 +37,8 @@ from .models import (
     Incident,
     Kind,
 )
-from .services import _in_log_language, _name, incident_update, timeline_record
+from incidents.services import _in_log_language, _name, incident_update, timeline_record
+from messaging.models import Campaign, CampaignRecipient
 
 # Order matters: when several reasons apply, the first one is recorded.
 EXCLUSION_ORDER = [ExclusionReason.SUPPRESSED, ExclusionReason.COMPLAINED,
@@ -400,13 +399,13 @@ class AssessmentPanel:
 
     @property
     def pii_choices(self):
-        from .models import PiiField
+        from incidents.models import PiiField
 
         chosen = set(self.assessment.pii_fields or [])
         return [(value, label, value in chosen) for value, label in PiiField.choices]
 
     @property
     def answer_choices(self):
-        from .models import Answer
+        from incidents.models import Answer
 
         return Answer.choices

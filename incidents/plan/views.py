@@ -14,11 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.roles import oversees_everything
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import breach, plan, signoff
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
-from .plan_forms import (
+from incidents.models import Incident
+from incidents.permissions import can_work, get_incident_for_user
+from incidents.plan import breach, signoff
+from incidents.plan import services as plan
+from incidents.plan.forms import (
     AwarenessForm,
     DiffForm,
     DutyNotifiedForm,
@@ -28,7 +28,7 @@ from .plan_forms import (
     SignerRequestForm,
     SignForm,
 )
-from .plan_models import PlanVersion
+from incidents.plan.models import PlanVersion
 
 
 def war_room_extras(*, incident: Incident, user) -> dict:
@@ -61,7 +61,7 @@ def _after(request: HtmxHttpRequest, incident: Incident, *, step_numbers: list[i
             messages.error(request, error)
         url = reverse("incidents:incident-detail", args=[incident.pk])
         return redirect(f"{url}#step-{step_numbers[0]}")
-    from .views import _war_room_context
+    from incidents.views import _war_room_context
 
     incident.refresh_from_db()
     context = _war_room_context(request, incident)

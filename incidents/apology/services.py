@@ -9,11 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from incidents.apology.models import Apology
+from incidents.models import EventKind, Incident
+from incidents.services import _in_log_language, _name, timeline_record
 from messaging.models import BrandTemplate
-
-from .apology_models import Apology
-from .models import EventKind, Incident
-from .services import _in_log_language, _name, timeline_record
 
 User = AbstractBaseUser
 

@@ -14,10 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import apology_send
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
+from incidents.apology import send as apology_send
+from incidents.models import Incident
+from incidents.permissions import can_work, get_incident_for_user
 
 
 class SendForm(forms.Form):

@@ -10,9 +10,9 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .models import EventKind, Incident
-from .plan_models import CompensationKind, PlanVersion
-from .services import _in_log_language, _name, timeline_record
+from incidents.models import EventKind, Incident
+from incidents.plan.models import CompensationKind, PlanVersion
+from incidents.services import _in_log_language, _name, timeline_record
 
 User = AbstractBaseUser
 
@@ -71,7 +71,7 @@ def plan_version_create(*, incident: Incident, actor: User, internal_steps: str 
                         note: str = "") -> PlanVersion:
     """Write the next version of the plan. An edit voids every live signature on the
     versions before it (and tells the signers); an unchanged plan writes nothing."""
-    from .signoff import signoffs_void_for_edit
+    from incidents.plan.signoff import signoffs_void_for_edit
 
     # The incident row is the lock: two people saving at once get versions n and n + 1.
     incident = Incident.objects.select_for_update().get(pk=incident.pk)

@@ -19,9 +19,8 @@ from django.utils.translation import gettext as _
 
 from deliverability import charts, resume, selectors, thresholds
 from deliverability.selectors import EventFilters
-
-from .models import EventKind, Incident, StakeholderRole, TimelineEvent
-from .services import _in_log_language, timeline_record
+from incidents.models import EventKind, Incident, StakeholderRole, TimelineEvent
+from incidents.services import _in_log_language, timeline_record
 
 BASELINE_DAYS = 30
 
@@ -119,7 +118,7 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
                       "rate": totals[threshold.metric], "volume": totals[denominator],
                       "baseline": baseline[threshold.metric],
                       "window_start": window.start.isoformat()})
-        from .tasks import notify_deliverability_owner
+        from incidents.tasks import notify_deliverability_owner
 
         transaction.on_commit(lambda pk=event.pk: notify_deliverability_owner.delay(pk))
         raised.append(event)

@@ -17,11 +17,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.roles import roles_of
-
-from .models import EventKind, Incident, Kind, Severity
-from .permissions import incidents_visible_to
-from .plan_models import Decision, PlanVersion, SignerRequest, SignerRole, SignOff
-from .services import _in_log_language, _name, timeline_record
+from incidents.models import EventKind, Incident, Kind, Severity
+from incidents.permissions import incidents_visible_to
+from incidents.plan.models import Decision, PlanVersion, SignerRequest, SignerRole, SignOff
+from incidents.services import _in_log_language, _name, timeline_record
 
 User = AbstractBaseUser
 
@@ -228,7 +227,7 @@ def signoffs_void_for_edit(*, incident: Incident, version: PlanVersion, actor: U
                 data={"signoff": s.pk, "voided": True, "version": version.number})
     ids = [s.pk for s in stale]
 
-    from .tasks import notify_signoffs_voided
+    from incidents.tasks import notify_signoffs_voided
 
     transaction.on_commit(lambda: notify_signoffs_voided.delay(ids))
     return len(stale)

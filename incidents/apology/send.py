@@ -20,16 +20,15 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from incidents.apology.lint import AudienceCheck, apology_lint, lint_blocks_sending
+from incidents.apology.models import Apology
+from incidents.apology.selectors import apology_locale_for, apology_render
+from incidents.assessment.services import affected_recipients
+from incidents.models import AffectedAudience, EventKind, Incident
+from incidents.plan.signoff import require_signoff_for_send
+from incidents.services import _in_log_language, _name, timeline_record
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
-
-from .apology_lint import AudienceCheck, apology_lint, lint_blocks_sending
-from .apology_models import Apology
-from .apology_selectors import apology_locale_for, apology_render
-from .audience import affected_recipients
-from .models import AffectedAudience, EventKind, Incident
-from .services import _in_log_language, _name, timeline_record
-from .signoff import require_signoff_for_send
 
 User = AbstractBaseUser
 
@@ -328,7 +327,7 @@ class SendPanel:
     @cached_property
     def blockers(self) -> list[str]:
         """Why the apology cannot be sent besides the sign-off (the linter's errors)."""
-        from .apology_selectors import apology_summary
+        from incidents.apology.selectors import apology_summary
 
         summary = self._summary or apology_summary(incident=self.incident)
         if summary.apology is None:
