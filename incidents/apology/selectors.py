@@ -14,6 +14,7 @@ from incidents.apology.lint import (
     lint_blocks_sending,
 )
 from incidents.apology.models import Apology
+from incidents.assessment.models import AffectedAudience
 from incidents.models import Incident, Kind
 from messaging.rendering import RenderedEmail, render_branded_email
 from messaging.selectors import brand_template_default
@@ -48,9 +49,14 @@ def apology_audience_check(*, incident: Incident) -> AudienceCheck | None:
     The materialised affected audience (incidents.AffectedRecipient): computed or not, and
     how many people have no exclusion reason. A send can only use this audience.
     """
-    from incidents.apology.send import apology_audience_count
-
-    return apology_audience_count(incident=incident)
+    audience = (AffectedAudience.objects.filter(incident=incident)
+                .only("computed_at", "affected_count").first())
+    if audience is None or audience.computed_at is None:
+        return None
+    # The count stored by the computation; apology_send_start checks that the ledger it
+    # materialises from this incident's snapshot has exactly that many people.
+    return AudienceCheck(computed=True, affected_count=audience.affected_count,
+                         matches_incident=True)
 
 
 SAMPLE_PEOPLE = {

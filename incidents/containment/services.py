@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from incidents.models import AffectedAudience, EventKind, Incident
-from incidents.services import _in_log_language, _name, timeline_record
+from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.esp.base import Capabilities
 from messaging.models import OPEN_STOP_OUTCOMES, Campaign, CampaignStop, StopOutcome
 from messaging.stops import STOPPABLE_STATUSES, stop_capabilities
@@ -69,12 +69,12 @@ def incident_campaigns_stop(*, incident: Incident, actor: AbstractBaseUser
                 for c in todo)
     except IntegrityError:  # a concurrent request won the race: its stops will run
         return []
-    with _in_log_language():
+    with in_log_language():
         names = ", ".join(f"“{c.name}” ({c.esp_account.label})" for c in todo)
         message = ngettext(
             "%(who)s asked the ESP to stop %(count)d campaign: %(names)s.",
             "%(who)s asked the ESPs to stop %(count)d campaigns: %(names)s.",
-            len(todo)) % {"who": _name(actor), "count": len(todo), "names": names}
+            len(todo)) % {"who": actor_name(actor), "count": len(todo), "names": names}
     timeline_record(incident=incident, actor=actor, kind=EventKind.STEP, message=message,
                     data={"containment": {"requested": [s.pk for s in stops],
                                           "campaigns": [c.pk for c in todo]}})
@@ -90,7 +90,7 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
     if not isinstance(requested_for, Incident):
         return
     campaign = stop.campaign
-    with _in_log_language():
+    with in_log_language():
         facts = {"campaign": campaign.name, "esp": campaign.esp_account.label,
                  "detail": stop.detail}
         if stop.outcome == StopOutcome.STOPPED:
