@@ -68,6 +68,8 @@ class IncidentEditForm(forms.ModelForm):
 class StepStatusForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), choices=StepStatus.choices)
     skip_reason = forms.CharField(label=_("Why skip it?"), required=False, max_length=1000)
+    note = forms.CharField(label=_("Why is it done with items open?"), required=False,
+                           max_length=1000)
 
     def clean(self):
         data = super().clean()

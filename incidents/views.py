@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.forms import error_text, form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents import selectors, services
+from incidents.containment.services import incident_declare_with_campaigns
 from incidents.forms import (
     ChecklistItemForm,
     ChecklistMoveForm,
@@ -59,7 +60,7 @@ def incident_declare(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            incident = services.incident_declare(
+            incident = incident_declare_with_campaigns(
                 actor=request.user, title=data["title"], kind=data["kind"],
                 severity=data["severity"], detected_at=data["detected_at"],
                 summary=data["summary"], pii_exposed=data["pii_exposed"], lead=data["lead"],

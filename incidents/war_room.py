@@ -49,6 +49,7 @@ def war_room_context(request: HtmxHttpRequest, incident: Incident, *,
         step.panels = STEP_PANELS.get(step.number, ())
         step.is_current = step.number == current
         step.is_open = step.is_current or step.number in open_steps
+        step.open_items = sum(1 for item in step.items.all() if not item.done)  # prefetched
     events = list(selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE))
     return {
         "incident": incident,

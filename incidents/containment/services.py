@@ -21,8 +21,10 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from incidents import playbook
 from incidents.containment.selectors import campaigns_recent
 from incidents.models import AffectedAudience, EventKind, Incident
+from incidents.services import checklist_item_prove, incident_declare
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.esp.base import Capabilities
 from messaging.models import OPEN_STOP_OUTCOMES, Campaign, CampaignStop, StopOutcome
@@ -65,6 +67,23 @@ def incident_campaigns_link(*, incident: Incident, actor: AbstractBaseUser | Non
         timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
                         message=message, data={"campaigns_linked": [c.pk for c in new]})
     return new
+
+
+@transaction.atomic
+def incident_declare_with_campaigns(*, campaigns: Iterable[Campaign] = (),
+                                    **details) -> Incident:
+    """Declare, and mark the faulty campaigns named at declaration in the same transaction,
+    so step 2 can pause them before anyone assesses anything."""
+    incident = incident_declare(**details)
+    if campaigns:
+        incident_campaigns_link(incident=incident, actor=details["actor"], campaigns=campaigns)
+    return incident
+
+
+def _every_campaign_stopped(incident: Incident) -> bool:
+    campaigns = list(incident_campaigns(incident=incident))
+    return bool(campaigns) and not any(c.status in STOPPABLE_STATUSES for c in campaigns) \
+        and not _stops_of(incident).filter(outcome__in=OPEN_STOP_OUTCOMES).exists()
 
 
 def _stops_of(incident: Incident):
@@ -146,6 +165,11 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
                         "action": stop.action, "http_status": stop.http_status,
                         "esp_status": stop.esp_status,
                         "sent_before_stop": stop.recipients_sent_before_stop}})
+    if _every_campaign_stopped(requested_for):
+        with in_log_language():
+            proof = _("Every faulty campaign is stopped at its ESP.")
+        checklist_item_prove(incident=requested_for, step_number=2,
+                             text=playbook.PROOF_PAUSED, proof=proof)
 
 
 # --- The step-2 panel ------------------------------------------------------------------

@@ -65,14 +65,40 @@
     });
   }
 
-  // A part is busy while the person is in it: focus inside (typing, or a button just
-  // clicked whose request may still wait in the queue; replacing it would drop that
-  // request), an edited form, or a request of its own under way.
+  // A part is busy while the person is in it: typing in a field, an edited form, or a
+  // request they started that has not finished (it may wait in the hx-sync queue, and
+  // replacing its element would drop it).
+  var TYPING = "textarea, select, input:not([type=checkbox]):not([type=radio])" +
+               ":not([type=submit]):not([type=button]):not([type=hidden])";
   function busyIn(el) {
     var active = document.activeElement;
-    if (active && active !== document.body && el.contains(active)) { return true; }
-    return !!el.querySelector("form[data-dirty], .htmx-request");
+    if (active && el.contains(active) && active.matches(TYPING)) { return true; }
+    if (el.querySelector("form[data-dirty]")) { return true; }
+    // A pending mark older than 30 s belongs to a request that never left (a declined
+    // confirmation): it no longer counts.
+    var marks = [el].concat(Array.prototype.slice.call(el.querySelectorAll("[data-pending]")));
+    return marks.some(function (m) {
+      return m.dataset.pending && Date.now() - Number(m.dataset.pending) < 30000;
+    });
   }
+  function refreshStale() {
+    document.querySelectorAll("[data-stale][data-refresh]").forEach(function (el) {
+      if (!busyIn(el) && window.htmx) {
+        delete el.dataset.stale;
+        window.htmx.ajax("GET", el.dataset.refresh, { target: el, swap: "outerHTML" });
+      }
+    });
+  }
+  document.addEventListener("htmx:confirm", function (e) {
+    var elt = e.detail.elt;
+    if (elt.matches && elt.matches("form, button, input, select")) {
+      elt.dataset.pending = String(Date.now());
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.dataset) { delete e.detail.elt.dataset.pending; }
+    setTimeout(refreshStale, 0);
+  });
 
   document.addEventListener("toggle", function (e) {
     var card = e.target;
@@ -97,16 +123,7 @@
     }
   });
   // A step card skipped while someone was in it catches up once they leave it.
-  document.addEventListener("focusout", function () {
-    setTimeout(function () {
-      document.querySelectorAll("[data-stale][data-refresh]").forEach(function (el) {
-        if (!busyIn(el) && window.htmx) {
-          delete el.dataset.stale;
-          window.htmx.ajax("GET", el.dataset.refresh, { target: el, swap: "outerHTML" });
-        }
-      });
-    }, 0);
-  });
+  document.addEventListener("focusout", function () { setTimeout(refreshStale, 0); });
   document.addEventListener("htmx:afterSettle", function () { restore(); });
   window.addEventListener("hashchange", function () { openFor(location.hash); });
   document.addEventListener("DOMContentLoaded", function () {

@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 from incidents.models import Incident
 from messaging.models import Campaign, CampaignStatus
 from tests.audiences.factories import campaign, segment, subscriber
+from tests.browser import mark_done
 from tests.conftest import PASSWORD
 from tests.factories import declare
 
@@ -67,6 +68,10 @@ def test_declare_then_pause_the_faulty_campaign_in_step_2_without_step_3(
         "data-outcome", "stopped", timeout=20_000)
     incident = Incident.objects.get(title="VIP preview went to everyone")
     assert incident.affected_audience.computed_at is None  # step 3 never touched
+    # The stop proved the checklist item: Amends ticks it, and everyone's page shows it.
+    expect(page.locator("#step-2").get_by_role(
+        "checkbox", name=re.compile("Pause or cancel every campaign"))).to_be_checked(
+        timeout=15_000)
 
 
 def test_the_current_step_is_open_and_a_step_address_opens_its_step(page: Page, live_server,
@@ -77,7 +82,7 @@ def test_the_current_step_is_open_and_a_step_address_opens_its_step(page: Page, 
     assert open_cards(page) == ["1"]
     expect(page.locator("#step-1")).to_contain_text("Step at hand")
     page.locator("#step-1").get_by_role("button", name="Start").click()
-    page.locator("#step-1").get_by_role("button", name="Mark done").click()
+    mark_done(page, 1)
     # The finished step stays open beside the next one, now the step at hand.
     expect(page.locator("#step-2 > details.step-card")).to_have_attribute("open", "")
     expect(page.locator("#step-2")).to_contain_text("Step at hand")
@@ -103,7 +108,7 @@ def test_a_second_persons_page_follows_without_reload(browser: Browser, live_ser
     expect(leo.locator("#step-1 .status")).to_have_text("Not started")
 
     maya.locator("#step-1").get_by_role("button", name="Start").click()
-    maya.locator("#step-1").get_by_role("button", name="Mark done").click()
+    mark_done(maya, 1)
     expect(maya.locator("#step-1 .status")).to_have_text("Done")
 
     expect(leo.locator("#step-1 .status")).to_have_text("Done", timeout=15_000)
