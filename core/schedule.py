@@ -21,3 +21,9 @@ BEAT_SCHEDULE["messaging-broadcast-watchdog"] = {
     "task": "messaging.tasks.broadcast_watchdog",
     "schedule": 15.0,
 }
+
+# Issue 12: uploads of imports nobody finished (previews) do not pile up under MEDIA_ROOT.
+BEAT_SCHEDULE["audiences-import-uploads-prune"] = {
+    "task": "audiences.tasks.audience_import_uploads_prune",
+    "schedule": 3600.0,
+}

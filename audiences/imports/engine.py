@@ -16,7 +16,7 @@ import csv
 import heapq
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import IO, Any
 
 from django.db import connection, transaction
@@ -104,6 +104,26 @@ class ImportResult:
         if self.file_problem:
             return [self.file_problem]
         return [str(e) for e in self.errors]
+
+    def as_json(self) -> dict[str, Any]:
+        """Everything but the report file, for storing with the import."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "report"}
+        data["errors"] = [[e.line, e.column, e.problem] for e in self.errors]
+        data["mapping"] = [list(pair) for pair in self.mapping]
+        # jsonb does not keep key order: dicts travel as lists of pairs.
+        data["counts"] = list(self.counts.items())
+        data["sample"] = [list(row.items()) for row in self.sample]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImportResult:
+        known = {f.name for f in fields(cls)} - {"report"}
+        values = {k: v for k, v in data.items() if k in known}
+        values["errors"] = [RowError(*e) for e in data.get("errors", [])]
+        values["mapping"] = [tuple(pair) for pair in data.get("mapping", [])]
+        values["counts"] = dict(data.get("counts", []))
+        values["sample"] = [dict(row) for row in data.get("sample", [])]
+        return cls(**values)
 
 
 class ImportKind:
