@@ -109,6 +109,11 @@ def detect_encoding(head: bytes) -> str:
     return "utf-8"
 
 
+def _looks_like_utf16(head: bytes) -> bool:
+    sample = head[:1024]
+    return len(sample) >= 4 and sample.count(0) >= len(sample) // 3
+
+
 class DecodeProblem(ValueError):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
@@ -240,6 +245,10 @@ class CsvStream:
             raise FileProblem(_("Unknown encoding %(enc)s.") % {"enc": encoding})
         head = fileobj.read(CHUNK_BYTES)
         self.encoding = detect_encoding(head) if encoding == "auto" else encoding
+        if encoding == "auto" and self.encoding == "utf-8" and _looks_like_utf16(head):
+            raise FileProblem(_(
+                "Line 1: every other byte is NUL, as in UTF-16 without a byte-order mark. "
+                "Save the file as UTF-8 (or as UTF-16 with a byte-order mark)."))
         codec, self.encoding_label = CODECS[self.encoding]
         first_line = _EOL.split(head.decode(codec, errors="replace"), maxsplit=1)[0]
         try:
