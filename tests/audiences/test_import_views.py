@@ -187,3 +187,22 @@ def test_wrong_method_is_405(client, marketer):
     assert client.post("/audiences/imports/reports/1-" + "0" * 32 + ".csv").status_code == 405
     assert client.post("/audiences/imports/1/").status_code == 405
     assert client.get("/audiences/imports/1/import/").status_code == 405
+
+
+def test_progress_bar_follows_the_worker_through_its_phases(client, marketer):
+    from django.core.cache import cache
+    from django.core.files.base import ContentFile
+
+    audience_import = AudienceImport(created_by=marketer, kind="subscribers", size=1000,
+                                     original_name="big.csv", status=ImportStatus.RUNNING)
+    audience_import.file.save("big.csv", ContentFile(b"x"), save=True)
+    key = services.PROGRESS_KEY.format(pk=audience_import.pk)
+    client.force_login(marketer)
+    url = reverse("audiences:import-detail", args=[audience_import.pk])
+    cache.set(key, {"phase": "reading", "bytes": 420, "rows": 6000})
+    body = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert 'max="100" value="42"' in body and "Reading the file: 420" in body
+    cache.set(key, {"phase": "applying", "bytes": 1000, "rows": 9000})
+    body = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "<progress" in body and "value=" not in body.split("<progress")[1].split(">")[0]
+    assert "Read 9000 rows; writing them" in body and 'hx-trigger="every 1s"' in body
