@@ -133,7 +133,9 @@ class AudienceImport(models.Model):
     encoding = models.CharField(_("encoding"), max_length=16, default="auto")
     dry_run = models.BooleanField(_("preview only"), default=False)
     skip_bad_rows = models.BooleanField(_("skip bad rows"), default=False)
-    file = models.FileField(_("file"), upload_to="imports/%Y/%m/", max_length=255)
+    # Emptied once the stored file is deleted (read by a real import, or pruned).
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/", max_length=255,
+                            blank=True)
     original_name = models.CharField(_("file name"), max_length=255)
     size = models.BigIntegerField(_("size in bytes"))
     status = models.CharField(_("status"), max_length=16, choices=ImportStatus.choices,

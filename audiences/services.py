@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 REPORT_NAME = re.compile(r"^(?P<user>\d+)-[0-9a-f]{32}\.csv$")
 PROGRESS_KEY = "audiences:import:{pk}:progress"
 PROGRESS_EVERY = 0.5  # seconds between progress writes while a file is read
-# A claimed import whose worker died (the import itself rolled back) may be claimed again
-# after this long; imports are idempotent, so a rare double run changes nothing twice.
+# A claimed import whose worker died (the import itself rolled back) is claimed again by
+# the watchdog after this long; imports are idempotent, so a rare double run is harmless.
 STALE_AFTER = timedelta(minutes=30)
 
 
@@ -199,37 +199,44 @@ def audience_import_execute(*, import_id: int) -> AudienceImport | None:
         audience_import.status = ImportStatus.DONE
         audience_import.result = outcome.result.as_json()
         audience_import.report_name = outcome.report_name
+    if not audience_import.dry_run and _delete_upload(audience_import):
+        audience_import.file = ""
+        fields.append("file")
+    # Last: once the row says finished, everything it promises has happened.
     audience_import.finished_at = timezone.now()
     audience_import.save(update_fields=fields)
     cache.delete(PROGRESS_KEY.format(pk=import_id))
-    if not audience_import.dry_run:
-        _delete_upload(audience_import)
     return audience_import
 
 
-def _delete_upload(audience_import: AudienceImport) -> None:
-    """Remove the stored upload unless another import still waits to read it."""
+def _delete_upload(audience_import: AudienceImport) -> bool:
+    """Remove the stored upload unless an import still waits to read it; the rows that
+    named it forget the name."""
     name = audience_import.file.name
-    waiting = (AudienceImport.objects.filter(file=name).exclude(pk=audience_import.pk)
-               .filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).exists())
-    if name and not waiting:
-        audience_import.file.storage.delete(name)
+    sharing = AudienceImport.objects.filter(file=name)
+    if not name or sharing.exclude(pk=audience_import.pk).filter(
+            status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).exists():
+        return False
+    audience_import.file.storage.delete(name)
+    sharing.update(file="")
+    return True
 
 
-def audience_import_uploads_prune(*, now=None) -> int:
-    """Delete stored uploads of finished imports older than KEEP_HOURS (previews nobody
-    imported). The rows and their results stay. Returns how many files went."""
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.AMENDS_IMPORTS["KEEP_HOURS"])
-    deleted = 0
-    old = (AudienceImport.objects.filter(created_at__lt=cutoff)
-           .filter(status__in=[ImportStatus.DONE, ImportStatus.FAILED]).exclude(file=""))
-    for audience_import in old.iterator():
-        storage, name = audience_import.file.storage, audience_import.file.name
-        if storage.exists(name) and not AudienceImport.objects.filter(
-                file=name, status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).exists():
-            storage.delete(name)
-            deleted += 1
-    return deleted
+def audience_import_watchdog(*, now=None) -> dict[str, int]:
+    """Periodic care (beat): re-queue imports whose worker died (claimed, not finished,
+    older than STALE_AFTER: their import rolled back), and delete the stored files of
+    finished imports older than KEEP_HOURS (previews nobody imported)."""
+    now = now or timezone.now()
+    stale = list(AudienceImport.objects.filter(status=ImportStatus.RUNNING,
+                                               started_at__lt=now - STALE_AFTER)
+                 .values_list("pk", flat=True))
+    for pk in stale:
+        _enqueue(AudienceImport(pk=pk))
+    cutoff = now - timedelta(hours=settings.AMENDS_IMPORTS["KEEP_HOURS"])
+    old = (AudienceImport.objects.filter(created_at__lt=cutoff, status__in=[
+        ImportStatus.DONE, ImportStatus.FAILED]).exclude(file=""))
+    deleted = sum(_delete_upload(audience_import) for audience_import in old.iterator())
+    return {"requeued": len(stale), "files_deleted": deleted}
 
 
 # --- Feedback from delivery events (called by deliverability) --------------------------

@@ -18,5 +18,5 @@ def audience_import_run(import_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
-def audience_import_uploads_prune() -> int:
-    return services.audience_import_uploads_prune()
+def audience_import_watchdog() -> dict[str, int]:
+    return services.audience_import_watchdog()

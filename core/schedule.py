@@ -22,8 +22,9 @@ BEAT_SCHEDULE["messaging-broadcast-watchdog"] = {
     "schedule": 15.0,
 }
 
-# Issue 12: uploads of imports nobody finished (previews) do not pile up under MEDIA_ROOT.
-BEAT_SCHEDULE["audiences-import-uploads-prune"] = {
-    "task": "audiences.tasks.audience_import_uploads_prune",
-    "schedule": 3600.0,
+# Issue 12: imports whose worker died are queued again; uploads of previews nobody
+# imported do not pile up under MEDIA_ROOT.
+BEAT_SCHEDULE["audiences-import-watchdog"] = {
+    "task": "audiences.tasks.audience_import_watchdog",
+    "schedule": 300.0,
 }

@@ -75,13 +75,15 @@ def test_upload_only_stores_and_queues_then_the_page_shows_progress_and_result(
     assert "hx-trigger" not in done.split('id="import-status"')[1]  # polling stops
     assert not Subscriber.objects.exists()
     # The preview's stored file is imported for real without uploading it again.
+    stored_name = audience_import.file.name
     with django_capture_on_commit_callbacks(execute=True):
         confirmed = client.post(reverse("audiences:import-confirm", args=[audience_import.pk]))
     real = AudienceImport.objects.exclude(pk=audience_import.pk).get()
     assert confirmed["Location"] == f"/audiences/imports/{real.pk}/"
     assert "Imported" in client.get(confirmed["Location"]).content.decode()
     assert Subscriber.objects.count() == 2
-    assert not real.file.storage.exists(real.file.name)  # read, then deleted
+    assert not real.file.storage.exists(stored_name)  # read, then deleted
+    assert real.file.name == "" and AudienceImport.objects.filter(file="").count() == 2
     stale = client.post(reverse("audiences:import-confirm", args=[audience_import.pk]))
     assert stale.status_code == 409 and "upload the file again" in stale.content.decode()
 
@@ -206,3 +208,30 @@ def test_progress_bar_follows_the_worker_through_its_phases(client, marketer):
     body = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "<progress" in body and "value=" not in body.split("<progress")[1].split(">")[0]
     assert "Read 9000 rows; writing them" in body and 'hx-trigger="every 1s"' in body
+
+
+def test_watchdog_requeues_dead_imports_and_prunes_old_previews(
+        marketer, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    def stored(**fields) -> AudienceImport:
+        audience_import = AudienceImport(created_by=marketer, kind="subscribers",
+                                         original_name="a.csv", size=len(GOOD), **fields)
+        audience_import.file.save("a.csv", ContentFile(GOOD), save=True)
+        return audience_import
+
+    long_ago = timezone.now() - timedelta(days=2)
+    dead = stored(status=ImportStatus.RUNNING, started_at=long_ago)
+    old_preview = stored(status=ImportStatus.DONE, dry_run=True, created_at=long_ago)
+    new_preview = stored(status=ImportStatus.DONE, dry_run=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.audience_import_watchdog() == {"requeued": 1, "files_deleted": 1}
+    dead.refresh_from_db()  # eager: the re-queued task ran and imported the file
+    assert dead.status == ImportStatus.DONE and Subscriber.objects.count() == 2
+    assert dead.file.name == ""
+    old_preview.refresh_from_db()
+    assert old_preview.file.name == "" and old_preview.result == {}
+    assert new_preview.file.storage.exists(new_preview.file.name)

@@ -42,10 +42,11 @@ def test_worker_imports_an_uploaded_utf16_file_and_the_page_shows_it(
     audience_import = AudienceImport.objects.get()
     assert response["Location"] == f"/audiences/imports/{audience_import.pk}/"
 
+    stored_name = audience_import.file.name
     done = wait_for(lambda: finished(audience_import.pk), timeout=60)
     assert done.status == ImportStatus.DONE, done.failure
     assert Subscriber.objects.count() == 3000
-    assert not done.file.storage.exists(done.file.name)  # imported, then removed
+    assert not done.file.storage.exists(stored_name) and done.file.name == ""  # removed
     page = client.get(response["Location"]).content.decode()
     assert "Imported" in page and "Read as UTF-16 LE; 3000 rows." in page
     assert "hx-trigger" not in page.split('id="import-status"')[1]
