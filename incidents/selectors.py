@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
-from .permissions import incidents_visible_to
+from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from incidents.permissions import incidents_visible_to
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,11 @@ def assignable_users() -> QuerySet:
 
 def open_incident_count(*, user: AbstractBaseUser) -> int:
     return incidents_visible_to(user).filter(closed_at__isnull=True).count()
+
+
+def incident_last_event_id(*, incident: Incident) -> int:
+    """The newest timeline event's id: every state change writes one, so this is the
+    incident's version for live pages (one index-only lookup)."""
+    last = (TimelineEvent.objects.filter(incident=incident).order_by("-pk")
+            .values_list("pk", flat=True).first())
+    return last or 0

@@ -22,9 +22,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.roles import Role
-from incidents.breach import breach_awareness_record
 from incidents.models import Kind, Severity
-from incidents.plan import FollowUp, plan_version_create
+from incidents.plan.breach import breach_awareness_record
+from incidents.plan.services import FollowUp, plan_version_create
 from incidents.services import stakeholder_add, timeline_note_add
 from tests.conftest import make_user
 from tests.factories import declare
@@ -170,6 +170,10 @@ RULES: dict[str, Rule] = {
     # Issue 4 (step 2): pause the incident's campaigns and watch the ESPs answer.
     "incidents:containment": Rule("GET", readers()),
     "incidents:campaigns-stop": Rule("POST", writers()),
+    "incidents:campaigns-link": Rule("POST", writers()),
+    # Issue 10: one step open by address; the live poll (htmx only; else back to the page).
+    "incidents:step-detail": Rule("GET", readers()),
+    "incidents:incident-live": Rule("GET", readers(302)),
     # Issue 4 (send): start, progress, pause, resume, reconcile, decide. The matrix's breach
     # is not signed off: writers are turned back to the war room with the reasons (302).
     "incidents:apology-send": Rule("POST", writers(), {"confirm": "on",

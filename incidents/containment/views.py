@@ -12,13 +12,18 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from core.forms import error_text, form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import selectors
-from .containment import ContainmentPanel, incident_campaigns_stop
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
-from .views import TIMELINE_PAGE, _errors, _war_room_context
+from incidents import selectors
+from incidents.containment.forms import CampaignLinkForm
+from incidents.containment.services import (
+    ContainmentPanel,
+    incident_campaigns_link,
+    incident_campaigns_stop,
+)
+from incidents.models import Incident
+from incidents.permissions import can_work, get_incident_for_user
+from incidents.war_room import TIMELINE_PAGE, war_room_context
 
 
 def _panel(request: HtmxHttpRequest, incident: Incident, *, error: str = "") -> HttpResponse:
@@ -42,7 +47,7 @@ def campaigns_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         stops = incident_campaigns_stop(incident=incident, actor=request.user)
     except ValidationError as exc:
-        error = _errors(exc)
+        error = error_text(exc)
     else:
         if not stops:
             error = _("Nothing new to stop: every campaign of this incident is stopped, "
@@ -60,10 +65,25 @@ def campaigns_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def campaigns_link(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Mark faulty campaigns right in step 2, so pausing never waits on step 3."""
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = CampaignLinkForm(request.POST)
+    error = form_apply(form, lambda data: incident_campaigns_link(
+        incident=incident, actor=request.user, campaigns=data["campaigns"]))
+    if wants_fragment(request):
+        return _panel(request, incident, error=error)
+    if error:
+        messages.error(request, error)
+    return redirect(reverse("incidents:incident-detail", args=[incident.pk]) + "#containment")
+
+
+@login_required
 @require_GET
 def containment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The campaigns and their stops: the panel for htmx polling, else the war room."""
     incident = get_incident_for_user(request.user, pk)
     if wants_fragment(request):
         return _panel(request, incident)
-    return render(request, "incidents/detail.html", _war_room_context(request, incident))
+    return render(request, "incidents/detail.html", war_room_context(request, incident))
