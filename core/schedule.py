@@ -21,3 +21,10 @@ BEAT_SCHEDULE["messaging-broadcast-watchdog"] = {
     "task": "messaging.tasks.broadcast_watchdog",
     "schedule": 15.0,
 }
+
+# Issue 12: imports whose worker died are queued again; uploads of previews nobody
+# imported do not pile up under MEDIA_ROOT.
+BEAT_SCHEDULE["audiences-import-watchdog"] = {
+    "task": "audiences.tasks.audience_import_watchdog",
+    "schedule": 300.0,
+}

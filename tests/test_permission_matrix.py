@@ -151,6 +151,13 @@ RULES: dict[str, Rule] = {
     "audiences:import-report": Rule("GET", {
         **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
         "outsider": 404}, kwargs={"name": lambda w: "no-such-report.csv"}),
+    # Issue 12: an import that does not exist (owners are tested in test_import_views).
+    "audiences:import-detail": Rule("GET", {
+        **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
+        "outsider": 404}, kwargs={"pk": lambda w: 999_999}),
+    "audiences:import-confirm": Rule("POST", {
+        **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
+        "outsider": 404}, kwargs={"pk": lambda w: 999_999}),
     # Issue 4 (content): the apology composer and the brand templates.
     "incidents:apology-compose": Rule("GET", readers()),
     "incidents:apology-check": Rule("POST", writers(200), {"subject": "We made a mistake"}),
