@@ -2,12 +2,11 @@
 
 import json
 import logging
-import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -15,7 +14,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from . import feedback
+from . import feedback, repair
 from .models import DeliveryEvent, RawDeliveryBatch, RawDeliveryEvent
 
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 RAW_FIELDS = ("esp", "esp_account", "event_type", "kind", "dedupe_key", "event_id",
               "message_id", "recipient", "occurred_at", "campaign_key", "broadcast_id",
               "recipient_id", "metadata", "tags", "reject_reason", "description",
-              "mta_response", "esp_event")
+              "mta_response", "esp_event", "repairs")
 
 NORMALISE_BATCH = 20000
 # Per queue, so that test runs and benchmarks sharing one Redis never see each other's.
@@ -36,16 +35,26 @@ DISPATCH_BATCH = 1000
 
 
 @transaction.atomic
-def raw_events_store(*, esp: str, rows: "Sequence[RawEvent]") -> RawDeliveryBatch | None:
-    """Write one request's events as one batch and queue their processing after commit."""
+def raw_events_store(*, esp: str, rows: "Sequence[RawEvent]",
+                     request_repairs: Counter | None = None) -> RawDeliveryBatch | None:
+    """Write one request's events as one batch and queue their processing after commit.
+
+    What had to be repaired to store them (repair.py) is counted on each raw row and
+    summed on the batch, with `request_repairs` (made while parsing the body) added.
+    """
     if not rows:
         return None
     batch = RawDeliveryBatch.objects.create(esp=esp, event_count=len(rows))
     if connection.vendor == "postgresql":
-        _copy_raw(batch.pk, rows)
+        repairs = _copy_raw(batch.pk, rows)
     else:
+        repairs = Counter()
         RawDeliveryEvent.objects.bulk_create(
-            [RawDeliveryEvent(batch=batch, **row._asdict()) for row in rows], batch_size=500)
+            [_raw_instance(batch, row, repairs) for row in rows], batch_size=500)
+    repairs.update(request_repairs or {})
+    if repairs:
+        batch.repairs = dict(repairs)
+        batch.save(update_fields=["repairs"])
     transaction.on_commit(_schedule_normalisation)
     return batch
 
@@ -67,50 +76,43 @@ def _schedule_normalisation() -> None:
         log.exception("could not queue delivery event normalisation; the sweep will")
 
 
-# Re-encoding each event's payload was a sixth of a 1,000-event request with the standard
-# library; orjson does it in a tenth of the time (and writes NaN as null, which jsonb
-# accepts). The standard encoder stays for what orjson refuses (integers over 64 bits).
-_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
-_EMPTY_JSON = {0: "[]", 1: "{}"}
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-
-
-def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not value and isinstance(value, list | dict):
-        return _EMPTY_JSON[isinstance(value, dict)]
-    try:
-        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
-    except orjson.JSONEncodeError:
-        return _ENCODER.encode(_finite(value))
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities (which Python's json parser accepts) as null, as jsonb needs."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _copy_raw(batch_id: int, rows: "Sequence[RawEvent]") -> None:
+def _copy_raw(batch_id: int, rows: "Sequence[RawEvent]") -> Counter:
+    """COPY the rows; returns the repairs made (the JSON columns are checked here)."""
     # COPY, not bulk_create: a 1,000-event webhook costs milliseconds this way against
     # hundreds of ms for an INSERT whose parameters are quoted one by one in Python.
     table = RawDeliveryEvent._meta.db_table
     columns = ", ".join(("batch_id", *RAW_FIELDS))
+    total: Counter = Counter()
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for r in rows:
+                fixes = Counter(r.repairs)
+                metadata = repair.jsonb_text(r.metadata, fixes)
+                tags = repair.jsonb_text(r.tags, fixes)
+                esp_event = repair.jsonb_text(r.esp_event, fixes)
                 copy.write_row((batch_id, r.esp, r.esp_account, r.event_type, r.kind,
                                 r.dedupe_key, r.event_id, r.message_id, r.recipient,
                                 r.occurred_at, r.campaign_key, r.broadcast_id,
-                                r.recipient_id, _json(r.metadata), _json(r.tags),
-                                r.reject_reason, r.description, r.mta_response,
-                                _json(r.esp_event)))
+                                r.recipient_id, metadata, tags, r.reject_reason,
+                                r.description, r.mta_response, esp_event,
+                                repair.jsonb_text(dict(fixes), Counter())))
+                total.update(_counts(fixes))
+    return total
+
+
+def _counts(fixes: dict) -> dict:
+    return {k: v for k, v in fixes.items() if isinstance(v, int)}
+
+
+def _raw_instance(batch: RawDeliveryBatch, row: "RawEvent", total: Counter) -> RawDeliveryEvent:
+    fixes = Counter(row.repairs)
+    values = row._asdict()
+    for name in ("metadata", "tags", "esp_event"):
+        encoded = repair.jsonb_text(values[name], fixes)
+        values[name] = None if encoded is None else json.loads(encoded)
+    values["repairs"] = dict(fixes)
+    total.update(_counts(fixes))
+    return RawDeliveryEvent(batch=batch, **values)
 
 
 @dataclass(frozen=True)

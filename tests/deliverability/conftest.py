@@ -1,6 +1,6 @@
 import pytest
 
-from deliverability import feedback
+from deliverability import feedback, services
 
 from .payloads import MAILGUN_KEY
 
@@ -19,3 +19,12 @@ def no_listeners():
     for listener in feedback.delivery_listeners():
         if listener not in before:
             feedback.delivery_listener_unregister(listener)
+
+
+@pytest.fixture(params=["postgresql", "portable"])
+def storage_path(request, monkeypatch):
+    """Run a test through the PostgreSQL fast path (COPY, INSERT ... SELECT) and through
+    the portable ORM path the embedded SQLite run uses."""
+    if request.param == "portable":
+        monkeypatch.setattr(services.connection, "vendor", "sqlite")
+    return request.param

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime
 
 WEBHOOK_USER = "amends"
@@ -51,8 +52,11 @@ def sendgrid_event(event: str = "delivered", *, email: str = "ann@example.com",
 
 def mailgun_event(*, event: str = "failed", severity: str = "permanent",
                   recipient: str = "ann@example.com", token: str = "a8ce0edb2dd8301dee6c24",
-                  key: str = MAILGUN_KEY, user_variables: dict | None = None) -> dict:
-    timestamp = str(EPOCH)
+                  key: str = MAILGUN_KEY, user_variables: dict | None = None,
+                  signed_at: int | None = None) -> dict:
+    # Mailgun signs each post when it sends it: the signature block's timestamp is "now"
+    # (Amends refuses signatures outside MAILGUN_WEBHOOK_TOLERANCE_SECONDS).
+    timestamp = str(int(time.time()) if signed_at is None else signed_at)
     signature = hmac.new(key.encode(), (timestamp + token).encode(),
                          hashlib.sha256).hexdigest()
     data = {
