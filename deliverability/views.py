@@ -25,6 +25,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import ingest, repair, services
 from .models import DeliveryKind
+from .webhooks.amazon_ses import WebhookNotConfigured
+from .webhooks.sns import SnsCertificateUnavailable
 from .webhooks.timestamps import note_repair
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,15 @@ def accept_events(view: Callable) -> Callable:
                 response = view(request, *args, **kwargs)
             except AnymailWebhookValidationFailure as exc:
                 return _refuse(request, str(exc))
+            except WebhookNotConfigured as exc:
+                return HttpResponse(f"{exc}\n", status=403, content_type="text/plain")
+            except SnsCertificateUnavailable as exc:
+                # Our side (network, cache): SNS retries a 5xx later.
+                log.error("webhook %s: %s", request.path, exc)
+                response = HttpResponse("Cannot verify the signature right now.\n",
+                                        status=503, content_type="text/plain")
+                response["Retry-After"] = "60"
+                return response
             except ImproperlyConfigured as exc:
                 # e.g. Mailgun's signing key is not set: we cannot authenticate the post.
                 log.error("webhook %s is not configured: %s", request.path, exc)
