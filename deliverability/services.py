@@ -5,6 +5,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -270,3 +271,42 @@ def delivery_events_dispatch(*, batch_size: int = DISPATCH_BATCH) -> int:
             if len(done) < len(events):
                 # Failures stay pending; stop here rather than spin on them.
                 return dispatched
+
+
+PRUNE_CHUNK = 5000
+
+
+def raw_events_prune(*, now: datetime | None = None, chunk: int = PRUNE_CHUNK) -> int:
+    """Delete raw webhook rows received more than DELIVERABILITY_RAW_RETENTION_DAYS ago
+    whose normalised event exists, then the batches left empty. Returns rows deleted.
+
+    A raw row goes only once a DeliveryEvent with its (esp, dedupe_key) exists (checked on
+    the unique index), so a batch not normalised yet keeps its payloads whatever its age.
+    Deletes run `chunk` rows per transaction: short locks, and a beat run that dies
+    half-way leaves nothing half-done. DeliveryEvent.raw_id is not a foreign key for this.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.DELIVERABILITY_RAW_RETENTION_DAYS)
+    old = RawDeliveryBatch.objects.filter(processed_at__isnull=False, received_at__lt=cutoff)
+    normalised = DeliveryEvent.objects.filter(esp=OuterRef("esp"),
+                                              dedupe_key=OuterRef("dedupe_key"))
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(RawDeliveryEvent.objects.filter(batch__in=old.values("id"))
+                       .filter(Exists(normalised)).order_by("id")
+                       .values_list("id", flat=True)[:chunk])
+            if not ids:
+                break
+            deleted += RawDeliveryEvent.objects.filter(id__in=ids)._raw_delete(
+                RawDeliveryEvent.objects.db)
+    while True:
+        with transaction.atomic():
+            empty = list(old.filter(~Exists(RawDeliveryEvent.objects.filter(
+                batch_id=OuterRef("pk")))).order_by("id").values_list("id", flat=True)[:chunk])
+            if not empty:
+                break
+            RawDeliveryBatch.objects.filter(id__in=empty)._raw_delete(
+                RawDeliveryBatch.objects.db)
+    if deleted:
+        log.info("pruned %d raw webhook rows older than %s", deleted, cutoff.date())
+    return deleted
