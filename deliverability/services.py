@@ -96,8 +96,9 @@ def _copy_raw(batch_id: int, rows: "Sequence[RawEvent]") -> Counter:
                                 r.occurred_at, r.campaign_key, r.broadcast_id,
                                 r.recipient_id, metadata, tags, r.reject_reason,
                                 r.description, r.mta_response, esp_event,
-                                repair.jsonb_text(dict(fixes), Counter())))
-                total.update(_counts(fixes))
+                                repair.jsonb_text(dict(fixes), fixes) if fixes else "{}"))
+                if fixes:
+                    total.update(_counts(fixes))
     return total
 
 
@@ -297,16 +298,14 @@ def raw_events_prune(*, now: datetime | None = None, chunk: int = PRUNE_CHUNK) -
                        .values_list("id", flat=True)[:chunk])
             if not ids:
                 break
-            deleted += RawDeliveryEvent.objects.filter(id__in=ids)._raw_delete(
-                RawDeliveryEvent.objects.db)
+            deleted += RawDeliveryEvent.objects.filter(id__in=ids).delete()[0]
     while True:
         with transaction.atomic():
             empty = list(old.filter(~Exists(RawDeliveryEvent.objects.filter(
                 batch_id=OuterRef("pk")))).order_by("id").values_list("id", flat=True)[:chunk])
             if not empty:
                 break
-            RawDeliveryBatch.objects.filter(id__in=empty)._raw_delete(
-                RawDeliveryBatch.objects.db)
+            RawDeliveryBatch.objects.filter(id__in=empty).delete()
     if deleted:
         log.info("pruned %d raw webhook rows older than %s", deleted, cutoff.date())
     return deleted

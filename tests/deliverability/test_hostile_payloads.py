@@ -151,3 +151,13 @@ def test_lone_surrogates_are_replaced_not_a_500(client):
     _post(client, SANDBOX, body)
     row = RawDeliveryEvent.objects.get()
     assert row.description.startswith("bad ") and row.repairs["unicode"] >= 2
+
+
+def test_cutting_deep_nesting_leaves_brackets_inside_strings_alone():
+    from deliverability.repair import DEPTH_MARKER, cut_deep_nesting
+
+    text = '{"a": "[[[{{{\\"]]]", "b": ' + _nested(5, '"x"') + "}"
+    cut, n = cut_deep_nesting(text, max_depth=3)
+    assert n == 1
+    assert json.loads(cut) == {"a": '[[[{{{"]]]', "b": [[DEPTH_MARKER]]}
+    assert cut_deep_nesting(text, max_depth=10) == (text, 0)
