@@ -8,7 +8,6 @@ a request (someone calling anymail directly) is stored at once.
 """
 
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -55,7 +54,7 @@ class RawEvent(NamedTuple):
     repairs: dict
 
 
-def _text(value: Any, limit: int, repairs: Counter) -> str:
+def _text(value: Any, limit: int, repairs: repair.Repairs) -> str:
     if value is None:
         return ""
     return repair.clean_text(str(value), repairs)[:limit]
@@ -63,7 +62,7 @@ def _text(value: Any, limit: int, repairs: Counter) -> str:
 
 def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawEvent:
     esp = esp_slug(esp_name)
-    repairs: Counter = Counter(getattr(event, "amends_repairs", None) or {})
+    repairs: repair.Repairs = dict(getattr(event, "amends_repairs", None) or ())
     metadata = event.metadata if isinstance(event.metadata, dict) else {}
     recipient = _text(event.recipient, 254, repairs).strip().lower()
     event_type = _text(event.event_type, 32, repairs)
@@ -72,7 +71,7 @@ def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawEve
     campaign_key, broadcast_id, recipient_id = our_ids(metadata)
     occurred_at = event.timestamp
     if repair.implausible(occurred_at):
-        repairs["timestamp"] += 1
+        repair.count(repairs, "timestamp")
         repairs["original_timestamp"] = occurred_at.isoformat()
         occurred_at = None
     return RawEvent(
@@ -89,7 +88,7 @@ def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawEve
         tags=list(event.tags or []), reject_reason=_text(event.reject_reason, 32, repairs),
         description=_text(event.description, 2000, repairs),
         mta_response=_text(event.mta_response, 2000, repairs),
-        esp_event=_jsonable(event.esp_event), repairs=dict(repairs),
+        esp_event=_jsonable(event.esp_event), repairs=repairs,
     )
 
 

@@ -14,11 +14,13 @@ the batch and logged once per request:
   kept in ``repairs["original_timestamp"]`` (the ESP payload keeps it too where jsonb can).
 
 The fast path costs one substring search per encoded payload; the walks below run only
-for content that needs them.
+for content that needs them. Counts are plain dicts ({kind: n}): a Counter per event was
+a quarter of a 1,000-event request (its isinstance(Mapping) check).
 """
 
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,13 +30,15 @@ from types import ModuleType
 from typing import Any
 
 import orjson
-from django.utils import timezone
 
 MAX_DEPTH = 200  # below orjson's encoder limit (254) and far below Python's recursion limit
 DEPTH_MARKER = f"[removed by Amends: nested deeper than {MAX_DEPTH} levels]"
 # Plausible event times: nothing an ESP reports predates this, or lies beyond a day ahead.
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
-FUTURE_SLACK = timedelta(days=1)
+_EARLIEST_TS = EARLIEST.timestamp()
+_FUTURE_SLACK_S = timedelta(days=1).total_seconds()
+
+Repairs = dict[str, Any]  # {"nul": 2, "timestamp": 1, "original_timestamp": "inf"}
 
 _request_repairs: ContextVar[Counter | None] = ContextVar("webhook_repairs", default=None)
 
@@ -58,23 +62,27 @@ def _note_request(kind: str, n: int = 1) -> None:
 
 # --- Text --------------------------------------------------------------------------------
 
-def clean_text(value: str, repairs: Counter) -> str:
+def count(repairs: Repairs, kind: str, n: int = 1) -> None:
+    repairs[kind] = repairs.get(kind, 0) + n
+
+
+def clean_text(value: str, repairs: Repairs) -> str:
     if "\x00" in value:
-        repairs["nul"] += value.count("\x00")
+        count(repairs, "nul", value.count("\x00"))
         value = value.replace("\x00", "")
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             surrogates = [c for c in value if "\ud800" <= c <= "\udfff"]
-            repairs["unicode"] += len(surrogates)
+            count(repairs, "unicode", len(surrogates))
             value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
     return value
 
 
 # --- JSON values ------------------------------------------------------------------------
 
-def clean_json(value: Any, repairs: Counter, depth: int = 0) -> Any:
+def clean_json(value: Any, repairs: Repairs, depth: int = 0) -> Any:
     """A copy of `value` that jsonb can hold: no NUL, no lone surrogate, bounded depth.
 
     Non-finite floats become null (jsonb has no Infinity); integers of any size stay.
@@ -85,7 +93,7 @@ def clean_json(value: Any, repairs: Counter, depth: int = 0) -> Any:
         return value if value == value and value not in (float("inf"), float("-inf")) else None
     if isinstance(value, dict | list | tuple):
         if depth >= MAX_DEPTH:
-            repairs["depth"] += 1
+            count(repairs, "depth")
             return DEPTH_MARKER
         if isinstance(value, dict):
             return {clean_text(str(k), repairs): clean_json(v, repairs, depth + 1)
@@ -98,7 +106,7 @@ _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 _EMPTY_JSON = {0: "[]", 1: "{}"}
 
 
-def jsonb_text(value: Any, repairs: Counter) -> str | None:
+def jsonb_text(value: Any, repairs: Repairs) -> str | None:
     """Encode for a jsonb column; repaired (and counted) only when jsonb would refuse it.
 
     orjson is ten times faster than the standard encoder and writes NaN as null; it
@@ -180,12 +188,14 @@ def tolerant_json_module() -> ModuleType:
 
 # --- Timestamps --------------------------------------------------------------------------
 
-def implausible(when: datetime | None, now: datetime | None = None) -> bool:
+def implausible(when: datetime | None, now: float | None = None) -> bool:
+    """Outside [1990, now + a day], against the real clock (`time.time()`: called once
+    per event, django.utils.timezone.now cost a seventh of a 1,000-event request)."""
     if when is None:
         return False
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return not EARLIEST <= when <= (now or timezone.now()) + FUTURE_SLACK
+    return not _EARLIEST_TS <= when.timestamp() <= (now or time.time()) + _FUTURE_SLACK_S
 
 
 def original_repr(value: Any) -> str:
