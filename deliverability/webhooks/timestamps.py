@@ -23,10 +23,12 @@ TIMESTAMP_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "mandrill": (("ts",),),
     "brevo": (("ts_epoch",),),
     "sendinblue": (("ts_epoch",),),
-    "sparkpost": (("msys", "*", "timestamp"),),
+    "sparkpost": (("timestamp",),),  # of the inner event anymail passes second
     "postmark": (("DeliveredAt",), ("BouncedAt",), ("ReceivedAt",), ("ChangedAt",)),
-    "postal": (("timestamp",),),
 }
+# Which positional argument of esp_to_anymail_event is the ESP event: SparkPost's parser
+# takes (event_class, event, raw_event); the others take (esp_event).
+_EVENT_ARGUMENT = {"sparkpost": 1}
 _CONVERSION_ERRORS = (OverflowError, ValueError, OSError)
 
 
@@ -65,10 +67,12 @@ def note_repair(event: AnymailTrackingEvent, original: Any) -> None:
 class TimestampRepair:
     """Mixin for anymail tracking views that convert one ESP event at a time."""
 
-    def esp_to_anymail_event(self, esp_event: Any, *args: Any, **kwargs: Any):
+    def esp_to_anymail_event(self, *args: Any, **kwargs: Any):
         esp = esp_slug(self.esp_name)
+        index = _EVENT_ARGUMENT.get(esp, 0)
+        esp_event = args[index] if len(args) > index else None
         try:
-            event = super().esp_to_anymail_event(esp_event, *args, **kwargs)
+            event = super().esp_to_anymail_event(*args, **kwargs)
         except _CONVERSION_ERRORS:
             hits = timestamp_values(esp, esp_event)
             if not hits:
@@ -76,8 +80,10 @@ class TimestampRepair:
             stripped = esp_event
             for path, _value in hits:
                 stripped = _without(stripped, path)
-            event = super().esp_to_anymail_event(stripped, *args, **kwargs)
-            event.esp_event = esp_event
+            event = super().esp_to_anymail_event(
+                *args[:index], stripped, *args[index + 1:], **kwargs)
+            if event.esp_event is stripped:  # the raw row keeps what the ESP sent
+                event.esp_event = esp_event
             note_repair(event, hits[0][1])
             return event
         if event.timestamp is None:

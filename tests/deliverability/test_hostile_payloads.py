@@ -161,3 +161,16 @@ def test_cutting_deep_nesting_leaves_brackets_inside_strings_alone():
     assert n == 1
     assert json.loads(cut) == {"a": '[[[{{{"]]]', "b": [[DEPTH_MARKER]]}
     assert cut_deep_nesting(text, max_depth=10) == (text, 0)
+
+
+@pytest.mark.parametrize("esp", ["brevo", "sparkpost"])
+def test_impossible_timestamps_are_repaired_for_other_esps_too(client, esp):
+    if esp == "brevo":
+        body = json.dumps(p.brevo_event(ts_epoch=0)).replace('"ts_epoch": 0', '"ts_epoch": 1e30')
+    else:
+        body = json.dumps([p.sparkpost_event()]).replace(f'"timestamp": "{p.EPOCH}"',
+                                                         '"timestamp": "1e400"')
+    _post(client, f"/webhooks/{esp}/tracking/", body)
+    row = RawDeliveryEvent.objects.get()
+    assert row.occurred_at is None and row.repairs["timestamp"] == 1
+    assert row.kind == "bounced_hard"
