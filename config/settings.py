@@ -328,3 +328,16 @@ for _name in ("MAILGUN_WEBHOOK_SIGNING_KEY", "MANDRILL_WEBHOOK_KEY", "MANDRILL_W
 DELIVERABILITY_MONITORING_DAYS = env.int("DELIVERABILITY_MONITORING_DAYS", default=14)
 DELIVERABILITY_THRESHOLD_PRESET = env.str("DELIVERABILITY_THRESHOLD_PRESET",
                                           default="mailbox_providers")
+# Mailgun signatures older or newer than this many seconds are refused (replay protection;
+# a token is also good for one body only, remembered in the cache for twice this long).
+MAILGUN_WEBHOOK_TOLERANCE_SECONDS = env.int("MAILGUN_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Amazon SNS: a message's SigningCertURL (and a SubscribeURL) must match this pattern. The
+# default allows only HTTPS on an SNS host, sns.<region>.amazonaws.com(.cn); tests point it
+# at a loopback server. Certificates are cached (AMAZON_SNS_CERT_CACHE_SECONDS).
+AMAZON_SNS_CERT_URL_PATTERN = env.str(
+    "AMAZON_SNS_CERT_URL_PATTERN",
+    default=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*\.pem$")
+AMAZON_SNS_CERT_CACHE_SECONDS = env.int("AMAZON_SNS_CERT_CACHE_SECONDS", default=86400)
+# Raw webhook payloads are deleted this many days after receipt, once their normalised
+# events exist (deliverability.tasks.prune_raw_delivery_events, daily).
+DELIVERABILITY_RAW_RETENTION_DAYS = env.int("DELIVERABILITY_RAW_RETENTION_DAYS", default=90)

@@ -9,6 +9,10 @@ BEAT_SCHEDULE: dict = {
         "task": "deliverability.tasks.sweep_delivery_events",
         "schedule": 300.0,
     },
+    "deliverability-prune-raw-events": {
+        "task": "deliverability.tasks.prune_raw_delivery_events",
+        "schedule": 86400.0,
+    },
     "incidents-check-deliverability": {
         "task": "incidents.tasks.check_deliverability",
         "schedule": 60.0,
