@@ -196,6 +196,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_TZ = True
+# One date-time format everywhere (localised per language; the time zone named).
+FORMAT_MODULE_PATH = ["core.formats"]
 
 # --- Static ----------------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -27,10 +27,11 @@ STYLE = Style(
     font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
     # (before,) after, baseline, then threshold lines (warning amber, critical red)
     colors=("#9fb3c8", "#1f6feb", "#7b8794", "#d69e2e", "#c53030", "#805ad5"),
-    label_font_size=11,
-    major_label_font_size=11,
-    legend_font_size=11,
-    title_font_size=14,
+    # Charts are drawn 560 px wide and shown at 300-560 px: these sizes stay at 8-14 px.
+    label_font_size=14,
+    major_label_font_size=14,
+    legend_font_size=14,
+    title_font_size=17,
 )
 
 
@@ -58,8 +59,8 @@ def _percent(value: float | None) -> str:
 
 
 def rate_chart_svg(*, title: str, points: Sequence[Point], baseline: float | None,
-                   thresholds: Sequence[tuple[str, float]], width: int = 640,
-                   height: int = 320) -> SafeString:
+                   thresholds: Sequence[tuple[str, float]], width: int = 560,
+                   height: int = 340) -> SafeString:
     """A line chart of one rate over time against its baseline and thresholds.
 
     Returns SVG markup to embed inline; with no points it renders pygal's empty-state text.

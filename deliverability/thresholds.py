@@ -88,6 +88,13 @@ PRESETS: dict[str, tuple[Threshold, ...]] = {
 }
 
 
+PRESET_LABELS = {
+    "mailbox_providers": _("Mailbox providers (Gmail and Yahoo sender guidance)"),
+    "amazon_ses": _("Amazon SES account review levels"),
+    "brevo": _("Brevo account limits"),
+}
+
+
 def preset(name: str) -> tuple[Threshold, ...]:
     try:
         return PRESETS[name]

@@ -3,8 +3,16 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
-from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from incidents.models import (
+    ChecklistItem,
+    EventKind,
+    Incident,
+    ResponseStep,
+    Stakeholder,
+    TimelineEvent,
+)
 from incidents.permissions import incidents_visible_to
 
 
@@ -44,9 +52,29 @@ def incident_steps(*, incident: Incident) -> list[ResponseStep]:
     return steps
 
 
-def incident_timeline(*, incident: Incident, limit: int | None = None
-                      ) -> QuerySet[TimelineEvent]:
+# The timeline's filters: what a reader looking back usually wants to see on its own.
+TIMELINE_FILTERS: dict[str, tuple[str, Q]] = {
+    "notes": (_("Notes"), Q(kind__in=[EventKind.NOTE, EventKind.CORRECTION])),
+    "decisions": (_("Decisions"), Q(kind__in=[
+        EventKind.STATUS, EventKind.STEP, EventKind.PLAN, EventKind.SIGNOFF,
+        EventKind.BREACH, EventKind.CLOSED, EventKind.REOPENED])),
+    "sends": (_("Pauses and sends"), Q(data__has_any_keys=["containment", "broadcast"])),
+    "system": (_("By Amends"), Q(actor__isnull=True)),
+}
+
+
+def incident_timeline(*, incident: Incident, limit: int | None = None,
+                      before: TimelineEvent | None = None, inclusive: bool = False,
+                      show: str = "") -> QuerySet[TimelineEvent]:
+    """Newest first; `before` continues after that event (keyset, in the page's order; with
+    `inclusive`, from it) and `show` keeps one of TIMELINE_FILTERS."""
     qs = incident.events.select_related("actor", "corrects")
+    if show in TIMELINE_FILTERS:
+        qs = qs.filter(TIMELINE_FILTERS[show][1])
+    if before is not None:
+        same_time = (Q(created_at=before.created_at, pk__lte=before.pk) if inclusive
+                     else Q(created_at=before.created_at, pk__lt=before.pk))
+        qs = qs.filter(Q(created_at__lt=before.created_at) | same_time)
     return qs[:limit] if limit else qs
 
 

@@ -5,7 +5,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -28,7 +27,12 @@ from incidents.forms import (
 )
 from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
 from incidents.permissions import can_declare, get_incident_for_user
-from incidents.war_room import war_room_answer, war_room_context, war_room_live
+from incidents.war_room import (
+    TIMELINE_PAGE,
+    war_room_answer,
+    war_room_context,
+    war_room_live,
+)
 
 PAGE_SIZE = 25
 
@@ -185,11 +189,27 @@ def checklist_move(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpRespo
 @login_required
 @require_GET
 def timeline(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The timeline, a page at a time (newest first), optionally one kind of event; htmx
+    gets the list or the next page, a plain request the timeline's own page."""
     incident = get_incident_for_user(request.user, pk)
-    context = war_room_context(request, incident)
+    show = request.GET.get("show", "")
+    show = show if show in selectors.TIMELINE_FILTERS else ""
+    before, inclusive = None, False
+    for param in ("before", "at"):  # "at": a permalink, the page starting at that event
+        if request.GET.get(param, "").isdigit():
+            before = get_object_or_404(TimelineEvent, pk=int(request.GET[param]),
+                                       incident=incident)
+            inclusive = param == "at"
+    events = list(selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE + 1,
+                                              before=before, inclusive=inclusive, show=show))
+    context = {**war_room_context(request, incident), "events": events[:TIMELINE_PAGE],
+               "more": len(events) > TIMELINE_PAGE, "show": show, "paged": before is not None,
+               "filters": selectors.TIMELINE_FILTERS}
     if wants_fragment(request):
-        return render(request, "incidents/detail.html#timeline-events", context)
-    return redirect(reverse("incidents:incident-detail", args=[pk]) + "#timeline")
+        part = "timeline-page" if before is not None else "timeline-events"
+        return render(request, f"incidents/detail.html#{part}", context)
+    # The page of its own is a read-only record (corrections are made in the war room).
+    return render(request, "incidents/timeline.html", {**context, "can_edit": False})
 
 
 @login_required

@@ -50,7 +50,9 @@ def war_room_context(request: HtmxHttpRequest, incident: Incident, *,
         step.is_current = step.number == current
         step.is_open = step.is_current or step.number in open_steps
         step.open_items = sum(1 for item in step.items.all() if not item.done)  # prefetched
-    events = list(selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE))
+    events = list(selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE + 1))
+    more = len(events) > TIMELINE_PAGE
+    events = events[:TIMELINE_PAGE]
     return {
         "incident": incident,
         "steps": steps,
@@ -58,6 +60,8 @@ def war_room_context(request: HtmxHttpRequest, incident: Incident, *,
         # The live poll's mark, from the page of events already read (no extra query).
         "last_event_id": max((e.pk for e in events), default=0),
         "events": events,
+        "more": more,
+        "filters": selectors.TIMELINE_FILTERS,
         "stakeholders": selectors.incident_stakeholders(incident=incident),
         "users": selectors.assignable_users(),
         "can_work": can_work(user) and incident.is_open,

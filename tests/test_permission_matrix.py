@@ -116,7 +116,7 @@ RULES: dict[str, Rule] = {
     "incidents:checklist-tick": Rule("POST", writers(), {"done": "on"}),
     "incidents:checklist-edit": Rule("POST", writers(), {"text": "Reworded"}),
     "incidents:checklist-move": Rule("POST", writers(), {"offset": "1"}),
-    "incidents:timeline": Rule("GET", readers(302)),
+    "incidents:timeline": Rule("GET", readers()),
     "incidents:note-add": Rule("POST", writers(), {"message": "A note"}),
     "incidents:event-correct": Rule("POST", writers(), {"message": "The right account"}),
     "incidents:stakeholder-add": Rule("POST", writers(), lambda w: {

@@ -235,7 +235,8 @@ class DeliverabilityPanel:
         self.window = monitoring_window(incident=incident, now=now)
         self.filters = incident_event_filters(incident=incident)
         self.thresholds = _thresholds()
-        self.preset = settings.DELIVERABILITY_THRESHOLD_PRESET
+        self.preset = thresholds.PRESET_LABELS.get(settings.DELIVERABILITY_THRESHOLD_PRESET,
+                                                   settings.DELIVERABILITY_THRESHOLD_PRESET)
 
     @cached_property
     def baseline(self) -> dict:

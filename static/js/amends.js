@@ -73,7 +73,10 @@
   function busyIn(el) {
     var active = document.activeElement;
     if (active && el.contains(active) && active.matches(TYPING)) { return true; }
-    if (el.querySelector("form[data-dirty]")) { return true; }
+    // Reading older events or one kind of them: keep the list as the person left it.
+    if (el.matches("[data-hold]") || el.querySelector("form[data-dirty], [data-hold]")) {
+      return true;
+    }
     // A pending mark older than 30 s belongs to a request that never left (a declined
     // confirmation): it no longer counts.
     var marks = [el].concat(Array.prototype.slice.call(el.querySelectorAll("[data-pending]")));

@@ -268,11 +268,52 @@ def test_edit_close_and_reopen_pages(client, incident, marketer):
     assert incident.closed_at is None
 
 
-def test_timeline_fragment_for_polling(client, incident, marketer):
+def test_timeline_fragment_and_its_own_page(client, incident, marketer):
     url = reverse("incidents:timeline", args=[incident.pk])
     response = login(client, marketer).get(url, **HTMX)
     assert b'id="timeline-events"' in response.content and b"<html" not in response.content
-    assert client.get(url).status_code == 302
+    page = client.get(url)
+    assert page.status_code == 200 and b"<html" in page.content and b"Older events" not in (
+        page.content)
+
+
+def _notes(incident, user, n):
+    from incidents import services
+
+    return [services.timeline_note_add(incident=incident, actor=user, message=f"note {i}")
+            for i in range(n)]
+
+
+def test_the_timeline_pages_back_to_the_declaration(client, incident, marketer):
+    _notes(incident, marketer, 60)
+    body = login(client, marketer).get(
+        reverse("incidents:incident-detail", args=[incident.pk])).content.decode()
+    assert "note 59" in body and "note 9<" not in body and "Older events" in body
+    assert "declared a" not in body.split('id="timeline-events"')[1]
+    oldest_shown = incident.events.order_by("-created_at", "-id")[49]
+    url = reverse("incidents:timeline", args=[incident.pk]) + f"?before={oldest_shown.pk}"
+    older = client.get(url, **HTMX).content.decode()
+    assert "note 9<" in older and "declared a" in older and "Older events" not in older
+    assert f"note {59 - 49}<" not in older  # the last one shown is not repeated
+
+
+def test_the_timeline_filters_by_kind(client, incident, marketer):
+    _notes(incident, marketer, 2)
+    url = reverse("incidents:timeline", args=[incident.pk])
+    notes = login(client, marketer).get(url + "?show=notes", **HTMX).content.decode()
+    assert "note 1" in notes and "declared a" not in notes
+    decisions = client.get(url + "?show=decisions", **HTMX).content.decode()
+    assert "note 1" not in decisions
+    assert client.get(url + "?show=nonsense", **HTMX).status_code == 200  # everything
+
+
+def test_a_permalink_opens_the_page_at_its_event(client, incident, marketer):
+    notes = _notes(incident, marketer, 60)
+    url = reverse("incidents:timeline", args=[incident.pk]) + f"?at={notes[3].pk}"
+    body = login(client, marketer).get(url).content.decode()
+    assert f'id="event-{notes[3].pk}"' in body and "note 4<" not in body
+    assert f'href="/incidents/{incident.pk}/timeline/?at={notes[3].pk}#event-{notes[3].pk}"' in (
+        body)
 
 
 def test_war_room_renders_system_events_without_an_actor(client, marketer):
@@ -285,3 +326,12 @@ def test_war_room_renders_system_events_without_an_actor(client, marketer):
     page = login(client, marketer).get(reverse("incidents:incident-detail", args=[incident.pk]))
     assert page.status_code == 200
     assert b"is past its target" in page.content
+
+
+def test_not_found_and_server_error_pages_are_our_own(client, marketer, settings):
+    from django.template.loader import render_to_string
+
+    settings.DEBUG = False
+    page = login(client, marketer).get("/incidents/999999/")
+    assert page.status_code == 404 and b"We can't find that page" in page.content
+    assert "Something went wrong on our side" in render_to_string("500.html")
