@@ -314,3 +314,10 @@ for _name in ("MAILGUN_WEBHOOK_SIGNING_KEY", "MANDRILL_WEBHOOK_KEY", "MANDRILL_W
 DELIVERABILITY_MONITORING_DAYS = env.int("DELIVERABILITY_MONITORING_DAYS", default=14)
 DELIVERABILITY_THRESHOLD_PRESET = env.str("DELIVERABILITY_THRESHOLD_PRESET",
                                           default="mailbox_providers")
+
+# --- Post-mortem PDF (incidents.learn) ----------------------------------------------------
+# Incidents with at most this many timeline events render in the request; bigger ones in a
+# Celery task with a progress bar and a download link.
+POSTMORTEM_PDF_INLINE_MAX_EVENTS = env.int("POSTMORTEM_PDF_INLINE_MAX_EVENTS", default=200)
+if POSTMORTEM_PDF_INLINE_MAX_EVENTS < 0:
+    raise ImproperlyConfigured("POSTMORTEM_PDF_INLINE_MAX_EVENTS must be 0 or more.")
