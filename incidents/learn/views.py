@@ -52,6 +52,18 @@ def _back(incident: Incident, anchor: str = "") -> HttpResponse:
     return redirect(f"{url}#{anchor}" if anchor else url)
 
 
+def _apply(request: HtmxHttpRequest, incident: Incident, form, action, *, form_key: str,
+           anchor: str = "", success: str = "") -> HttpResponse:
+    """Validate, run one service; on a refusal the page again with the form as typed."""
+    error = form_apply(form, action)
+    if error:
+        messages.error(request, error)
+        return _page(request, incident, status=422, **{form_key: form})
+    if success:
+        messages.success(request, success)
+    return _back(incident, anchor)
+
+
 @login_required
 @require_GET
 def postmortem(request: HtmxHttpRequest, pk: int) -> HttpResponse:
@@ -64,13 +76,9 @@ def postmortem_save(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     form = PostMortemForm(request.POST, instance=postmortem_for(incident=incident)
                           or postmortem_initial(incident=incident))
-    error = form_apply(form, lambda data: services.postmortem_save(
-        incident=incident, actor=request.user, **data))
-    if error:
-        messages.error(request, error)
-        return _page(request, incident, form=form, status=422)
-    messages.success(request, _("Post-mortem saved."))
-    return _back(incident)
+    return _apply(request, incident, form, lambda data: services.postmortem_save(
+        incident=incident, actor=request.user, **data), form_key="form",
+        success=_("Post-mortem saved."))
 
 
 @login_required
@@ -91,12 +99,9 @@ def postmortem_finish(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def follow_up_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     form = FollowUpForm(request.POST)
-    error = form_apply(form, lambda data: services.follow_up_add(
-        incident=incident, actor=request.user, **data))
-    if error:
-        messages.error(request, error)
-        return _page(request, incident, follow_up_form=form, status=422)
-    return _back(incident, "follow-ups")
+    return _apply(request, incident, form, lambda data: services.follow_up_add(
+        incident=incident, actor=request.user, **data), form_key="follow_up_form",
+        anchor="follow-ups")
 
 
 @login_required
@@ -116,14 +121,10 @@ def follow_up_done(request: HtmxHttpRequest, pk: int, follow_up_id: int) -> Http
 def lesson_adopt(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     form = LessonForm(request.POST)
-    error = form_apply(form, lambda data: services.lesson_adopt(
-        incident=incident, actor=request.user, **data))
-    if error:
-        messages.error(request, error)
-        return _page(request, incident, lesson_form=form, status=422)
-    messages.success(request, _("Added to the playbook for every future incident of this "
-                                "kind."))
-    return _back(incident, "lessons")
+    return _apply(request, incident, form, lambda data: services.lesson_adopt(
+        incident=incident, actor=request.user, **data), form_key="lesson_form",
+        anchor="lessons",
+        success=_("Added to the playbook for every future incident of this kind."))
 
 
 # --- The PDF ---------------------------------------------------------------------------------
