@@ -14,31 +14,21 @@ from django.db.models import Prefetch
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from incidents.apology.send import apology_broadcast, broadcast_counts
 from incidents.assessment.services import affected_audience_summary
-from incidents.learn.selectors import follow_ups_for, playbook_lessons, postmortem_for
+from incidents.learn.selectors import (
+    duration_text,
+    follow_ups_for,
+    playbook_lessons,
+    postmortem_for,
+)
 from incidents.models import Incident, ResponseStep
 from incidents.monitoring.services import DeliverabilityPanel
 from incidents.plan.models import PlanVersion, SignOff
 from incidents.selectors import incident_steps
 
 Progress = Callable[[int, str], None]
-
-
-def duration_text(delta: timedelta | None) -> str:
-    """“2 d 4 h”, “3 h 05 min”, “12 min”; an em dash when unknown."""
-    if delta is None:
-        return "—"
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return _("%(d)s d %(h)s h") % {"d": days, "h": hours}
-    if hours:
-        return _("%(h)s h %(m)02d min") % {"h": hours, "m": mins}
-    return ngettext("%(m)s min", "%(m)s min", mins) % {"m": mins}
 
 
 @dataclass(frozen=True)

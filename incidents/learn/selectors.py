@@ -2,13 +2,14 @@
 the lessons the playbook has adopted, and the PDF exports."""
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from incidents.assessment.models import AffectedAudience, Assessment, ExclusionReason
 from incidents.learn.models import (
@@ -83,6 +84,20 @@ class DraftFollowUp:
     due_on: date
 
 
+def duration_text(delta: timedelta | None) -> str:
+    """“2 d 4 h”, “3 h 05 min”, “12 min”; an em dash when unknown."""
+    if delta is None:
+        return "—"
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return _("%(d)s d %(h)s h") % {"d": days, "h": hours}
+    if hours:
+        return _("%(h)s h %(m)02d min") % {"h": hours, "m": mins}
+    return ngettext("%(m)s min", "%(m)s min", mins) % {"m": mins}
+
+
 def _minutes(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None or end < start:
         return None
@@ -134,9 +149,9 @@ def postmortem_initial(*, incident: Incident) -> PostMortem:
         first_send = audience.campaigns.aggregate(m=Min("started_at"))["m"]
     delay = _minutes(first_send, incident.detected_at)
     tz = timezone.get_current_timezone()
-    detection = _("Detected at %(detected)s; declared %(lag)s min later by %(who)s.") % {
+    detection = _("Detected at %(detected)s; declared %(lag)s later by %(who)s.") % {
         "detected": f"{incident.detected_at.astimezone(tz):%d %b %Y %H:%M}",
-        "lag": _minutes(incident.detected_at, incident.declared_at) or 0,
+        "lag": duration_text(incident.declared_at - incident.detected_at),
         "who": incident.declared_by.get_full_name() or incident.declared_by.get_username()}
     cost = None
     currency = "EUR"
@@ -146,9 +161,8 @@ def postmortem_initial(*, incident: Incident) -> PostMortem:
             cost = (assessment.compensation_per_person * affected).quantize(Decimal("0.01"))
     compensation = ""
     if plan is not None and plan.compensation_kind != CompensationKind.NONE:
-        compensation = " ".join(filter(None, [
-            str(CompensationKind(plan.compensation_kind).label), plan.compensation_value,
-            plan.compensation_eligibility]))
+        compensation = f"{CompensationKind(plan.compensation_kind).label}: " + " — ".join(
+            filter(None, [plan.compensation_value, plan.compensation_eligibility]))
     well, badly = _steps_review(steps)
     return PostMortem(
         incident=incident, status=PostMortemStatus.DRAFT, what_happened=_story(incident),

@@ -53,7 +53,7 @@ def test_the_draft_is_written_from_the_record(marketer, lawyer):
     assert draft.suppressed_count == 1
     assert 115 <= draft.detection_delay_minutes <= 121  # first send → detection
     assert draft.lessons == "Two people check the segment."
-    assert draft.detection_how.endswith("min later by Maya.")
+    assert draft.detection_how.endswith(" later by Maya.")
     # The first save keeps the draft and copies the plan's follow-ups once.
     learn.postmortem_save(incident=incident, actor=marketer, root_cause="Picker default.")
     learn.postmortem_save(incident=incident, actor=marketer, root_cause="Picker default.")
