@@ -61,7 +61,8 @@ class PostMortem(models.Model):
                 condition=~Q(status="finished") | Q(finished_at__isnull=False),
                 name="postmortem_finished_has_time"),
             models.CheckConstraint(condition=Q(cost__gte=0) | Q(cost__isnull=True),
-                                   name="postmortem_cost_not_negative"),
+                                   name="postmortem_cost_not_negative",
+                                   violation_error_message=_("The cost cannot be negative.")),
         ]
 
     def __str__(self) -> str:

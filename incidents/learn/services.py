@@ -43,9 +43,9 @@ def _start(incident: Incident, actor: User) -> PostMortem:
     postmortem = postmortem_initial(incident=incident)
     postmortem.updated_by = actor
     postmortem.save()
-    plan = incident.plan_versions.order_by("-number").first()
-    owners = get_user_model().objects.in_bulk([f.owner_id for f in follow_ups_initial(plan=plan)])
-    for draft in follow_ups_initial(plan=plan):
+    drafts = follow_ups_initial(plan=incident.plan_versions.order_by("-number").first())
+    owners = get_user_model().objects.in_bulk([f.owner_id for f in drafts])
+    for draft in drafts:
         if draft.owner_id in owners:
             FollowUpAction.objects.create(incident=incident, action=draft.action,
                                           owner=owners[draft.owner_id], due_on=draft.due_on)

@@ -179,7 +179,7 @@ def test_the_page_shows_the_draft_and_saves_it(client, marketer):
     bad = client.post(save, {"what_happened": "x", "cost": "-5", "currency": "EUR",
                              "affected_count": "0", "excluded_count": "0",
                              "suppressed_count": "0"})
-    assert bad.status_code == 422 and b"Cost" in bad.content
+    assert bad.status_code == 422 and b"The cost cannot be negative." in bad.content
     assert not PostMortem.objects.filter(incident=incident).exists()
     ok = client.post(save, {"what_happened": "Sent to all.", "cause_category": "human",
                             "currency": "EUR", "affected_count": "12",
