@@ -8,4 +8,4 @@ app = Celery("amends")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Step packages keep their own task modules (incidents/plan/tasks.py, ...).
-app.autodiscover_tasks(["incidents.plan", "incidents.monitoring"])
+app.autodiscover_tasks(["incidents.plan", "incidents.monitoring", "incidents.learn"])

@@ -343,3 +343,10 @@ AMAZON_SNS_CERT_CACHE_SECONDS = env.int("AMAZON_SNS_CERT_CACHE_SECONDS", default
 # Raw webhook payloads are deleted this many days after receipt, once their normalised
 # events exist (deliverability.tasks.prune_raw_delivery_events, daily).
 DELIVERABILITY_RAW_RETENTION_DAYS = env.int("DELIVERABILITY_RAW_RETENTION_DAYS", default=90)
+
+# --- Post-mortem PDF (incidents.learn) ----------------------------------------------------
+# Incidents with at most this many timeline events render in the request; bigger ones in a
+# Celery task with a progress bar and a download link.
+POSTMORTEM_PDF_INLINE_MAX_EVENTS = env.int("POSTMORTEM_PDF_INLINE_MAX_EVENTS", default=200)
+if POSTMORTEM_PDF_INLINE_MAX_EVENTS < 0:
+    raise ImproperlyConfigured("POSTMORTEM_PDF_INLINE_MAX_EVENTS must be 0 or more.")

@@ -48,6 +48,7 @@ class TimelineEventAdmin(ReadOnlyAdmin):
 
 # --- Step 5: apology content (read-only here: edits go through apology_save) --------------
 from incidents.apology.models import Apology  # noqa: E402
+from incidents.learn import admin as learn_admin  # noqa: E402,F401  (exports, lessons)
 from incidents.plan import admin as plan_admin  # noqa: E402,F401  (plan, sign-off, duties)
 
 

@@ -11,7 +11,12 @@ from accounts.services import user_create_with_role
 from deliverability.demo import demo_delivery_events_seed
 from incidents import services
 from incidents.assessment.services import affected_audience_compute
-from incidents.models import Incident, Kind, Severity, StakeholderRole, StepStatus
+from incidents.learn import services as learn_services
+from incidents.learn.export import postmortem_export_request
+from incidents.learn.models import PlaybookLesson, PostMortemStatus
+from incidents.models import Cause, Incident, Kind, Severity, StakeholderRole, StepStatus
+from incidents.plan.models import CompensationKind
+from incidents.plan.services import FollowUp, plan_version_create
 from messaging.demo import demo_audience_ensure
 from messaging.services import brand_template_ensure_demo
 
@@ -51,6 +56,27 @@ def demo_seed() -> list[Incident]:
     now = timezone.now()
     created = []
 
+    # Declared first, so the Spring sale's delivery fallout lands in its step-6 window.
+    coupon_title = "Coupon SPRING20 rejected at checkout"
+    if not Incident.objects.filter(title=coupon_title).exists():
+        incident = services.incident_declare(
+            actor=maya, title=coupon_title, kind=Kind.WRONG_OFFER, severity=Severity.SEV3,
+            detected_at=now - timedelta(days=2))
+        services.stakeholder_add(incident=incident, actor=maya, user=leo,
+                                 role=StakeholderRole.LEGAL)
+        plan_version_create(
+            incident=incident, actor=maya,
+            internal_steps="Reissue the coupon in the shop; check every live code.",
+            subscriber_message="The code in Tuesday's email did not work. It does now.",
+            compensation_kind=CompensationKind.DISCOUNT, compensation_value="20% off",
+            compensation_eligibility="Everyone who received the spring email.",
+            process_changes="Test every coupon code at checkout before a send.",
+            follow_ups=[FollowUp("Add a coupon check to the pre-send list", maya,
+                                 (now + timedelta(days=10)).date())])
+        for step in incident.steps.all():
+            services.step_set_status(step=step, actor=maya, status=StepStatus.DONE,
+                                     note="Handled in the morning call")
+        created.append(incident)
     title = "Spring sale sent to the whole list instead of VIPs"
     if not Incident.objects.filter(title=title).exists():
         incident = services.incident_declare(
@@ -90,14 +116,36 @@ def demo_seed() -> list[Incident]:
                                  role=StakeholderRole.MARKETING)
         created.append(incident)
 
-    title = "Coupon SPRING20 rejected at checkout"
-    if not Incident.objects.filter(title=title).exists():
-        incident = services.incident_declare(
-            actor=maya, title=title, kind=Kind.WRONG_OFFER, severity=Severity.SEV3,
-            detected_at=now - timedelta(days=2))
-        for step in incident.steps.all():
-            services.step_set_status(step=step, actor=maya, status=StepStatus.DONE,
-                                     note="Handled in the morning call")
-        services.incident_close(incident=incident, actor=maya)
-        created.append(incident)
+    coupon = Incident.objects.filter(title=coupon_title).first()
+    if coupon is not None:
+        demo_postmortem_ensure(incident=coupon, lead=maya, lawyer=leo)
     return created
+
+
+def demo_postmortem_ensure(*, incident: Incident, lead, lawyer) -> None:
+    """The closed demo incident: a finished post-mortem, a lesson for the playbook, and
+    its PDF. Idempotent."""
+    postmortem = learn_services.postmortem_save(incident=incident, actor=lead)
+    if postmortem.status != PostMortemStatus.FINISHED:
+        learn_services.postmortem_save(
+            incident=incident, actor=lead, cause_category=Cause.HUMAN,
+            root_cause="The code SPRING20 was created in the shop with an end date of last "
+                       "month; nobody tried it at checkout before the send.",
+            went_well="The first customer reply reached the team within 20 minutes.\n"
+                      "Support had a holding answer out within the hour.",
+            went_badly="The code was never tested at checkout.\n"
+                       "Nobody owned the coupon once it was handed to the shop team.",
+            lessons="Every coupon in an email is tried at checkout by a second person "
+                    "before the send.")
+        learn_services.follow_up_add(
+            incident=incident, actor=lead, action="Give the shop team a named coupon owner",
+            owner=lawyer, due_on=(timezone.now() - timedelta(days=1)).date())
+        learn_services.postmortem_finish(incident=incident, actor=lead)
+    lesson = "Try every coupon code at checkout before the send"
+    if not PlaybookLesson.objects.filter(kind=incident.kind, text=lesson).exists():
+        learn_services.lesson_adopt(incident=incident, actor=lead, text=lesson, step_number=2)
+    if incident.is_open:
+        services.incident_close(incident=incident, actor=lead)
+    if not incident.pdf_exports.exists():
+        # Rendered by the worker after commit, once the demo's delivery events are in.
+        postmortem_export_request(incident=incident, actor=lead, in_background=True)

@@ -216,6 +216,7 @@ class EventKind(models.TextChoices):
     PLAN = "plan", _("Plan")
     SIGNOFF = "signoff", _("Sign-off")
     BREACH = "breach", _("Breach clock")
+    LEARN = "learn", _("Post-mortem")
 
 
 class TimelineQuerySet(models.QuerySet):
@@ -267,6 +268,14 @@ from incidents.assessment.models import (  # noqa: E402,F401
     Assessment,
     ExclusionReason,
     PiiField,
+)
+from incidents.learn.models import (  # noqa: E402,F401
+    ExportStatus,
+    FollowUpAction,
+    PlaybookLesson,
+    PostMortem,
+    PostMortemExport,
+    PostMortemStatus,
 )
 from incidents.plan.models import (  # noqa: E402,F401
     BreachClock,

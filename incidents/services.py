@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from incidents import playbook
+from incidents.learn.selectors import playbook_lessons_for
+from incidents.learn.services import incident_close_requirement
 from incidents.models import (
     ChecklistItem,
     EventKind,
@@ -62,10 +64,13 @@ def incident_declare(*, actor: User, title: str, kind: str, severity: int,
             )
             for d in playbook.STEPS
         )
+        # The playbook's items, then the lessons earlier incidents of this kind adopted.
+        lessons = playbook_lessons_for(kind=kind)
         ChecklistItem.objects.bulk_create(
             ChecklistItem(step=step, text=text, position=i, from_playbook=True)
             for step in steps
-            for i, text in enumerate(playbook.checklist_for(kind, step.number))
+            for i, text in enumerate([*playbook.checklist_for(kind, step.number),
+                                      *lessons.get(step.number, [])])
         )
         Stakeholder.objects.create(incident=incident, user=lead, role=StakeholderRole.LEAD)
         timeline_record(
@@ -150,7 +155,8 @@ def incident_refresh_status(*, incident: Incident, actor: User | None) -> str:
 
 
 @transaction.atomic
-def incident_close(*, incident: Incident, actor: User) -> None:
+def incident_close(*, incident: Incident, actor: User, postmortem_skip_reason: str = "") -> None:
+    """Needs every step resolved, and a finished post-mortem or a reason to skip it."""
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.closed_at is not None:
         raise ValidationError(_("This incident is already closed."))
@@ -159,6 +165,8 @@ def incident_close(*, incident: Incident, actor: User) -> None:
         raise ValidationError(
             _("Finish or skip every step before closing (open: %(steps)s).")
             % {"steps": ", ".join(str(s.number) for s in open_steps)})
+    incident_close_requirement(incident=incident, actor=actor,
+                               postmortem_skip_reason=postmortem_skip_reason)
     incident.closed_at = timezone.now()
     incident.save(update_fields=["closed_at"])
     with in_log_language():

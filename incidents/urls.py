@@ -5,6 +5,7 @@ from incidents.apology.views import send as apology_send_views
 from incidents.apology.views.compose import apology_check, apology_compose, apology_preview
 from incidents.assessment import views as views_assessment
 from incidents.containment import views as views_containment
+from incidents.learn import views as learn_views
 from incidents.plan import views as plan_views
 
 app_name = "incidents"
@@ -71,4 +72,18 @@ urlpatterns = [
          name="apology-send-reconcile"),
     path("<int:pk>/apology/send/deliveries/<int:delivery_id>/decide/",
          apology_send_views.apology_send_decide_view, name="apology-send-decide"),
+    # The learn step: post-mortem, follow-ups, lessons for the playbook, the PDF (issue 11).
+    path("<int:pk>/postmortem/", learn_views.postmortem, name="postmortem"),
+    path("<int:pk>/postmortem/save/", learn_views.postmortem_save, name="postmortem-save"),
+    path("<int:pk>/postmortem/finish/", learn_views.postmortem_finish,
+         name="postmortem-finish"),
+    path("<int:pk>/postmortem/follow-ups/", learn_views.follow_up_add, name="follow-up-add"),
+    path("<int:pk>/postmortem/follow-ups/<int:follow_up_id>/done/", learn_views.follow_up_done,
+         name="follow-up-done"),
+    path("<int:pk>/postmortem/lessons/", learn_views.lesson_adopt, name="lesson-adopt"),
+    path("<int:pk>/postmortem/pdf/", learn_views.postmortem_export, name="postmortem-export"),
+    path("<int:pk>/postmortem/pdf/<int:export_id>/", learn_views.postmortem_export_status,
+         name="postmortem-export-status"),
+    path("<int:pk>/postmortem/pdf/<int:export_id>/download/",
+         learn_views.postmortem_export_download, name="postmortem-export-download"),
 ]

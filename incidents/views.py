@@ -25,6 +25,7 @@ from incidents.forms import (
     StepOwnerForm,
     StepStatusForm,
 )
+from incidents.learn.selectors import postmortem_for
 from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
 from incidents.permissions import can_declare, get_incident_for_user
 from incidents.war_room import (
@@ -281,7 +282,9 @@ def incident_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     if request.method == "POST":
         try:
-            services.incident_close(incident=incident, actor=request.user)
+            services.incident_close(
+                incident=incident, actor=request.user,
+                postmortem_skip_reason=request.POST.get("postmortem_skip_reason", ""))
         except ValidationError as exc:
             messages.error(request, error_text(exc))
         else:
@@ -289,7 +292,8 @@ def incident_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return redirect("incidents:incident-detail", pk=pk)
     steps = selectors.incident_steps(incident=incident)
     return render(request, "incidents/close.html", {
-        "incident": incident, "open_steps": [s for s in steps if not s.is_resolved]})
+        "incident": incident, "open_steps": [s for s in steps if not s.is_resolved],
+        "postmortem": postmortem_for(incident=incident)})
 
 
 @login_required

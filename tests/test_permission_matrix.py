@@ -184,7 +184,47 @@ RULES: dict[str, Rule] = {
     "incidents:apology-send-reconcile": Rule("POST", writers()),
     "incidents:apology-send-decide": Rule("POST", writers(), {"decision": "drop"},
                                           kwargs={"delivery_id": lambda w: 1}),
+    # Issue 11: the post-mortem, its follow-ups and lessons, and the PDF. Reading and
+    # exporting is for everyone who may see the incident; writing for those who work it.
+    "incidents:postmortem": Rule("GET", readers()),
+    "incidents:postmortem-save": Rule("POST", writers(), {
+        "what_happened": "Sent to all", "cause_category": "human", "affected_count": "0",
+        "excluded_count": "0", "suppressed_count": "0", "currency": "EUR"}),
+    "incidents:postmortem-finish": Rule("POST", writers()),
+    "incidents:follow-up-add": Rule("POST", writers(), lambda w: {
+        "action": "Lock the picker", "owner": w["users"]["legal"].pk, "due_on": "2026-12-01"}),
+    "incidents:follow-up-done": Rule("POST", writers(), {"done": "on"},
+                                     kwargs={"follow_up_id": lambda w: follow_up_pk(w)}),
+    "incidents:lesson-adopt": Rule("POST", writers(), {"text": "Check twice",
+                                                       "step_number": "2"}),
+    # The matrix's incident is small: the PDF comes back in the answer.
+    "incidents:postmortem-export": Rule("POST", readers(200)),
+    "incidents:postmortem-export-status": Rule("GET", readers(),
+                                               kwargs={"export_id": lambda w: export_pk(w)}),
+    "incidents:postmortem-export-download": Rule("GET", readers(),
+                                                 kwargs={"export_id": lambda w: export_pk(w)}),
 }
+
+
+def follow_up_pk(world) -> int:
+    from incidents.learn.services import follow_up_add
+
+    return follow_up_add(incident=world["incident"], actor=world["users"]["marketing"],
+                         action="Audit", owner=world["users"]["legal"],
+                         due_on=date(2026, 12, 1)).pk
+
+
+def export_pk(world) -> int:
+    """A finished export with a (tiny) file."""
+    from django.core.files.base import ContentFile
+
+    from incidents.learn.models import ExportStatus, PostMortemExport
+
+    export = PostMortemExport(incident=world["incident"], requested_by=world["users"]["admin"],
+                              status=ExportStatus.DONE, progress=100)
+    export.file.save("matrix.pdf", ContentFile(b"%PDF-1.7 matrix"), save=False)
+    export.save()
+    return export.pk
 
 # ESP webhooks authenticate the ESP, not a person: a signed-in session grants nothing, and
 # a request without the webhook's credentials is refused before anything is stored.
@@ -210,9 +250,10 @@ RULES_POST_EXTRA = {"incidents:plan-edit": Rule("POST", writers(), plan_data)}
 # --- The world every request meets ------------------------------------------------------------
 
 @pytest.fixture
-def world(db, settings):
+def world(db, settings, tmp_path):
     # Seven users per test: a fast hasher keeps the matrix quick (login uses force_login).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path  # PDF exports
     users = {
         "marketing": make_user("maya", Role.MARKETING, "Maya"),
         "legal": make_user("leo", Role.LEGAL, "Leo"),

@@ -223,7 +223,8 @@ def test_closed_incident_composer_is_read_only(client, marketer, incident):
     for step in incident.steps.all():
         step_set_status(step=step, actor=marketer, status=StepStatus.DONE,
                                  note="Handled by hand")
-    incident_close(incident=incident, actor=marketer)
+    incident_close(incident=incident, actor=marketer,
+                   postmortem_skip_reason="A test incident.")
     client.force_login(marketer)
     page = client.get(url("compose", incident))
     assert b"The incident is closed; reopen it to change the apology." in page.content

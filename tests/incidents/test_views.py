@@ -258,7 +258,10 @@ def test_edit_close_and_reopen_pages(client, incident, marketer):
     incident.refresh_from_db()
     assert incident.closed_at is None
     incident.steps.update(status=StepStatus.DONE)
-    client.post(close)
+    client.post(close)  # neither a finished post-mortem nor a reason to skip it
+    incident.refresh_from_db()
+    assert incident.closed_at is None
+    client.post(close, {"postmortem_skip_reason": "A typo nobody saw."})
     incident.refresh_from_db()
     assert incident.closed_at is not None
     reopen = reverse("incidents:incident-reopen", args=[incident.pk])
