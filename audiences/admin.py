@@ -5,7 +5,7 @@ from .models import Segment, Subscriber, SuppressionEntry, SuppressionList
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
-    list_display = ["email", "name", "locale", "status", "updated_at"]
+    list_display = ["email", "name", "locale", "status", "unsubscribed_at", "updated_at"]
     list_filter = ["status", "locale"]
     search_fields = ["email", "name"]
     show_full_result_count = False  # counting a big list on every page is slow

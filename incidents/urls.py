@@ -40,6 +40,10 @@ urlpatterns = [
     path("<int:pk>/containment/", views_containment.containment, name="containment"),
     path("<int:pk>/containment/stop/", views_containment.campaigns_stop,
          name="campaigns-stop"),
+    path("<int:pk>/containment/<int:campaign_pk>/resume/", views_containment.campaign_resume,
+         name="campaign-resume"),
+    path("<int:pk>/containment/<int:campaign_pk>/cancel/", views_containment.campaign_cancel,
+         name="campaign-cancel"),
     # Step 3: affected audience and assessment
     path("<int:pk>/audience/", views_assessment.audience_compute, name="audience-compute"),
     path("<int:pk>/audience/lookup/", views_assessment.audience_lookup,
