@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -27,23 +26,17 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.roles import Role  # noqa: E402
 from accounts.services import user_create_with_role  # noqa: E402
-from audiences.models import Segment, SegmentMembership, Subscriber  # noqa: E402
+from audiences.models import Subscriber  # noqa: E402
 from deliverability.models import DeliveryEvent  # noqa: E402
 from incidents.apology_send import apology_send_start  # noqa: E402
-from incidents.apology_services import apology_save  # noqa: E402
-from incidents.audience import affected_audience_compute  # noqa: E402
-from incidents.models import Kind, Severity  # noqa: E402
-from incidents.services import incident_declare  # noqa: E402
 from messaging.models import (  # noqa: E402
     Broadcast,
     BroadcastStatus,
     Campaign,
-    CampaignRecipient,
     CampaignStatus,
     CampaignStop,
-    EspAccount,
 )
-from messaging.services import brand_template_ensure_demo  # noqa: E402
+from tests.messaging.send_world import sendable_incident  # noqa: E402
 
 TIMEOUT = float(os.environ.get("EMBEDDED_STEP_TIMEOUT", "40"))
 
@@ -66,27 +59,14 @@ def main() -> dict:
     }
     maya = user_create_with_role(username="maya", password="amends-demo-pass",
                                  role=Role.MARKETING, first_name="Maya")
-    people = Subscriber.objects.bulk_create(
-        Subscriber(email=f"p{i}@example.test", name=f"Person{i} Tester",
-                   locale="nl" if i % 3 == 0 else "en") for i in range(12))
-    segment = Segment.objects.create(name="Everyone")
-    SegmentMembership.objects.bulk_create(
-        SegmentMembership(segment=segment, subscriber=p) for p in people)
-    account = EspAccount.objects.create(label="Sandbox ESP", provider="sandbox")
-    started = timezone.now() - timedelta(minutes=30)
-    campaign = Campaign.objects.create(esp_account=account, esp_campaign_id="spring-embedded",
-                                       name="Spring sale", subject="Sale",
-                                       status=CampaignStatus.SENDING, started_at=started)
-    CampaignRecipient.objects.bulk_create(
-        CampaignRecipient(campaign=campaign, subscriber=p, sent_at=started) for p in people)
-
-    # 1. Declare, and 3. compute the affected audience (set-based SQL, on SQLite here).
-    incident = incident_declare(actor=maya, title="Spring sale sent to everyone",
-                                kind=Kind.WRONG_SEGMENT, severity=Severity.SEV2,
-                                detected_at=timezone.now() - timedelta(minutes=5))
-    audience = affected_audience_compute(incident=incident, actor=maya, campaigns=[campaign])
+    # 1. Declare, 3. compute the affected audience (set-based SQL, on SQLite here), and
+    # write the apology: the suite's own world (12 people who got the faulty campaign).
+    world = sendable_incident(maya, 12, excluded=0)
+    incident = world.incident
     seen["affected"] = incident.affected_recipients.filter(exclusion_reason="").count()
-    seen["audience"] = audience.pk is not None
+    campaign = Campaign.objects.get(name="Spring sale p")  # send_world's faulty campaign
+    # It is still going out when the incident is declared.
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SENDING)
 
     # 2. Pause through the war room's own view; the worker asks the (sandbox) ESP.
     web = Client(HTTP_HOST="127.0.0.1")  # what bin/demo serves
@@ -99,13 +79,6 @@ def main() -> dict:
     seen["pause"] = {"outcome": stop.outcome, "campaign": campaign.status}
 
     # 5. The apology, fanned out by the worker through the sandbox ESP.
-    apology_save(incident=incident, actor=maya, expected_version=0,
-                 subject="We made a mistake", from_name="Northwind",
-                 from_email="care@northwind.test", reply_to="",
-                 brand_template=brand_template_ensure_demo(), default_locale="en",
-                 bodies={"en": "Dear {{ first_name }}, we sent you the wrong sale. Sorry.",
-                         "nl": "Beste {{ first_name }}, we stuurden de verkeerde actie. "
-                               "Sorry."})
     broadcast = apology_send_start(incident=incident, actor=maya)
     wait("finished apology", lambda: Broadcast.objects.filter(
         pk=broadcast.pk, status=BroadcastStatus.COMPLETED).exists())
