@@ -143,7 +143,7 @@ def run(args) -> None:
     from accounts.roles import Role
     from accounts.services import user_create_with_role
     from audiences.models import Segment
-    from incidents.audience import affected_audience_compute
+    from incidents.assessment.services import affected_audience_compute
     from incidents.models import AffectedRecipient
     from incidents.services import incident_declare
     from messaging.models import Campaign

@@ -205,7 +205,7 @@ def profile(args, incident, user, esp) -> None:
 
     from django.conf import settings
 
-    from incidents.apology_send import apology_send_start
+    from incidents.apology.send import apology_send_start
     from messaging import broadcasts
     from messaging.esp.postmark import PostmarkAdapter
 
@@ -272,9 +272,9 @@ def run(args) -> None:
     from accounts.roles import Role
     from accounts.services import user_create_with_role
     from audiences.models import Subscriber
-    from incidents.apology_send import apology_send_pause, apology_send_resume, apology_send_start
-    from incidents.apology_services import apology_save
-    from incidents.audience import affected_audience_compute
+    from incidents.apology.send import apology_send_pause, apology_send_resume, apology_send_start
+    from incidents.apology.services import apology_save
+    from incidents.assessment.services import affected_audience_compute
     from incidents.services import incident_declare
     from messaging.models import Broadcast, Campaign, CampaignRecipient, Delivery
     from messaging.services import brand_template_ensure_demo
@@ -316,7 +316,7 @@ def run(args) -> None:
     try:
         # 1. raw, with the product's own English body as the payload
         incident, affected = incident_with_apology("Fan-out", campaign)
-        from incidents.apology_send import _render_bodies
+        from incidents.apology.send import _render_bodies
 
         body = _render_bodies(incident.apology)["en"]
         print(f"message size: html {len(body['html']):,} B, text {len(body['text']):,} B")

@@ -139,9 +139,11 @@ else:
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # The exchange table lives beside the queue, not in the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
     if CELERY_BROKER_URL == "filesystem://":
-        for _sub in ("queue", "processed"):
+        for _sub in ("queue", "processed", "control"):
             (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
 
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,9 +1,8 @@
 from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin
-
-from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
-from .permissions import incidents_visible_to
+from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from incidents.permissions import incidents_visible_to
 
 
 class ResponseStepInline(admin.TabularInline):
@@ -47,10 +46,9 @@ class TimelineEventAdmin(ReadOnlyAdmin):
     search_fields = ["message"]
 
 
-from . import plan_admin  # noqa: E402,F401  (issue 5: plan, sign-off, duties)
-
 # --- Step 5: apology content (read-only here: edits go through apology_save) --------------
-from .apology_models import Apology  # noqa: E402
+from incidents.apology.models import Apology  # noqa: E402
+from incidents.plan import admin as plan_admin  # noqa: E402,F401  (plan, sign-off, duties)
 
 
 @admin.register(Apology)

@@ -9,11 +9,10 @@ class IncidentsConfig(AppConfig):
     def ready(self) -> None:
         # Step 2: campaign stop outcomes land on the incident timeline (messaging signals,
         # incidents listens; messaging never imports incidents).
+        from incidents.containment.services import stop_settled_on_timeline
         from messaging.signals import campaign_stop_settled
-
-        from .containment import stop_settled_on_timeline
 
         campaign_stop_settled.connect(stop_settled_on_timeline,
                                       dispatch_uid="incidents.containment.timeline")
         # Issue 4, send: the receiver that writes "the apology finished sending".
-        from . import apology_send  # noqa: F401
+        from incidents.apology import send  # noqa: F401

@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from .signoff import signer_roles_of, signoff_inbox_count
+from incidents.plan.signoff import signer_roles_of, signoff_inbox_count
 
 
 def signoff_inbox(request: HttpRequest) -> dict:

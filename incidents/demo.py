@@ -9,12 +9,11 @@ from django.utils import timezone
 from accounts.roles import Role
 from accounts.services import user_create_with_role
 from deliverability.demo import demo_delivery_events_seed
+from incidents import services
+from incidents.assessment.services import affected_audience_compute
+from incidents.models import Incident, Kind, Severity, StakeholderRole, StepStatus
 from messaging.demo import demo_audience_ensure
 from messaging.services import brand_template_ensure_demo
-
-from . import services
-from .audience import affected_audience_compute
-from .models import Incident, Kind, Severity, StakeholderRole, StepStatus
 
 DEMO_PASSWORD = "amends-demo"
 

@@ -4,7 +4,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import (
+from incidents.models import (
     SEVERITY_DEFINITIONS,
     Incident,
     Kind,
@@ -13,7 +13,7 @@ from .models import (
     Status,
     StepStatus,
 )
-from .selectors import assignable_users
+from incidents.selectors import assignable_users
 
 
 class UserChoiceField(forms.ModelChoiceField):

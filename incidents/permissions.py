@@ -4,8 +4,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.roles import oversees_everything
-
-from .models import Incident, Stakeholder
+from incidents.models import Incident, Stakeholder
 
 
 def can_declare(user: AbstractBaseUser) -> bool:

@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
-from .permissions import incidents_visible_to
+from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from incidents.permissions import incidents_visible_to
 
 
 @dataclass(frozen=True)

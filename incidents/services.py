@@ -10,11 +10,11 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import playbook
-from .models import (
+from incidents import playbook
+from incidents.models import (
     ChecklistItem,
     EventKind,
     Incident,
@@ -27,38 +27,9 @@ from .models import (
     StepStatus,
     TimelineEvent,
 )
+from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
-
-# Events worth an email to the incident's stakeholders.
-NOTIFY_KINDS = frozenset({EventKind.DECLARED, EventKind.STATUS, EventKind.ALERT,
-                          EventKind.CLOSED, EventKind.REOPENED})
-
-
-def _name(user: User | None) -> str:
-    if user is None:
-        return _("Amends")
-    return user.get_full_name() or user.get_username()
-
-
-def timeline_record(*, incident: Incident, actor: User | None, kind: str, message: str,
-                    data: dict[str, Any] | None = None,
-                    corrects: TimelineEvent | None = None) -> TimelineEvent:
-    """Append one event. Callers hold the transaction of the change it describes."""
-    event = TimelineEvent.objects.create(
-        incident=incident, actor=actor, kind=kind, message=message, data=data or {},
-        corrects=corrects,
-    )
-    if kind in NOTIFY_KINDS:
-        from .tasks import notify_timeline_event
-
-        transaction.on_commit(lambda: notify_timeline_event.delay(event.pk))
-    return event
-
-
-def _in_log_language():
-    # The timeline is an audit record: one language for everyone who reads it later.
-    return translation.override(settings.LANGUAGE_CODE)
 
 
 # --- Declaration and details -------------------------------------------------------------
@@ -81,7 +52,7 @@ def incident_declare(*, actor: User, title: str, kind: str, severity: int,
         restricted=playbook.is_restricted_kind(kind), lead=lead, declared_by=actor,
         detected_at=detected_at, declared_at=now,
     )
-    with _in_log_language():
+    with in_log_language():
         steps = ResponseStep.objects.bulk_create(
             ResponseStep(
                 incident=incident, number=d.number, title=str(d.title), goal=str(d.goal),
@@ -99,8 +70,8 @@ def incident_declare(*, actor: User, title: str, kind: str, severity: int,
         timeline_record(
             incident=incident, actor=actor, kind=EventKind.DECLARED,
             message=_("%(who)s declared a %(sev)s incident: %(kind)s. Lead: %(lead)s.") % {
-                "who": _name(actor), "sev": Severity(severity).label,
-                "kind": Kind(kind).label, "lead": _name(lead)},
+                "who": actor_name(actor), "sev": Severity(severity).label,
+                "kind": Kind(kind).label, "lead": actor_name(lead)},
             data={"kind": kind, "severity": severity, "lead": lead.pk},
         )
     return incident
@@ -137,11 +108,11 @@ def incident_update(*, incident: Incident, actor: User, **changes: Any) -> list[
     if "lead" in changed:
         Stakeholder.objects.get_or_create(incident=incident, user=incident.lead,
                                           role=StakeholderRole.LEAD)
-    with _in_log_language():
+    with in_log_language():
         labels = ", ".join(str(Incident._meta.get_field(n).verbose_name) for n in diff)
         timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
                         message=_("%(who)s changed %(fields)s.") % {
-                            "who": _name(actor), "fields": labels},
+                            "who": actor_name(actor), "fields": labels},
                         data={"changes": diff})
     return changed
 
@@ -169,7 +140,7 @@ def incident_refresh_status(*, incident: Incident, actor: User | None) -> str:
         old = incident.status
         incident.status = new
         incident.save(update_fields=["status"])
-        with _in_log_language():
+        with in_log_language():
             timeline_record(incident=incident, actor=actor, kind=EventKind.STATUS,
                             message=_("Status moved from %(old)s to %(new)s.") % {
                                 "old": Status(old).label, "new": Status(new).label},
@@ -189,9 +160,9 @@ def incident_close(*, incident: Incident, actor: User) -> None:
             % {"steps": ", ".join(str(s.number) for s in open_steps)})
     incident.closed_at = timezone.now()
     incident.save(update_fields=["closed_at"])
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=incident, actor=actor, kind=EventKind.CLOSED,
-                        message=_("%(who)s closed the incident.") % {"who": _name(actor)})
+                        message=_("%(who)s closed the incident.") % {"who": actor_name(actor)})
     incident_refresh_status(incident=incident, actor=actor)
 
 
@@ -204,10 +175,10 @@ def incident_reopen(*, incident: Incident, actor: User, reason: str) -> None:
         raise ValidationError({"reason": _("Say why the incident is reopened.")})
     incident.closed_at = None
     incident.save(update_fields=["closed_at"])
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=incident, actor=actor, kind=EventKind.REOPENED,
                         message=_("%(who)s reopened the incident: %(reason)s") % {
-                            "who": _name(actor), "reason": reason.strip()})
+                            "who": actor_name(actor), "reason": reason.strip()})
     incident_refresh_status(incident=incident, actor=actor)
 
 
@@ -241,9 +212,9 @@ def step_set_status(*, step: ResponseStep, actor: User, status: str,
         step.started_at = None
     step.done_at = now if status in (StepStatus.DONE, StepStatus.SKIPPED) else None
     step.save(update_fields=["status", "skip_reason", "started_at", "done_at"])
-    with _in_log_language():
+    with in_log_language():
         message = _("%(who)s set step %(n)s (%(title)s) to %(status)s.") % {
-            "who": _name(actor), "n": step.number, "title": step.title,
+            "who": actor_name(actor), "n": step.number, "title": step.title,
             "status": StepStatus(status).label}
         if status == StepStatus.SKIPPED:
             message += " " + _("Reason: %(reason)s") % {"reason": skip_reason}
@@ -261,13 +232,13 @@ def step_assign_owner(*, step: ResponseStep, actor: User, owner: User | None) ->
         return step
     step.owner = owner
     step.save(update_fields=["owner"])
-    with _in_log_language():
+    with in_log_language():
         if owner is None:
             message = _("%(who)s removed the owner of step %(n)s.") % {
-                "who": _name(actor), "n": step.number}
+                "who": actor_name(actor), "n": step.number}
         else:
             message = _("%(who)s made %(owner)s owner of step %(n)s.") % {
-                "who": _name(actor), "owner": _name(owner), "n": step.number}
+                "who": actor_name(actor), "owner": actor_name(owner), "n": step.number}
         timeline_record(incident=step.incident, actor=actor, kind=EventKind.OWNER,
                         message=message,
                         data={"step": step.number, "owner": owner.pk if owner else None})
@@ -298,10 +269,10 @@ def checklist_item_add(*, step: ResponseStep, actor: User, text: str) -> Checkli
     last = step.items.aggregate(m=Max("position"))["m"]
     item = ChecklistItem.objects.create(step=step, text=text,
                                         position=0 if last is None else last + 1)
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
                         message=_("%(who)s added to step %(n)s: “%(text)s”.") % {
-                            "who": _name(actor), "n": step.number, "text": text},
+                            "who": actor_name(actor), "n": step.number, "text": text},
                         data={"step": step.number, "item": item.pk, "action": "add"})
     return item
 
@@ -316,10 +287,10 @@ def checklist_item_edit(*, item: ChecklistItem, actor: User, text: str) -> Check
     old = item.text
     item.text = text
     item.save(update_fields=["text"])
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
                         message=_("%(who)s reworded an item of step %(n)s: “%(old)s” → "
-                                  "“%(new)s”.") % {"who": _name(actor), "n": step.number,
+                                  "“%(new)s”.") % {"who": actor_name(actor), "n": step.number,
                                                    "old": old, "new": text},
                         data={"step": step.number, "item": item.pk, "action": "edit",
                               "from": old, "to": text})
@@ -336,11 +307,11 @@ def checklist_item_set_done(*, item: ChecklistItem, actor: User, done: bool) -> 
     item.done_by = actor if done else None
     item.done_at = timezone.now() if done else None
     item.save(update_fields=["done", "done_by", "done_at"])
-    with _in_log_language():
+    with in_log_language():
         template = (_("%(who)s ticked “%(text)s” (step %(n)s).") if done
                     else _("%(who)s unticked “%(text)s” (step %(n)s)."))
         timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
-                        message=template % {"who": _name(actor), "text": item.text,
+                        message=template % {"who": actor_name(actor), "text": item.text,
                                             "n": step.number},
                         data={"step": step.number, "item": item.pk,
                               "action": "tick" if done else "untick"})
@@ -364,10 +335,10 @@ def checklist_item_move(*, item: ChecklistItem, actor: User, offset: int) -> Che
             it.position = position
     ChecklistItem.objects.bulk_update(items, ["position"])
     moved = items[target]
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
                         message=_("%(who)s moved “%(text)s” to position %(pos)s in step "
-                                  "%(n)s.") % {"who": _name(actor), "text": moved.text,
+                                  "%(n)s.") % {"who": actor_name(actor), "text": moved.text,
                                                "pos": target + 1, "n": step.number},
                         data={"step": step.number, "item": moved.pk, "action": "move",
                               "position": target})
@@ -382,10 +353,10 @@ def stakeholder_add(*, incident: Incident, actor: User, user: User, role: str) -
         raise ValidationError({"role": _("Unknown stakeholder role.")})
     stake, created = Stakeholder.objects.get_or_create(incident=incident, user=user, role=role)
     if created:
-        with _in_log_language():
+        with in_log_language():
             timeline_record(incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
                             message=_("%(who)s added %(user)s as %(role)s.") % {
-                                "who": _name(actor), "user": _name(user),
+                                "who": actor_name(actor), "user": actor_name(user),
                                 "role": StakeholderRole(role).label},
                             data={"user": user.pk, "role": role, "action": "add"})
     return stake
@@ -398,10 +369,10 @@ def stakeholder_remove(*, stakeholder: Stakeholder, actor: User) -> None:
         raise ValidationError(_("Choose another lead before removing this one."))
     user, role = stakeholder.user, stakeholder.role
     stakeholder.delete()
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
                         message=_("%(who)s removed %(user)s (%(role)s).") % {
-                            "who": _name(actor), "user": _name(user),
+                            "who": actor_name(actor), "user": actor_name(user),
                             "role": StakeholderRole(role).label},
                         data={"user": user.pk, "role": role, "action": "remove"})
 
@@ -438,7 +409,7 @@ def timeline_event_notify(*, event: TimelineEvent) -> int:
     if not recipients:
         return 0
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/"
-    with _in_log_language():
+    with in_log_language():
         subject = _("[%(sev)s] %(title)s: %(kind)s") % {
             "sev": Severity(incident.severity).label, "title": incident.title,
             "kind": EventKind(event.kind).label}
@@ -462,7 +433,7 @@ def steps_flag_overdue(*, now: datetime | None = None) -> int:
             continue
         step.overdue_notified_at = now
         step.save(update_fields=["overdue_notified_at"])
-        with _in_log_language():
+        with in_log_language():
             timeline_record(incident=step.incident, actor=None, kind=EventKind.ALERT,
                             message=_("Step %(n)s (%(title)s) is past its target of "
                                       "%(minutes)s minutes.") % {

@@ -1,7 +1,11 @@
 from django.urls import path
 
-from . import apology_send_views, plan_views, views, views_assessment, views_containment
-from .apology_views import apology_check, apology_compose, apology_preview
+from incidents import views
+from incidents.apology.views import send as apology_send_views
+from incidents.apology.views.compose import apology_check, apology_compose, apology_preview
+from incidents.assessment import views as views_assessment
+from incidents.containment import views as views_containment
+from incidents.plan import views as plan_views
 
 app_name = "incidents"
 

@@ -1,4 +1,3 @@
-from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -6,19 +5,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.forms import error_text, form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import monitoring, plan_views, selectors, services
-from .apology_selectors import apology_summary
-from .apology_send import SendPanel
-from .audience import AssessmentPanel
-from .containment import ContainmentPanel
-from .forms import (
+from incidents import selectors, services
+from incidents.forms import (
     ChecklistItemForm,
     ChecklistMoveForm,
     ChecklistTickForm,
@@ -31,17 +25,11 @@ from .forms import (
     StepOwnerForm,
     StepStatusForm,
 )
-from .models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
-from .permissions import can_declare, can_work, get_incident_for_user
+from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
+from incidents.permissions import can_declare, get_incident_for_user
+from incidents.war_room import war_room_answer, war_room_context
 
 PAGE_SIZE = 25
-TIMELINE_PAGE = 50
-
-
-def _errors(exc: ValidationError | dict) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return " ".join(str(m) for errs in exc.values() for m in errs)
 
 
 @login_required
@@ -83,71 +71,14 @@ def incident_declare(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "incidents/declare.html", {"form": form})
 
 
-def _war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
-    return {
-        "incident": incident,
-        "steps": selectors.incident_steps(incident=incident),
-        "events": selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE),
-        "stakeholders": selectors.incident_stakeholders(incident=incident),
-        "users": selectors.assignable_users(),
-        "can_work": can_work(request.user) and incident.is_open,
-        "can_edit": can_work(request.user),
-        "note_form": NoteForm(),
-        "stakeholder_form": StakeholderForm(),
-        **plan_views.war_room_extras(incident=incident, user=request.user),  # issue 5
-        "assessment_panel": AssessmentPanel(incident),  # step 3 (lazy: read when shown)
-        "apology_summary": apology_summary(incident=incident),
-        "deliverability": monitoring.deliverability_panel(incident=incident),  # lazy
-        "containment": ContainmentPanel(incident),  # step 2, pause (issue 4; lazy)
-        "send_panel": SendPanel(incident),  # step 5, send (lazy: read when shown)
-    }
-
-
 @login_required
 @require_GET
 def incident_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk)
-    return render(request, "incidents/detail.html", _war_room_context(request, incident))
+    return render(request, "incidents/detail.html", war_room_context(request, incident))
 
 
-def _war_room_update(request: HtmxHttpRequest, incident: Incident, *, parts: list[str],
-                     step: ResponseStep | None = None, error: str = "") -> HttpResponse:
-    """htmx answer: the changed part in place, the rest of the page out of band."""
-    incident.refresh_from_db()
-    context = _war_room_context(request, incident)
-    if step is not None:
-        context["step"] = next(s for s in context["steps"] if s.pk == step.pk)
-    context["error"] = error
-    html = []
-    for i, part in enumerate(parts):
-        html.append(render_to_string(f"incidents/detail.html#{part}",
-                                     {**context, "oob": i > 0}, request=request))
-    return HttpResponse("".join(html))
-
-
-def _after_change(request: HtmxHttpRequest, incident: Incident, *, parts: list[str],
-                  step: ResponseStep | None = None, error: str = "",
-                  anchor: str = "") -> HttpResponse:
-    if wants_fragment(request):
-        return _war_room_update(request, incident, parts=parts, step=step, error=error)
-    if error:
-        messages.error(request, error)
-    url = reverse("incidents:incident-detail", args=[incident.pk])
-    return redirect(f"{url}#{anchor}" if anchor else url)
-
-
-STEP_PARTS = ["step", "header", "tracker", "timeline-events"]
-
-
-def _apply(form, action: Callable[[dict], object]) -> str:
-    """Validate the form and run one service; the error text to show, or "" when it worked."""
-    if not form.is_valid():
-        return _errors(form.errors)
-    try:
-        action(form.cleaned_data)
-    except ValidationError as exc:
-        return _errors(exc)
-    return ""
+STEP_PARTS = ["header", "tracker", "timeline-events"]
 
 
 def _step_for(request, pk: int, number: int) -> tuple[Incident, ResponseStep]:
@@ -163,15 +94,15 @@ def _item_for(request, pk: int, item_id: int) -> tuple[Incident, ChecklistItem]:
 
 
 def _step_answer(request, incident: Incident, step: ResponseStep, error: str) -> HttpResponse:
-    return _after_change(request, incident, parts=STEP_PARTS, step=step, error=error,
-                         anchor=f"step-{step.number}")
+    return war_room_answer(request, incident, steps=[step.number], parts=STEP_PARTS,
+                           error=error, anchor=f"step-{step.number}")
 
 
 @login_required
 @require_POST
 def step_status(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
     incident, step = _step_for(request, pk, number)
-    error = _apply(StepStatusForm(request.POST), lambda data: services.step_set_status(
+    error = form_apply(StepStatusForm(request.POST), lambda data: services.step_set_status(
         step=step, actor=request.user, **data))
     return _step_answer(request, incident, step, error)
 
@@ -180,7 +111,7 @@ def step_status(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
 @require_POST
 def step_owner(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
     incident, step = _step_for(request, pk, number)
-    error = _apply(StepOwnerForm(request.POST), lambda data: services.step_assign_owner(
+    error = form_apply(StepOwnerForm(request.POST), lambda data: services.step_assign_owner(
         step=step, actor=request.user, owner=data["owner"]))
     return _step_answer(request, incident, step, error)
 
@@ -189,7 +120,7 @@ def step_owner(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
 @require_POST
 def checklist_add(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
     incident, step = _step_for(request, pk, number)
-    error = _apply(ChecklistItemForm(request.POST), lambda data: services.checklist_item_add(
+    error = form_apply(ChecklistItemForm(request.POST), lambda data: services.checklist_item_add(
         step=step, actor=request.user, text=data["text"]))
     return _step_answer(request, incident, step, error)
 
@@ -198,8 +129,9 @@ def checklist_add(request: HtmxHttpRequest, pk: int, number: int) -> HttpRespons
 @require_POST
 def checklist_tick(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
     incident, item = _item_for(request, pk, item_id)
-    error = _apply(ChecklistTickForm(request.POST), lambda data: services.checklist_item_set_done(
-        item=item, actor=request.user, done=data["done"]))
+    error = form_apply(ChecklistTickForm(request.POST),
+                       lambda data: services.checklist_item_set_done(
+                           item=item, actor=request.user, done=data["done"]))
     return _step_answer(request, incident, item.step, error)
 
 
@@ -207,7 +139,7 @@ def checklist_tick(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpRespo
 @require_POST
 def checklist_edit(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
     incident, item = _item_for(request, pk, item_id)
-    error = _apply(ChecklistItemForm(request.POST), lambda data: services.checklist_item_edit(
+    error = form_apply(ChecklistItemForm(request.POST), lambda data: services.checklist_item_edit(
         item=item, actor=request.user, text=data["text"]))
     return _step_answer(request, incident, item.step, error)
 
@@ -216,7 +148,7 @@ def checklist_edit(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpRespo
 @require_POST
 def checklist_move(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpResponse:
     incident, item = _item_for(request, pk, item_id)
-    error = _apply(ChecklistMoveForm(request.POST), lambda data: services.checklist_item_move(
+    error = form_apply(ChecklistMoveForm(request.POST), lambda data: services.checklist_item_move(
         item=item, actor=request.user, offset=data["offset"]))
     return _step_answer(request, incident, item.step, error)
 
@@ -225,7 +157,7 @@ def checklist_move(request: HtmxHttpRequest, pk: int, item_id: int) -> HttpRespo
 @require_GET
 def timeline(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk)
-    context = _war_room_context(request, incident)
+    context = war_room_context(request, incident)
     if wants_fragment(request):
         return render(request, "incidents/detail.html#timeline-events", context)
     return redirect(reverse("incidents:incident-detail", args=[pk]) + "#timeline")
@@ -235,9 +167,9 @@ def timeline(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def note_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
-    error = _apply(NoteForm(request.POST), lambda data: services.timeline_note_add(
+    error = form_apply(NoteForm(request.POST), lambda data: services.timeline_note_add(
         incident=incident, actor=request.user, message=data["message"]))
-    return _after_change(request, incident, parts=["timeline"], error=error, anchor="timeline")
+    return war_room_answer(request, incident, parts=["timeline"], error=error, anchor="timeline")
 
 
 @login_required
@@ -245,9 +177,9 @@ def note_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def event_correct(request: HtmxHttpRequest, pk: int, event_id: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     event = get_object_or_404(TimelineEvent, pk=event_id, incident=incident)
-    error = _apply(NoteForm(request.POST), lambda data: services.timeline_correct(
+    error = form_apply(NoteForm(request.POST), lambda data: services.timeline_correct(
         event=event, actor=request.user, message=data["message"]))
-    return _after_change(request, incident, parts=["timeline"], error=error, anchor="timeline")
+    return war_room_answer(request, incident, parts=["timeline"], error=error, anchor="timeline")
 
 
 STAKEHOLDER_PARTS = ["stakeholders", "timeline-events"]
@@ -257,9 +189,9 @@ STAKEHOLDER_PARTS = ["stakeholders", "timeline-events"]
 @require_POST
 def stakeholder_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
-    error = _apply(StakeholderForm(request.POST), lambda data: services.stakeholder_add(
+    error = form_apply(StakeholderForm(request.POST), lambda data: services.stakeholder_add(
         incident=incident, actor=request.user, **data))
-    return _after_change(request, incident, parts=STAKEHOLDER_PARTS, error=error,
+    return war_room_answer(request, incident, parts=STAKEHOLDER_PARTS, error=error,
                          anchor="stakeholders")
 
 
@@ -272,8 +204,8 @@ def stakeholder_remove(request: HtmxHttpRequest, pk: int, stakeholder_id: int) -
     try:
         services.stakeholder_remove(stakeholder=stake, actor=request.user)
     except ValidationError as exc:
-        error = _errors(exc)
-    return _after_change(request, incident, parts=STAKEHOLDER_PARTS, error=error,
+        error = error_text(exc)
+    return war_room_answer(request, incident, parts=STAKEHOLDER_PARTS, error=error,
                          anchor="stakeholders")
 
 
@@ -302,7 +234,7 @@ def incident_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         try:
             services.incident_close(incident=incident, actor=request.user)
         except ValidationError as exc:
-            messages.error(request, _errors(exc))
+            messages.error(request, error_text(exc))
         else:
             messages.success(request, _("Incident closed."))
         return redirect("incidents:incident-detail", pk=pk)

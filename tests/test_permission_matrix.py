@@ -22,9 +22,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.roles import Role
-from incidents.breach import breach_awareness_record
 from incidents.models import Kind, Severity
-from incidents.plan import FollowUp, plan_version_create
+from incidents.plan.breach import breach_awareness_record
+from incidents.plan.services import FollowUp, plan_version_create
 from incidents.services import stakeholder_add, timeline_note_add
 from tests.conftest import make_user
 from tests.factories import declare

@@ -3,7 +3,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from incidents.apology_models import Apology
+from incidents.apology.models import Apology
 from messaging.services import brand_template_ensure_demo
 from tests.browser.test_war_room import sign_in
 from tests.factories import declare

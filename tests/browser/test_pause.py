@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from incidents.audience import affected_audience_compute
+from incidents.assessment.services import affected_audience_compute
 from messaging.models import Campaign, CampaignStatus, EspAccount
 from tests.audiences.factories import campaign, segment, subscriber
 from tests.conftest import PASSWORD

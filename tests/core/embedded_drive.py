@@ -28,7 +28,7 @@ from accounts.roles import Role  # noqa: E402
 from accounts.services import user_create_with_role  # noqa: E402
 from audiences.models import Subscriber  # noqa: E402
 from deliverability.models import DeliveryEvent  # noqa: E402
-from incidents.apology_send import apology_send_start  # noqa: E402
+from incidents.apology.send import apology_send_start  # noqa: E402
 from messaging.models import (  # noqa: E402
     Broadcast,
     BroadcastStatus,

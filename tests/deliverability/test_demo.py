@@ -6,7 +6,7 @@ from django.utils import timezone
 from deliverability import services
 from deliverability.demo import demo_delivery_events_seed
 from deliverability.models import DeliveryEvent
-from incidents import monitoring
+from incidents.monitoring import services as monitoring
 from tests.factories import declare
 
 pytestmark = pytest.mark.django_db

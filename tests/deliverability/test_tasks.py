@@ -32,7 +32,8 @@ def test_threshold_alert_emails_the_deliverability_owner_through_the_worker(
         celery_worker, security_officer, deliverability_lead):
     from datetime import timedelta
 
-    from incidents import monitoring, services
+    from incidents import services
+    from incidents.monitoring import services as monitoring
     from tests.factories import declare
 
     from .helpers import add_events

@@ -3,7 +3,7 @@
 import pytest
 from django.utils import translation
 
-from incidents.apology_lint import (
+from incidents.apology.lint import (
     ERROR,
     PROTECTIVE_STEPS_DEFAULT,
     WARNING,
@@ -13,7 +13,7 @@ from incidents.apology_lint import (
     find_unresolved_merge_tags,
     lint_blocks_sending,
 )
-from incidents.apology_models import Apology
+from incidents.apology.models import Apology
 from incidents.models import Incident, Kind
 
 AUDIENCE_OK = AudienceCheck(computed=True, affected_count=1200, matches_incident=True)

@@ -4,7 +4,7 @@ decisions on rows in doubt — per role, as full pages and as htmx fragments."""
 import pytest
 from django.urls import reverse
 
-from incidents.apology_send import apology_send_start
+from incidents.apology.send import apology_send_start
 from incidents.services import stakeholder_add
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState

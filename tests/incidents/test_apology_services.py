@@ -2,15 +2,15 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from incidents import services
-from incidents.apology_lint import PROTECTIVE_STEPS_DEFAULT
-from incidents.apology_models import Apology
-from incidents.apology_selectors import (
+from incidents.apology.lint import PROTECTIVE_STEPS_DEFAULT
+from incidents.apology.models import Apology
+from incidents.apology.selectors import (
     apology_draft,
     apology_render,
     apology_summary,
     sample_merge_data,
 )
-from incidents.apology_services import apology_save
+from incidents.apology.services import apology_save
 from incidents.models import EventKind, Kind, StepStatus
 from messaging.services import brand_template_ensure_demo
 from tests.factories import declare

@@ -3,8 +3,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from incidents.apology_models import Apology
-from incidents.apology_services import apology_save
+from incidents.apology.models import Apology
+from incidents.apology.services import apology_save
 from incidents.models import Kind, StepStatus
 from incidents.services import incident_close, step_set_status
 from messaging.services import brand_template_ensure_demo

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from audiences.models import SubscriberStatus
 from incidents import services
-from incidents.audience import (
+from incidents.assessment.services import (
     affected_audience_compute,
     affected_audience_lookup,
     affected_audience_summary,

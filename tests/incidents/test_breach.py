@@ -3,15 +3,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from incidents.breach import (
+from incidents.models import EventKind, Kind, Severity
+from incidents.plan.breach import (
     breach_awareness_record,
     breach_view,
     duty_mark_not_needed,
     duty_mark_notified,
 )
-from incidents.jurisdictions import JURISDICTIONS
-from incidents.models import EventKind, Kind, Severity
-from incidents.plan_models import DutyStatus
+from incidents.plan.jurisdictions import JURISDICTIONS
+from incidents.plan.models import DutyStatus
 from tests.factories import declare
 from tests.timefreeze import frozen_time
 

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import containment
-from incidents.containment import (
+from incidents.containment import services as containment
+from incidents.containment.services import (
     ContainmentPanel,
     incident_campaign_control,
     incident_campaigns_stop,

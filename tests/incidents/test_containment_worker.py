@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from incidents.containment import incident_campaigns_stop
+from incidents.containment.services import incident_campaigns_stop
 from incidents.models import AffectedAudience, EventKind
 from messaging.models import Campaign, CampaignStatus, CampaignStop, EspAccount, StopOutcome
 from tests.conftest import wait_for

@@ -6,8 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import monitoring, services
+from incidents import services
 from incidents.models import EventKind, Incident, StakeholderRole
+from incidents.monitoring import services as monitoring
 from tests.deliverability.helpers import add_events
 from tests.factories import declare
 

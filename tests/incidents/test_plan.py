@@ -4,8 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from incidents.models import EventKind, Kind, Severity
-from incidents.plan import FollowUp, plan_diff, plan_version_create
-from incidents.plan_models import PlanVersion
+from incidents.plan.models import PlanVersion
+from incidents.plan.services import FollowUp, plan_diff, plan_version_create
 from tests.factories import declare
 
 pytestmark = pytest.mark.django_db

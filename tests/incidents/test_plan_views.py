@@ -2,8 +2,8 @@ import pytest
 from django.urls import reverse
 
 from incidents.models import Kind, Severity
-from incidents.plan import plan_version_create
-from incidents.plan_models import SignOff
+from incidents.plan.models import SignOff
+from incidents.plan.services import plan_version_create
 from incidents.services import stakeholder_add
 from tests.factories import declare
 
@@ -142,8 +142,8 @@ def test_breach_clock_views_record_awareness_and_a_notice(client, security_offic
 def test_admin_lists_of_plans_respect_restriction(rf, marketer, outsider, admin_user, breach):
     from django.contrib import admin
 
-    from incidents.plan_admin import PlanVersionAdmin
-    from incidents.plan_models import PlanVersion
+    from incidents.plan.admin import PlanVersionAdmin
+    from incidents.plan.models import PlanVersion
 
     plan_version_create(incident=breach, actor=marketer, internal_steps="x")
     model_admin = PlanVersionAdmin(PlanVersion, admin.site)

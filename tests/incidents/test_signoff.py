@@ -2,10 +2,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from incidents.models import EventKind, Kind, Severity
-from incidents.plan import plan_version_create
-from incidents.plan_models import SignOff
-from incidents.services import stakeholder_add
-from incidents.signoff import (
+from incidents.plan.models import SignOff
+from incidents.plan.services import plan_version_create
+from incidents.plan.signoff import (
     ApologyBlocked,
     apology_send_allowed,
     require_signoff_for_send,
@@ -14,6 +13,7 @@ from incidents.signoff import (
     signoff_inbox,
     signoff_record,
 )
+from incidents.services import stakeholder_add
 from tests.conftest import wait_for
 from tests.factories import declare
 

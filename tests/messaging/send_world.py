@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from audiences.models import Segment, SegmentMembership, Subscriber, SubscriberStatus
-from incidents.apology_services import apology_save
-from incidents.audience import affected_audience_compute
+from incidents.apology.services import apology_save
+from incidents.assessment.services import affected_audience_compute
 from incidents.models import Incident, Kind
 from messaging.models import Campaign, CampaignRecipient, CampaignStatus, EspAccount
 from messaging.services import brand_template_ensure_demo

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from django.core.exceptions import ValidationError
 
-from incidents.apology_send import (
+from incidents.apology.send import (
     apology_delivery_decide,
     apology_send_pause,
     apology_send_progress,
@@ -14,9 +14,9 @@ from incidents.apology_send import (
     apology_send_start,
     broadcast_counts,
 )
-from incidents.apology_services import apology_save
+from incidents.apology.services import apology_save
 from incidents.models import Kind
-from incidents.signoff import ApologyBlocked
+from incidents.plan.signoff import ApologyBlocked
 from messaging import broadcasts
 from messaging.esp.base import EspTemporaryError, RecipientResult, RecipientStatus
 from messaging.esp.sandbox import SandboxAdapter

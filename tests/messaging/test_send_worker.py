@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from incidents.apology_send import apology_send_pause, apology_send_resume, apology_send_start
+from incidents.apology.send import apology_send_pause, apology_send_resume, apology_send_start
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
 from tests.conftest import wait_for

@@ -9,7 +9,7 @@ from django.test import Client
 from audiences.models import Subscriber, SubscriberStatus
 from deliverability.models import DeliveryEvent, DeliveryKind
 from deliverability.subscriber_feedback import AudiencesPort
-from incidents.apology_send import apology_send_start
+from incidents.apology.send import apology_send_start
 from messaging import broadcasts
 from messaging.esp.anymail_sender import AnymailSender, group_for_batches
 from messaging.esp.base import OutgoingMessage

@@ -28,9 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences.models import Segment, SegmentMembership, Subscriber, SuppressionEntry
-from messaging.models import Campaign, CampaignRecipient
-
-from .models import (
+from incidents.models import (
     AffectedAudience,
     AffectedRecipient,
     Assessment,
@@ -39,7 +37,9 @@ from .models import (
     Incident,
     Kind,
 )
-from .services import _in_log_language, _name, incident_update, timeline_record
+from incidents.services import incident_update
+from incidents.timeline import actor_name, in_log_language, timeline_record
+from messaging.models import Campaign, CampaignRecipient
 
 # Order matters: when several reasons apply, the first one is recorded.
 EXCLUSION_ORDER = [ExclusionReason.SUPPRESSED, ExclusionReason.COMPLAINED,
@@ -160,13 +160,13 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     audience.excluded_counts = after["excluded"]
     audience.save(update_fields=["computed_at", "computed_by", "reached_count",
                                  "affected_count", "excluded_counts"])
-    with _in_log_language():
+    with in_log_language():
         names = ", ".join(Campaign.objects.filter(pk__in=campaign_ids)
                           .order_by("name").values_list("name", flat=True))
         message = _("%(who)s computed the affected audience of %(campaigns)s: %(reached)s "
                     "reached, %(affected)s in the apology audience, %(excluded)s "
                     "excluded.") % {
-            "who": _name(actor), "campaigns": names, "reached": after["reached"],
+            "who": actor_name(actor), "campaigns": names, "reached": after["reached"],
             "affected": after["affected"], "excluded": after["reached"] - after["affected"]}
         if before is not None:
             message += " " + _("Before: %(reached)s reached, %(affected)s in the apology "
@@ -334,12 +334,12 @@ def assessment_update(*, incident: Incident, actor: AbstractBaseUser, pii_expose
         assessment.updated_at = timezone.now()
         assessment.updated_by = actor
         assessment.save(update_fields=[*changed, "updated_at", "updated_by"])
-        with _in_log_language():
+        with in_log_language():
             labels = ", ".join(str(Assessment._meta.get_field(n).verbose_name)
                                for n in changed)
             timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
                             message=_("%(who)s updated the assessment: %(fields)s.") % {
-                                "who": _name(actor), "fields": labels},
+                                "who": actor_name(actor), "fields": labels},
                             data={"assessment": changed})
     if incident.pii_exposed != pii_exposed:
         incident_update(incident=incident, actor=actor, pii_exposed=pii_exposed)
@@ -400,13 +400,13 @@ class AssessmentPanel:
 
     @property
     def pii_choices(self):
-        from .models import PiiField
+        from incidents.models import PiiField
 
         chosen = set(self.assessment.pii_fields or [])
         return [(value, label, value in chosen) for value, label in PiiField.choices]
 
     @property
     def answer_choices(self):
-        from .models import Answer
+        from incidents.models import Answer
 
         return Answer.choices

@@ -7,15 +7,15 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from core.forms import error_text
 from core.htmx import HtmxHttpRequest, wants_fragment
+from incidents.assessment import services as audience
+from incidents.assessment.forms import AssessmentForm, AudienceScopeForm, LookupForm
+from incidents.models import ResponseStep
+from incidents.permissions import get_incident_for_user
+from incidents.war_room import war_room_answer
 
-from . import audience
-from .assessment_forms import AssessmentForm, AudienceScopeForm, LookupForm
-from .models import ResponseStep
-from .permissions import get_incident_for_user
-from .views import _after_change, _errors
-
-PARTS = ["step", "timeline-events"]
+PARTS = ["timeline-events"]
 
 
 @login_required
@@ -31,11 +31,11 @@ def audience_compute(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 incident=incident, actor=request.user, campaigns=form.cleaned_data["campaigns"],
                 segments=form.cleaned_data["segments"])
         except ValidationError as exc:
-            error = _errors(exc)
+            error = error_text(exc)
     else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=PARTS, step=step, error=error,
-                         anchor="assessment")
+        error = error_text(form)
+    return war_room_answer(request, incident, steps=[step.number], parts=PARTS, error=error,
+                           anchor="assessment")
 
 
 @login_required
@@ -51,11 +51,11 @@ def assessment_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             audience.assessment_update(incident=incident, actor=request.user,
                                        pii_exposed=data.pop("pii_exposed"), **data)
         except ValidationError as exc:
-            error = _errors(exc)
+            error = error_text(exc)
     else:
-        error = _errors(form.errors)
-    return _after_change(request, incident, parts=["step", "header", "timeline-events"],
-                         step=step, error=error, anchor="assessment")
+        error = error_text(form)
+    return war_room_answer(request, incident, steps=[step.number],
+                           parts=["header", "timeline-events"], error=error, anchor="assessment")
 
 
 @login_required

@@ -10,11 +10,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Incident
-
 
 class Apology(models.Model):
-    incident = models.OneToOneField(Incident, on_delete=models.CASCADE,
+    incident = models.OneToOneField("incidents.Incident", on_delete=models.CASCADE,
                                     related_name="apology", verbose_name=_("incident"))
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     from_name = models.CharField(_("sender name"), max_length=100, blank=True)

@@ -6,18 +6,18 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from messaging.rendering import RenderedEmail, render_branded_email
-from messaging.selectors import brand_template_default
-
-from .apology_lint import (
+from incidents.apology.lint import (
     PROTECTIVE_STEPS_DEFAULT,
     AudienceCheck,
     Finding,
     apology_lint,
     lint_blocks_sending,
 )
-from .apology_models import Apology
-from .models import Incident, Kind
+from incidents.apology.models import Apology
+from incidents.assessment.models import AffectedAudience
+from incidents.models import Incident, Kind
+from messaging.rendering import RenderedEmail, render_branded_email
+from messaging.selectors import brand_template_default
 
 
 def apology_for_incident(*, incident: Incident) -> Apology | None:
@@ -49,9 +49,14 @@ def apology_audience_check(*, incident: Incident) -> AudienceCheck | None:
     The materialised affected audience (incidents.AffectedRecipient): computed or not, and
     how many people have no exclusion reason. A send can only use this audience.
     """
-    from .apology_send import apology_audience_count
-
-    return apology_audience_count(incident=incident)
+    audience = (AffectedAudience.objects.filter(incident=incident)
+                .only("computed_at", "affected_count").first())
+    if audience is None or audience.computed_at is None:
+        return None
+    # The count stored by the computation; apology_send_start checks that the ledger it
+    # materialises from this incident's snapshot has exactly that many people.
+    return AudienceCheck(computed=True, affected_count=audience.affected_count,
+                         matches_incident=True)
 
 
 SAMPLE_PEOPLE = {

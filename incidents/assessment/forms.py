@@ -4,9 +4,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from audiences.models import Segment
+from incidents.models import Answer, PiiField
 from messaging.models import Campaign
-
-from .models import Answer, PiiField
 
 
 class AudienceScopeForm(forms.Form):

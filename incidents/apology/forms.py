@@ -2,11 +2,10 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from incidents.apology.lint import ERROR, Finding, body_field
+from incidents.apology.models import Apology
+from incidents.models import Incident
 from messaging.models import BrandTemplate
-
-from .apology_lint import ERROR, Finding, body_field
-from .apology_models import Apology
-from .models import Incident
 
 TEXT_FIELDS = ("subject", "from_name", "from_email", "reply_to", "coupon_code",
                "compensation_text", "protective_steps")

@@ -1,11 +1,11 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .forms import UserChoiceField
-from .jurisdictions import JURISDICTIONS
-from .plan import FollowUp
-from .plan_models import CompensationKind, Decision, PlanVersion, SignerRole
-from .selectors import assignable_users
+from incidents.forms import UserChoiceField
+from incidents.plan.jurisdictions import JURISDICTIONS
+from incidents.plan.models import CompensationKind, Decision, PlanVersion, SignerRole
+from incidents.plan.services import FollowUp
+from incidents.selectors import assignable_users
 
 
 class PlanForm(forms.ModelForm):

@@ -19,9 +19,8 @@ from django.utils.translation import gettext as _
 
 from deliverability import charts, resume, selectors, thresholds
 from deliverability.selectors import EventFilters
-
-from .models import EventKind, Incident, StakeholderRole, TimelineEvent
-from .services import _in_log_language, timeline_record
+from incidents.models import EventKind, Incident, StakeholderRole, TimelineEvent
+from incidents.timeline import in_log_language, timeline_record
 
 BASELINE_DAYS = 30
 
@@ -101,7 +100,7 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
             baseline = selectors.delivery_totals(start=window.baseline_start,
                                                  end=window.start, filters=filters)
         denominator = thresholds.RATE_DENOMINATOR[threshold.metric]
-        with _in_log_language():
+        with in_log_language():
             message = _(
                 "Deliverability alert: %(metric)s at %(rate).2f %% since the incident "
                 "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s %(denominator)s "
@@ -119,7 +118,7 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
                       "rate": totals[threshold.metric], "volume": totals[denominator],
                       "baseline": baseline[threshold.metric],
                       "window_start": window.start.isoformat()})
-        from .tasks import notify_deliverability_owner
+        from incidents.monitoring.tasks import notify_deliverability_owner
 
         transaction.on_commit(lambda pk=event.pk: notify_deliverability_owner.delay(pk))
         raised.append(event)
@@ -155,7 +154,7 @@ def deliverability_alert_notify(*, event: TimelineEvent) -> int:
         return 0
     incident = event.incident
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/#step-6"
-    with _in_log_language():
+    with in_log_language():
         subject = _("[Deliverability] %(title)s: a threshold was crossed") % {
             "title": incident.title}
         body = "\n\n".join([

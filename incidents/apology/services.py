@@ -9,11 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from incidents.apology.models import Apology
+from incidents.models import EventKind, Incident
+from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.models import BrandTemplate
-
-from .apology_models import Apology
-from .models import EventKind, Incident
-from .services import _in_log_language, _name, timeline_record
 
 User = AbstractBaseUser
 
@@ -59,7 +58,7 @@ def apology_save(*, incident: Incident, actor: User, subject: str, from_name: st
     apology = Apology.objects.filter(incident=incident).first()
     current = apology.version if apology else 0
     if expected_version is not None and expected_version != current:
-        who = _name(apology.updated_by) if apology else _("someone")
+        who = actor_name(apology.updated_by) if apology else _("someone")
         raise ValidationError(_(
             "%(who)s changed the apology while you were editing (now version %(version)s). "
             "Reload the page to see their changes, then make yours again.") % {
@@ -97,14 +96,14 @@ def apology_save(*, incident: Incident, actor: User, subject: str, from_name: st
         apology.save()
     else:
         apology.save(update_fields=[*CONTENT_FIELDS, "version", "updated_at", "updated_by"])
-    with _in_log_language():
+    with in_log_language():
         labels = [_field_label(name, body_locales) for name in changed]
         if created:
             message = _("%(who)s started the apology email (version 1).") % {
-                "who": _name(actor)}
+                "who": actor_name(actor)}
         else:
             message = _("%(who)s edited the apology email (version %(version)s): "
-                        "%(fields)s.") % {"who": _name(actor), "version": apology.version,
+                        "%(fields)s.") % {"who": actor_name(actor), "version": apology.version,
                                           "fields": ", ".join(labels)}
         timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
                         message=message,

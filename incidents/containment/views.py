@@ -12,14 +12,18 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from core.forms import error_text
 from core.htmx import HtmxHttpRequest, wants_fragment
+from incidents import selectors
+from incidents.containment.services import (
+    ContainmentPanel,
+    incident_campaign_control,
+    incident_campaigns_stop,
+)
+from incidents.models import Incident
+from incidents.permissions import can_work, get_incident_for_user
+from incidents.war_room import TIMELINE_PAGE, war_room_context
 from messaging.models import StopRequest
-
-from . import selectors
-from .containment import ContainmentPanel, incident_campaign_control, incident_campaigns_stop
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
-from .views import TIMELINE_PAGE, _errors, _war_room_context
 
 
 def _panel(request: HtmxHttpRequest, incident: Incident, *, error: str = "") -> HttpResponse:
@@ -43,7 +47,7 @@ def campaigns_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         stops = incident_campaigns_stop(incident=incident, actor=request.user)
     except ValidationError as exc:
-        error = _errors(exc)
+        error = error_text(exc)
     else:
         if not stops:
             error = _("Nothing new to stop: every campaign of this incident is stopped, "
@@ -68,7 +72,7 @@ def _campaign_control(request: HtmxHttpRequest, pk: int, campaign_pk: int,
         incident_campaign_control(incident=incident, campaign_id=campaign_pk, request=what,
                                   actor=request.user)
     except ValidationError as exc:
-        error = _errors(exc)
+        error = error_text(exc)
     if wants_fragment(request):
         return _panel(request, incident, error=error)
     if error:
@@ -97,4 +101,4 @@ def containment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk)
     if wants_fragment(request):
         return _panel(request, incident)
-    return render(request, "incidents/detail.html", _war_room_context(request, incident))
+    return render(request, "incidents/detail.html", war_room_context(request, incident))

@@ -10,9 +10,9 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .models import EventKind, Incident
-from .plan_models import CompensationKind, PlanVersion
-from .services import _in_log_language, _name, timeline_record
+from incidents.models import EventKind, Incident
+from incidents.plan.models import CompensationKind, PlanVersion
+from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
 
@@ -52,7 +52,7 @@ def _follow_up_rows(follow_ups: list[FollowUp]) -> list[dict]:
         if f.due is None:
             raise ValidationError({"follow_ups": _("Follow-up %(n)s (“%(action)s”): give a "
                                                    "due date.") % {"n": i, "action": action}})
-        rows.append({"action": action, "owner": f.owner.pk, "owner_name": _name(f.owner),
+        rows.append({"action": action, "owner": f.owner.pk, "owner_name": actor_name(f.owner),
                      "due": f.due.isoformat()})
     return rows
 
@@ -71,7 +71,7 @@ def plan_version_create(*, incident: Incident, actor: User, internal_steps: str 
                         note: str = "") -> PlanVersion:
     """Write the next version of the plan. An edit voids every live signature on the
     versions before it (and tells the signers); an unchanged plan writes nothing."""
-    from .signoff import signoffs_void_for_edit
+    from incidents.plan.signoff import signoffs_void_for_edit
 
     # The incident row is the lock: two people saving at once get versions n and n + 1.
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
@@ -110,16 +110,16 @@ def plan_version_create(*, incident: Incident, actor: User, internal_steps: str 
     version = PlanVersion.objects.create(
         incident=incident, number=(latest.number + 1) if latest else 1, author=actor,
         note=note.strip()[:300], **content)
-    with _in_log_language():
+    with in_log_language():
         if latest is None:
-            message = _("%(who)s wrote the plan (version 1).") % {"who": _name(actor)}
+            message = _("%(who)s wrote the plan (version 1).") % {"who": actor_name(actor)}
             changed: list[str] = []
         else:
             changed = [name for name, _label in PLAN_FIELDS
                        if getattr(latest, name) != content[name]]
             labels = ", ".join(str(label) for name, label in PLAN_FIELDS if name in changed)
             message = _("%(who)s edited the plan: version %(n)s (changed: %(fields)s).") % {
-                "who": _name(actor), "n": version.number, "fields": labels}
+                "who": actor_name(actor), "n": version.number, "fields": labels}
         if version.note:
             message += " " + _("Note: %(note)s") % {"note": version.note}
         timeline_record(incident=incident, actor=actor, kind=EventKind.PLAN, message=message,

@@ -4,9 +4,8 @@ records), and restricted incidents stay restricted here too."""
 from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin
-
-from .permissions import incidents_visible_to
-from .plan_models import PlanVersion, RegulatoryDuty, SignOff
+from incidents.permissions import incidents_visible_to
+from incidents.plan.models import PlanVersion, RegulatoryDuty, SignOff
 
 
 class _ReadOnlyScoped(ReadOnlyAdmin):

@@ -20,16 +20,15 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from incidents.apology.lint import AudienceCheck, apology_lint, lint_blocks_sending
+from incidents.apology.models import Apology
+from incidents.apology.selectors import apology_audience_check, apology_locale_for, apology_render
+from incidents.assessment.services import affected_recipients
+from incidents.models import AffectedAudience, EventKind, Incident
+from incidents.plan.signoff import require_signoff_for_send
+from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
-
-from .apology_lint import AudienceCheck, apology_lint, lint_blocks_sending
-from .apology_models import Apology
-from .apology_selectors import apology_locale_for, apology_render
-from .audience import affected_recipients
-from .models import AffectedAudience, EventKind, Incident
-from .services import _in_log_language, _name, timeline_record
-from .signoff import require_signoff_for_send
 
 User = AbstractBaseUser
 
@@ -42,18 +41,6 @@ def apology_broadcast(*, incident: Incident) -> Broadcast | None:
     """The incident's apology broadcast (the latest one not cancelled)."""
     return (Broadcast.objects.filter(source_ref=source_ref(incident))
             .exclude(status=BroadcastStatus.CANCELLED).order_by("-created_at", "-id").first())
-
-
-def apology_audience_count(*, incident: Incident) -> AudienceCheck | None:
-    """The materialised affected audience's state; None when it was never computed."""
-    audience = (AffectedAudience.objects.filter(incident=incident)
-                .only("computed_at", "affected_count").first())
-    if audience is None or audience.computed_at is None:
-        return None
-    # The count stored by the computation; apology_send_start checks that the ledger it
-    # materialises from this incident's snapshot has exactly that many people.
-    return AudienceCheck(computed=True, affected_count=audience.affected_count,
-                         matches_incident=True)
 
 
 def _render_bodies(apology: Apology) -> dict[str, dict[str, str]]:
@@ -89,7 +76,7 @@ def apology_send_start(*, incident: Incident, actor: User,
         raise ValidationError(_("Write the apology first."))
     # Lock the audience row: a recomputation cannot swap the snapshot under us.
     AffectedAudience.objects.select_for_update().filter(incident=incident).first()
-    check = apology_audience_count(incident=incident)
+    check = apology_audience_check(incident=incident)
     findings = apology_lint(apology=apology, incident=incident, audience=check)
     if lint_blocks_sending(findings):
         raise ValidationError([str(f.message) for f in findings if f.is_error])
@@ -110,11 +97,11 @@ def apology_send_start(*, incident: Incident, actor: User,
         raise ValidationError(_("The ledger does not match the affected audience; nothing "
                                 "was sent."))
     broadcast = broadcasts.broadcast_start(broadcast=broadcast)
-    with _in_log_language():
+    with in_log_language():
         timeline_record(
             incident=incident, actor=actor, kind=EventKind.UPDATED,
             message=_("%(who)s started sending the apology (version %(v)s) to %(n)s people "
-                      "of the affected audience.") % {"who": _name(actor),
+                      "of the affected audience.") % {"who": actor_name(actor),
                                                       "v": apology.version, "n": count},
             data={"broadcast": broadcast.pk, "recipients": count,
                   "apology_version": apology.version})
@@ -132,10 +119,10 @@ def _broadcast_locked(incident: Incident) -> Broadcast:
 def apology_send_pause(*, incident: Incident, actor: User) -> Broadcast:
     broadcast = broadcasts.broadcast_pause(broadcast=_broadcast_locked(incident))
     counts = broadcast_counts(broadcast=broadcast)
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
                         message=_("%(who)s paused the apology: %(sent)s sent, %(left)s "
-                                  "waiting.") % {"who": _name(actor), "sent": counts.sent,
+                                  "waiting.") % {"who": actor_name(actor), "sent": counts.sent,
                                                  "left": counts.remaining},
                         data={"broadcast": broadcast.pk, "paused": True})
     return broadcast
@@ -145,10 +132,10 @@ def apology_send_pause(*, incident: Incident, actor: User) -> Broadcast:
 def apology_send_resume(*, incident: Incident, actor: User) -> Broadcast:
     require_signoff_for_send(incident)  # a plan edit while paused voids the sign-off
     broadcast = broadcasts.broadcast_resume(broadcast=_broadcast_locked(incident))
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
                         message=_("%(who)s resumed sending the apology.") % {
-                            "who": _name(actor)},
+                            "who": actor_name(actor)},
                         data={"broadcast": broadcast.pk, "resumed": True})
     return broadcast
 
@@ -163,11 +150,11 @@ def apology_delivery_decide(*, incident: Incident, actor: User, delivery_id: int
     if resend:
         require_signoff_for_send(incident)
     delivery = broadcasts.delivery_decide(delivery=delivery, resend=resend, actor=actor)
-    with _in_log_language():
+    with in_log_language():
         message = (_("%(who)s decided to send the apology again to %(email)s (the ESP could "
                      "not say whether it got it).") if resend else
                    _("%(who)s decided not to send the apology again to %(email)s (the ESP "
-                     "could not say whether it got it).")) % {"who": _name(actor),
+                     "could not say whether it got it).")) % {"who": actor_name(actor),
                                                               "email": delivery.email}
         timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
                         message=message,
@@ -181,16 +168,16 @@ def apology_send_reconcile(*, incident: Incident, actor: User
     """Ask the ESP about rows in doubt now (outside a transaction: it calls the ESP)."""
     broadcast = _broadcast_locked(incident)
     result = broadcasts.broadcast_reconcile(broadcast=broadcast)
-    with transaction.atomic(), _in_log_language():
+    with transaction.atomic(), in_log_language():
         timeline_record(
             incident=incident, actor=actor, kind=EventKind.UPDATED,
             message=(_("%(who)s reconciled the apology with the ESP: %(sent)s confirmed "
                        "sent, %(requeued)s queued again, %(left)s still in doubt.") % {
-                "who": _name(actor), "sent": result.resolved_sent,
+                "who": actor_name(actor), "sent": result.resolved_sent,
                 "requeued": result.requeued, "left": result.still_in_doubt})
             if result.looked_up else
             _("%(who)s asked the ESP about messages in doubt; it could not tell: "
-              "%(error)s") % {"who": _name(actor), "error": result.error or "-"},
+              "%(error)s") % {"who": actor_name(actor), "error": result.error or "-"},
             data={"broadcast": broadcast.pk, "reconciled": True})
     if result.requeued and broadcast.status == BroadcastStatus.SENDING:
         broadcasts.broadcast_enqueue(broadcast, chains=1)
@@ -207,7 +194,7 @@ def _apology_finished(sender, broadcast: Broadcast, **kwargs) -> None:
     if incident is None:
         return
     counts = broadcast_counts(broadcast=broadcast)
-    with _in_log_language():
+    with in_log_language():
         timeline_record(
             incident=incident, actor=None, kind=EventKind.UPDATED,
             message=_("The apology finished sending: %(sent)s sent, %(failed)s failed, "
@@ -319,7 +306,7 @@ class SendPanel:
 
     @cached_property
     def audience(self) -> AudienceCheck | None:
-        return apology_audience_count(incident=self.incident)
+        return apology_audience_check(incident=self.incident)
 
     @property
     def affected_count(self) -> int:
@@ -328,7 +315,7 @@ class SendPanel:
     @cached_property
     def blockers(self) -> list[str]:
         """Why the apology cannot be sent besides the sign-off (the linter's errors)."""
-        from .apology_selectors import apology_summary
+        from incidents.apology.selectors import apology_summary
 
         summary = self._summary or apology_summary(incident=self.incident)
         if summary.apology is None:

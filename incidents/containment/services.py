@@ -20,6 +20,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 
+from incidents.models import AffectedAudience, EventKind, Incident
+from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.esp.base import Capabilities
 from messaging.models import (
     OPEN_STOP_OUTCOMES,
@@ -35,9 +37,6 @@ from messaging.stops import (
     stop_capabilities,
 )
 from messaging.tasks import campaign_stop_run
-
-from .models import AffectedAudience, EventKind, Incident
-from .services import _in_log_language, _name, timeline_record
 
 
 def incident_campaigns(*, incident: Incident):
@@ -82,12 +81,12 @@ def incident_campaigns_stop(*, incident: Incident, actor: AbstractBaseUser
                 for c in todo)
     except IntegrityError:  # a concurrent request won the race: its stops will run
         return []
-    with _in_log_language():
+    with in_log_language():
         names = ", ".join(f"“{c.name}” ({c.esp_account.label})" for c in todo)
         message = ngettext(
             "%(who)s asked the ESP to stop %(count)d campaign: %(names)s.",
             "%(who)s asked the ESPs to stop %(count)d campaigns: %(names)s.",
-            len(todo)) % {"who": _name(actor), "count": len(todo), "names": names}
+            len(todo)) % {"who": actor_name(actor), "count": len(todo), "names": names}
     timeline_record(incident=incident, actor=actor, kind=EventKind.STEP, message=message,
                     data={"containment": {"requested": [s.pk for s in stops],
                                           "campaigns": [c.pk for c in todo]}})
@@ -127,8 +126,8 @@ def incident_campaign_control(*, incident: Incident, campaign_id: int, request: 
     except IntegrityError:  # a concurrent request won the race
         raise ValidationError(_("Another request for “%(campaign)s” is already under way.")
                               % {"campaign": campaign.name}) from None
-    with _in_log_language():
-        facts = {"who": _name(actor), "campaign": campaign.name,
+    with in_log_language():
+        facts = {"who": actor_name(actor), "campaign": campaign.name,
                  "esp": campaign.esp_account.label}
         message = (_("%(who)s asked %(esp)s to resume campaign “%(campaign)s”.") if resume
                    else _("%(who)s asked %(esp)s to cancel campaign “%(campaign)s”.")) % facts
@@ -161,7 +160,7 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
     if not isinstance(requested_for, Incident):
         return
     campaign = stop.campaign
-    with _in_log_language():
+    with in_log_language():
         facts = {"campaign": campaign.name, "esp": campaign.esp_account.label,
                  "detail": stop.detail}
         if (stop.request, stop.outcome) in _OUTCOME_MESSAGES:

@@ -14,10 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .jurisdictions import BY_CODE
-from .models import EventKind, Incident, Kind
-from .plan_models import BreachClock, DutyStatus, RegulatoryDuty
-from .services import _in_log_language, _name, timeline_record
+from incidents.models import EventKind, Incident, Kind
+from incidents.plan.jurisdictions import BY_CODE
+from incidents.plan.models import BreachClock, DutyStatus, RegulatoryDuty
+from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
 
@@ -83,18 +83,18 @@ def breach_awareness_record(*, incident: Incident, actor: User, aware_at: dateti
         clock.aware_at, clock.recorded_by, clock.recorded_at = aware_at, actor, now
         clock.save(update_fields=["aware_at", "recorded_by", "recorded_at"])
 
-    with _in_log_language():  # titles are stored: one language for the record
+    with in_log_language():  # titles are stored: one language for the record
         created, moved, frozen = _sync_duties(incident=incident, jurisdictions=jurisdictions,
                                               aware_at=aware_at, now=now)
 
-    with _in_log_language():
+    with in_log_language():
         if previous is None:
             message = _("%(who)s recorded that we became aware of the breach at %(when)s.")
         elif previous != aware_at:
             message = _("%(who)s corrected the moment of awareness from %(old)s to %(when)s.")
         else:
             message = _("%(who)s updated the jurisdictions of the breach clock.")
-        message = message % {"who": _name(actor), "when": _when(aware_at),
+        message = message % {"who": actor_name(actor), "when": _when(aware_at),
                              "old": _when(previous) if previous else ""}
         for row in created:
             message += " " + _("Duty: %(title)s (%(basis)s), %(due)s.") % {
@@ -160,10 +160,10 @@ def duty_mark_notified(*, incident: Incident, duty_id: int, actor: User, notifie
     duty.was_late = duty.deadline_at is not None and notified_at > duty.deadline_at
     duty.save(update_fields=["status", "notified_at", "reference", "recorded_by",
                              "decided_at", "was_late"])
-    with _in_log_language():
+    with in_log_language():
         message = _("%(who)s recorded the notice “%(title)s” (%(basis)s) sent at %(when)s, "
                     "reference %(ref)s.") % {
-            "who": _name(actor), "title": duty.title, "basis": duty.legal_basis,
+            "who": actor_name(actor), "title": duty.title, "basis": duty.legal_basis,
             "when": _when(notified_at), "ref": reference}
         if duty.was_late:
             message += " " + _("LATE: the deadline was %(deadline)s.") % {
@@ -192,12 +192,12 @@ def duty_mark_not_needed(*, incident: Incident, duty_id: int, actor: User, appro
     duty.decided_at = timezone.now()
     duty.save(update_fields=["status", "approver", "decision_reason", "recorded_by",
                              "decided_at"])
-    with _in_log_language():
+    with in_log_language():
         timeline_record(incident=incident, actor=actor, kind=EventKind.BREACH,
                         message=_("%(who)s recorded that “%(title)s” (%(basis)s) is not "
                                   "needed, approved by %(approver)s: %(reason)s") % {
-                            "who": _name(actor), "title": duty.title,
-                            "basis": duty.legal_basis, "approver": _name(approver),
+                            "who": actor_name(actor), "title": duty.title,
+                            "basis": duty.legal_basis, "approver": actor_name(approver),
                             "reason": reason},
                         data={"duty": duty.pk, "status": duty.status,
                               "approver": approver.pk})

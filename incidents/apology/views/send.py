@@ -13,11 +13,11 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from core.forms import error_text
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import apology_send
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
+from incidents.apology import send as apology_send
+from incidents.models import Incident
+from incidents.permissions import can_work, get_incident_for_user
 
 
 class SendForm(forms.Form):
@@ -31,12 +31,6 @@ class SendForm(forms.Form):
 class DecideForm(forms.Form):
     decision = forms.ChoiceField(choices=[("resend", gettext_lazy("Send again")),
                                           ("drop", gettext_lazy("Do not send"))])
-
-
-def _errors(exc: ValidationError | PermissionDenied) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return " ".join(getattr(exc, "reasons", [])) or _("You may not do that.")
 
 
 def _war_room(incident: Incident) -> str:
@@ -72,7 +66,7 @@ def apology_send_start_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 incident=incident, actor=request.user,
                 expected_count=form.cleaned_data["expected_count"])
         except (ValidationError, PermissionDenied) as exc:
-            messages.error(request, _errors(exc))
+            messages.error(request, error_text(exc))
         else:
             messages.success(request, _("Sending the apology to %(n)s people.") % {
                 "n": broadcast.recipient_count})
@@ -99,7 +93,7 @@ def apology_send_pause_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         apology_send.apology_send_pause(incident=incident, actor=request.user)
     except ValidationError as exc:
-        return _progress(request, incident, error=_errors(exc))
+        return _progress(request, incident, error=error_text(exc))
     return _progress(request, incident, notice=_("Paused: no further message leaves."))
 
 
@@ -110,7 +104,7 @@ def apology_send_resume_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         apology_send.apology_send_resume(incident=incident, actor=request.user)
     except (ValidationError, PermissionDenied) as exc:
-        return _progress(request, incident, error=_errors(exc))
+        return _progress(request, incident, error=error_text(exc))
     return _progress(request, incident, notice=_("Sending again."))
 
 
@@ -121,7 +115,7 @@ def apology_send_reconcile_view(request: HtmxHttpRequest, pk: int) -> HttpRespon
     try:
         result = apology_send.apology_send_reconcile(incident=incident, actor=request.user)
     except ValidationError as exc:
-        return _progress(request, incident, error=_errors(exc))
+        return _progress(request, incident, error=error_text(exc))
     if not result.looked_up:
         return _progress(request, incident, error=result.error or _(
             "Nothing is in doubt."))
@@ -144,5 +138,5 @@ def apology_send_decide_view(request: HtmxHttpRequest, pk: int,
             incident=incident, actor=request.user, delivery_id=delivery_id,
             resend=form.cleaned_data["decision"] == "resend")
     except (ValidationError, PermissionDenied) as exc:
-        return _progress(request, incident, error=_errors(exc))
+        return _progress(request, incident, error=error_text(exc))
     return _progress(request, incident, notice=_("Decision recorded on the timeline."))

@@ -17,11 +17,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.roles import roles_of
-
-from .models import EventKind, Incident, Kind, Severity
-from .permissions import incidents_visible_to
-from .plan_models import Decision, PlanVersion, SignerRequest, SignerRole, SignOff
-from .services import _in_log_language, _name, timeline_record
+from incidents.models import EventKind, Incident, Kind, Severity
+from incidents.permissions import incidents_visible_to
+from incidents.plan.models import Decision, PlanVersion, SignerRequest, SignerRole, SignOff
+from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
 
@@ -182,13 +181,13 @@ def signoff_record(*, incident: Incident, version: PlanVersion, actor: User, dec
     signoff = SignOff.objects.create(incident=incident, version=version, role=role,
                                      signer=actor, decision=decision, reason=reason,
                                      signed_at=now)
-    with _in_log_language():
+    with in_log_language():
         if decision == Decision.APPROVED:
             message = _("%(who)s (%(role)s) approved plan version %(n)s.")
         else:
             message = _("%(who)s (%(role)s) rejected plan version %(n)s. Reason: %(reason)s")
         timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                        message=message % {"who": _name(actor), "role": _role_label(role),
+                        message=message % {"who": actor_name(actor), "role": _role_label(role),
                                            "n": version.number, "reason": reason},
                         data={"version": version.number, "role": role, "decision": decision,
                               "signoff": signoff.pk})
@@ -213,7 +212,7 @@ def signoffs_void_for_edit(*, incident: Incident, version: PlanVersion, actor: U
     now = timezone.now()
     why = f"plan edited to version {version.number}"
     SignOff.objects.filter(pk__in=[s.pk for s in stale]).update(voided_at=now, void_reason=why)
-    with _in_log_language():
+    with in_log_language():
         for s in stale:
             timeline_record(
                 incident=incident, actor=actor, kind=EventKind.SIGNOFF,
@@ -223,12 +222,12 @@ def signoffs_void_for_edit(*, incident: Incident, version: PlanVersion, actor: U
                          _("The plan changed (version %(new)s), so the rejection by "
                            "%(signer)s (%(role)s) on version %(old)s is void; they are asked "
                            "to sign again.")) % {
-                    "new": version.number, "signer": _name(s.signer),
+                    "new": version.number, "signer": actor_name(s.signer),
                     "role": _role_label(s.role), "old": s.version.number},
                 data={"signoff": s.pk, "voided": True, "version": version.number})
     ids = [s.pk for s in stale]
 
-    from .tasks import notify_signoffs_voided
+    from incidents.plan.tasks import notify_signoffs_voided
 
     transaction.on_commit(lambda: notify_signoffs_voided.delay(ids))
     return len(stale)
@@ -249,7 +248,7 @@ def signer_requests_set(*, incident: Incident, actor: User, roles: set[str]) -> 
     SignerRequest.objects.filter(incident=incident, role__in=removed).delete()
     SignerRequest.objects.bulk_create(
         SignerRequest(incident=incident, role=r, requested_by=actor) for r in sorted(added))
-    with _in_log_language():
+    with in_log_language():
         parts = []
         if added:
             parts.append(_("asked for sign-off by %(roles)s") % {
@@ -258,7 +257,7 @@ def signer_requests_set(*, incident: Incident, actor: User, roles: set[str]) -> 
             parts.append(_("withdrew the request for %(roles)s") % {
                 "roles": ", ".join(_role_label(r) for r in sorted(removed))})
         timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                        message=_("%(who)s %(what)s.") % {"who": _name(actor),
+                        message=_("%(who)s %(what)s.") % {"who": actor_name(actor),
                                                           "what": _("; ").join(parts)},
                         data={"requested": sorted(roles)})
 
@@ -271,7 +270,7 @@ def signoffs_voided_notify(*, signoff_ids: list[int]) -> int:
             pk__in=signoff_ids):
         if not s.signer.email or not s.signer.is_active:
             continue
-        with _in_log_language():
+        with in_log_language():
             subject = _("[Amends] Sign again: the plan of “%(title)s” changed") % {
                 "title": s.incident.title}
             body = _("Your decision (%(decision)s) on plan version %(n)s is void because "

@@ -1,24 +1,22 @@
 """Pages and htmx endpoints of step 4 (plan, sign-off) and the breach clock."""
 
-from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import oversees_everything
+from core.forms import error_text, form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
-
-from . import breach, plan, signoff
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
-from .plan_forms import (
+from incidents.permissions import can_work, get_incident_for_user
+from incidents.plan import breach, signoff
+from incidents.plan import services as plan
+from incidents.plan.forms import (
     AwarenessForm,
     DiffForm,
     DutyNotifiedForm,
@@ -28,53 +26,11 @@ from .plan_forms import (
     SignerRequestForm,
     SignForm,
 )
-from .plan_models import PlanVersion
+from incidents.plan.models import PlanVersion
+from incidents.war_room import war_room_answer
 
-
-def war_room_extras(*, incident: Incident, user) -> dict:
-    """What the step-4/5 panels and the header's breach countdown need (one line in
-    views._war_room_context)."""
-    return {
-        "signoff": signoff.signoff_state(incident),
-        "my_signer_roles": signoff.signer_roles_of(user),
-        "is_lead": incident.lead_id == user.pk or oversees_everything(user),
-        "requested_signers": set(incident.signer_requests.values_list("role", flat=True)),
-        "breach": breach.breach_view(incident=incident),
-        "awareness_form": AwarenessForm(initial={"jurisdictions": ["eu"]}),
-    }
-
-
-def _errors(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
-
-
-# The parts of the war room a sign-off or breach change touches.
+# The parts of the war room a sign-off or breach change touches, after the step cards.
 PANEL_PARTS = ["header", "timeline-events"]
-
-
-def _after(request: HtmxHttpRequest, incident: Incident, *, step_numbers: list[int],
-           error: str = "") -> HttpResponse:
-    """htmx: the step cards in place (the first) and out of band (the rest), with the
-    header and the timeline; without htmx: back to the war room."""
-    if not wants_fragment(request):
-        if error:
-            messages.error(request, error)
-        url = reverse("incidents:incident-detail", args=[incident.pk])
-        return redirect(f"{url}#step-{step_numbers[0]}")
-    from .views import _war_room_context
-
-    incident.refresh_from_db()
-    context = _war_room_context(request, incident)
-    html = []
-    for i, number in enumerate(step_numbers):
-        step = next(s for s in context["steps"] if s.number == number)
-        html.append(render_to_string("incidents/detail.html#step", {
-            **context, "step": step, "oob": i > 0, "error": error if i == 0 else ""},
-            request=request))
-    for part in PANEL_PARTS:
-        html.append(render_to_string(f"incidents/detail.html#{part}",
-                                     {**context, "oob": True}, request=request))
-    return HttpResponse("".join(html))
 
 
 # --- The plan ------------------------------------------------------------------------------
@@ -193,10 +149,11 @@ def plan_sign(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
                                    decision=form.cleaned_data["decision"],
                                    reason=form.cleaned_data["reason"])
         except ValidationError as exc:
-            error = _errors(exc)
+            error = error_text(exc)
     else:
         error = " ".join(m for errs in form.errors.values() for m in errs)
-    return _after(request, incident, step_numbers=[4, 5], error=error)
+    return war_room_answer(request, incident, steps=[4, 5], parts=PANEL_PARTS, error=error,
+                           anchor="step-4")
 
 
 @login_required
@@ -212,7 +169,8 @@ def signer_request(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                                     roles=set(form.cleaned_data["roles"]))
     else:
         error = " ".join(m for errs in form.errors.values() for m in errs)
-    return _after(request, incident, step_numbers=[4, 5], error=error)
+    return war_room_answer(request, incident, steps=[4, 5], parts=PANEL_PARTS, error=error,
+                           anchor="step-4")
 
 
 @login_required
@@ -225,26 +183,14 @@ def signoff_inbox(request: HtmxHttpRequest) -> HttpResponse:
 
 # --- Breach clock ----------------------------------------------------------------------------
 
-def _apply(form, action: Callable[[dict], object]) -> str:
-    """Validate the form and run one service; the error text to show ("" when it worked),
-    each field error led by its field's label."""
-    if not form.is_valid():
-        return " ".join(f"{form.fields[f].label}: {m}" if f in form.fields else m
-                        for f, errs in form.errors.items() for m in errs)
-    try:
-        action(form.cleaned_data)
-    except ValidationError as exc:
-        return _errors(exc)
-    return ""
-
-
 @login_required
 @require_POST
 def breach_aware(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
-    error = _apply(AwarenessForm(request.POST), lambda data: breach.breach_awareness_record(
+    error = form_apply(AwarenessForm(request.POST), lambda data: breach.breach_awareness_record(
         incident=incident, actor=request.user, **data))
-    return _after(request, incident, step_numbers=[3], error=error)
+    return war_room_answer(request, incident, steps=[3], parts=PANEL_PARTS, error=error,
+                           anchor="step-3")
 
 
 @login_required
@@ -252,9 +198,10 @@ def breach_aware(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def duty_notified(request: HtmxHttpRequest, pk: int, duty_id: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     get_object_or_404(incident.duties, pk=duty_id)
-    error = _apply(DutyNotifiedForm(request.POST), lambda data: breach.duty_mark_notified(
+    error = form_apply(DutyNotifiedForm(request.POST), lambda data: breach.duty_mark_notified(
         incident=incident, duty_id=duty_id, actor=request.user, **data))
-    return _after(request, incident, step_numbers=[3], error=error)
+    return war_room_answer(request, incident, steps=[3], parts=PANEL_PARTS, error=error,
+                           anchor="step-3")
 
 
 @login_required
@@ -262,6 +209,7 @@ def duty_notified(request: HtmxHttpRequest, pk: int, duty_id: int) -> HttpRespon
 def duty_not_needed(request: HtmxHttpRequest, pk: int, duty_id: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     get_object_or_404(incident.duties, pk=duty_id)
-    error = _apply(DutyNotNeededForm(request.POST), lambda data: breach.duty_mark_not_needed(
+    error = form_apply(DutyNotNeededForm(request.POST), lambda data: breach.duty_mark_not_needed(
         incident=incident, duty_id=duty_id, actor=request.user, **data))
-    return _after(request, incident, step_numbers=[3], error=error)
+    return war_room_answer(request, incident, steps=[3], parts=PANEL_PARTS, error=error,
+                           anchor="step-3")

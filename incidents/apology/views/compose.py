@@ -16,21 +16,20 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.htmx import HtmxHttpRequest, wants_fragment
-from messaging.rendering import EMAIL_PREVIEW_POLICY
-
-from .apology_forms import ApologyForm
-from .apology_lint import APOLOGY_MERGE_FIELDS, KNOWN_MERGE_FIELDS, apology_lint
-from .apology_models import Apology
-from .apology_selectors import (
+from incidents.apology.forms import ApologyForm
+from incidents.apology.lint import APOLOGY_MERGE_FIELDS, KNOWN_MERGE_FIELDS, apology_lint
+from incidents.apology.models import Apology
+from incidents.apology.selectors import (
     apology_audience_check,
     apology_draft,
     apology_locale_for,
     apology_render,
     sample_merge_data,
 )
-from .apology_services import apology_save
-from .models import Incident
-from .permissions import can_work, get_incident_for_user
+from incidents.apology.services import apology_save
+from incidents.models import Incident
+from incidents.permissions import can_work, get_incident_for_user
+from messaging.rendering import EMAIL_PREVIEW_POLICY
 
 MERGE_TAGS_SHOWN = [*sorted(KNOWN_MERGE_FIELDS), *sorted(APOLOGY_MERGE_FIELDS)]
 

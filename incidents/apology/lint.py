@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from incidents.apology.models import Apology
+from incidents.models import Incident, Kind
 from messaging.rendering import MERGE_TAG
-
-from .apology_models import Apology
-from .models import Incident, Kind
 
 ERROR = "error"
 WARNING = "warning"

@@ -1,0 +1,1 @@
+"""Step 5, inform and apologise: the apology's content, linter and sending."""

@@ -1,0 +1,1 @@
+"""Step 3, assess the damage: the affected audience and the assessment answers."""

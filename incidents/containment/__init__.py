@@ -1,0 +1,1 @@
+"""Step 2, put out the fire: pause or cancel the incident's campaigns at their ESPs."""

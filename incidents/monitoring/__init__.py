@@ -1,0 +1,1 @@
+"""Step 6, proceed with caution: deliverability after the incident."""

@@ -1,0 +1,17 @@
+"""Step 4's background work. Names stay under incidents.tasks so queued messages and
+the beat schedule keep working."""
+
+import smtplib
+
+from celery import shared_task
+
+from incidents.plan.signoff import signoffs_voided_notify
+
+
+@shared_task(bind=True, max_retries=5, ignore_result=True,
+             name="incidents.tasks.notify_signoffs_voided")
+def notify_signoffs_voided(self, signoff_ids: list[int]) -> None:
+    try:
+        signoffs_voided_notify(signoff_ids=signoff_ids)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise self.retry(exc=exc, countdown=2 ** self.request.retries * 10) from exc

@@ -1,0 +1,89 @@
+"""The war room: what the incident page shows, and how an htmx change answers with the
+parts of the page it touched (the first in place, the others out of band)."""
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from accounts.roles import oversees_everything
+from core.htmx import HtmxHttpRequest, wants_fragment
+from incidents import selectors
+from incidents.apology.selectors import apology_summary
+from incidents.apology.send import SendPanel
+from incidents.assessment.services import AssessmentPanel
+from incidents.containment.services import ContainmentPanel
+from incidents.forms import NoteForm, StakeholderForm
+from incidents.models import Incident
+from incidents.monitoring.services import deliverability_panel
+from incidents.permissions import can_work
+from incidents.plan import breach, signoff
+from incidents.plan.forms import AwarenessForm
+
+TIMELINE_PAGE = 50
+
+# Which panels each response step shows inside its card, in order.
+STEP_PANELS: dict[int, tuple[str, ...]] = {
+    2: ("incidents/panels/containment.html",),
+    3: ("incidents/panels/assessment.html", "incidents/panels/breach.html"),
+    4: ("incidents/panels/plan.html",),
+    5: ("incidents/panels/send_gate.html", "incidents/panels/apology.html"),
+    6: ("incidents/panels/deliverability.html",),
+}
+
+
+def war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
+    user = request.user
+    steps = selectors.incident_steps(incident=incident)
+    for step in steps:
+        step.panels = STEP_PANELS.get(step.number, ())
+    return {
+        "incident": incident,
+        "steps": steps,
+        "events": selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE),
+        "stakeholders": selectors.incident_stakeholders(incident=incident),
+        "users": selectors.assignable_users(),
+        "can_work": can_work(user) and incident.is_open,
+        "can_edit": can_work(user),
+        "note_form": NoteForm(),
+        "stakeholder_form": StakeholderForm(),
+        # Step 4 and the header's breach countdown.
+        "signoff": signoff.signoff_state(incident),
+        "my_signer_roles": signoff.signer_roles_of(user),
+        "is_lead": incident.lead_id == user.pk or oversees_everything(user),
+        "requested_signers": set(incident.signer_requests.values_list("role", flat=True)),
+        "breach": breach.breach_view(incident=incident),
+        "awareness_form": AwarenessForm(initial={"jurisdictions": ["eu"]}),
+        # The step panels are lazy: each reads the database only when its card shows it.
+        "containment": ContainmentPanel(incident),
+        "assessment_panel": AssessmentPanel(incident),
+        "apology_summary": apology_summary(incident=incident),
+        "send_panel": SendPanel(incident),
+        "deliverability": deliverability_panel(incident=incident),
+    }
+
+
+def war_room_answer(request: HtmxHttpRequest, incident: Incident, *, parts: list[str],
+                    steps: list[int] | tuple[int, ...] = (), error: str = "",
+                    anchor: str = "") -> HttpResponse:
+    """After a change: for htmx, the step cards named by number and then the named parts of
+    the page (the first fragment in place, carrying the error; the rest out of band);
+    without htmx, back to the war room with the error as a message."""
+    if not wants_fragment(request):
+        if error:
+            messages.error(request, error)
+        url = reverse("incidents:incident-detail", args=[incident.pk])
+        return redirect(f"{url}#{anchor}" if anchor else url)
+    incident.refresh_from_db()
+    context = war_room_context(request, incident)
+    by_number = {step.number: step for step in context["steps"]}
+    fragments = [("step", by_number[n]) for n in steps] + [(part, None) for part in parts]
+    html = []
+    for i, (part, step) in enumerate(fragments):
+        extra = {"oob": i > 0, "error": error if i == 0 else ""}
+        if step is not None:
+            extra["step"] = step
+        html.append(render_to_string(f"incidents/detail.html#{part}", {**context, **extra},
+                                     request=request))
+    return HttpResponse("".join(html))
