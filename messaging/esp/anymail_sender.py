@@ -161,14 +161,17 @@ class AnymailSender:
             reply_to=list(first.reply_to), connection=connection)
         headers = {m.to: message_headers(m) for m in batch}
         if self.merges_headers:
-            # Shared headers on the message, each person's own (List-Unsubscribe) merged.
-            message.extra_headers = dict(first.headers)
-            own = {to: {k: v for k, v in h.items() if first.headers.get(k) != v}
+            # The group's shared headers on the message (the group shares first.headers),
+            # each person's own (List-Unsubscribe) as merge_headers.
+            message.extra_headers = {k: v for k, v in headers[first.to].items()
+                                     if k in first.headers}
+            own = {to: {k: v for k, v in h.items() if k not in first.headers}
                    for to, h in headers.items()}
             if any(own.values()):
                 message.merge_headers = own
         else:
-            message.extra_headers = dict(headers[first.to])  # a group of one (see above)
+            # Grouped by their full headers (group_for_batches): all alike, mostly alone.
+            message.extra_headers = dict(headers[first.to])
         if first.html and first.text:
             message.attach_alternative(first.html, "text/html")
         elif first.html:
