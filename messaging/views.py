@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -126,7 +127,10 @@ def unsubscribe(request: HtmxHttpRequest, token: str) -> HttpResponse:
                     return redirect(request.path)  # a reload must not post again
                 subscriber.refresh_from_db()
             response = render(request, "messaging/unsubscribe.html", {
-                "subscriber": subscriber, "address": selectors.masked_address(subscriber.email),
+                "subscriber": subscriber,
+                # <bdi>: the address keeps its own direction in a right-to-left sentence.
+                "address": format_html("<bdi>{}</bdi>",
+                                       selectors.masked_address(subscriber.email)),
                 "done": subscriber.unsubscribed_at is not None
                 or subscriber.status != "active",
                 "brand": selectors.default_brand_name()})
