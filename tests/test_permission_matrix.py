@@ -171,6 +171,10 @@ RULES: dict[str, Rule] = {
     # sent back to the war room with the reason).
     "incidents:campaign-resume": Rule("POST", writers(), kwargs={"campaign_pk": lambda w: 1}),
     "incidents:campaign-cancel": Rule("POST", writers(), kwargs={"campaign_pk": lambda w: 1}),
+    "incidents:campaigns-link": Rule("POST", writers()),
+    # Issue 10: one step open by address; the live poll (htmx only; else back to the page).
+    "incidents:step-detail": Rule("GET", readers()),
+    "incidents:incident-live": Rule("GET", readers(302)),
     # Issue 4 (send): start, progress, pause, resume, reconcile, decide. The matrix's breach
     # is not signed off: writers are turned back to the war room with the reasons (302).
     "incidents:apology-send": Rule("POST", writers(), {"confirm": "on",

@@ -12,12 +12,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from core.forms import error_text
+from core.forms import error_text, form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents import selectors
+from incidents.containment.forms import CampaignLinkForm
 from incidents.containment.services import (
     ContainmentPanel,
     incident_campaign_control,
+    incident_campaigns_link,
     incident_campaigns_stop,
 )
 from incidents.models import Incident
@@ -92,6 +94,21 @@ def campaign_resume(request: HtmxHttpRequest, pk: int, campaign_pk: int) -> Http
 @require_POST
 def campaign_cancel(request: HtmxHttpRequest, pk: int, campaign_pk: int) -> HttpResponse:
     return _campaign_control(request, pk, campaign_pk, StopRequest.CANCEL)
+
+
+@login_required
+@require_POST
+def campaigns_link(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Mark faulty campaigns right in step 2, so pausing never waits on step 3."""
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = CampaignLinkForm(request.POST)
+    error = form_apply(form, lambda data: incident_campaigns_link(
+        incident=incident, actor=request.user, campaigns=data["campaigns"]))
+    if wants_fragment(request):
+        return _panel(request, incident, error=error)
+    if error:
+        messages.error(request, error)
+    return redirect(reverse("incidents:incident-detail", args=[incident.pk]) + "#containment")
 
 
 @login_required
