@@ -7,7 +7,7 @@ from .models import AudienceImport, Segment, Subscriber, SuppressionEntry, Suppr
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
-    list_display = ["email", "name", "locale", "status", "updated_at"]
+    list_display = ["email", "name", "locale", "status", "unsubscribed_at", "updated_at"]
     list_filter = ["status", "locale"]
     search_fields = ["email", "name"]
     show_full_result_count = False  # counting a big list on every page is slow

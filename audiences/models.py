@@ -21,6 +21,11 @@ class Subscriber(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=SubscriberStatus.choices,
                               default=SubscriberStatus.ACTIVE)
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    # When and through which channel the person asked to stop (the first time counts).
+    unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
+    # A database default too: imports insert subscribers with set-based SQL.
+    unsubscribe_source = models.CharField(_("unsubscribed through"), max_length=40,
+                                          blank=True, default="", db_default="")
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 

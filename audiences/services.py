@@ -257,6 +257,26 @@ def subscriber_status_raise(*, email: str, status: str) -> int:
 
 
 @transaction.atomic
+def subscriber_unsubscribe(*, source: str, email: str = "",
+                           subscriber_id: int | None = None) -> int:
+    """The one unsubscribe path: the subscriber's own link (one click or the page) and an
+    ESP's unsubscribe event both end here. Records when and through what (first time
+    only), then raises the status (never lowering a bounce or a complaint). Idempotent;
+    returns how many subscribers changed status."""
+    if subscriber_id is not None:
+        people = Subscriber.objects.filter(pk=subscriber_id)
+    elif email.strip():
+        people = Subscriber.objects.filter(email__iexact=email.strip())
+    else:
+        raise ValueError("subscriber_unsubscribe needs an email or a subscriber_id")
+    people.filter(unsubscribed_at__isnull=True).update(
+        unsubscribed_at=timezone.now(), unsubscribe_source=source[:40])
+    weaker = [s for s, r in _STATUS_RANK.items() if r < _STATUS_RANK["unsubscribed"]]
+    return people.filter(status__in=weaker).update(status="unsubscribed",
+                                                   updated_at=timezone.now())
+
+
+@transaction.atomic
 def suppression_entry_add(*, list_name: str, email: str, reason: str,
                           source: str = "") -> bool:
     """Put an address on a named suppression list (created on first use); idempotent.

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -240,6 +241,9 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Amends <amends@localhost>")
 AMENDS_BASE_URL = env.str("AMENDS_BASE_URL", default="http://127.0.0.1:8000")
+# Every apology carries List-Unsubscribe (the page under AMENDS_BASE_URL; one-click, RFC
+# 8058, only when that is https) and, when this names a mailbox, a mailto beside it.
+AMENDS_UNSUBSCRIBE_MAILTO = env.str("AMENDS_UNSUBSCRIBE_MAILTO", default="")
 
 # --- ESP adapter (messaging.esp) -------------------------------------------------------
 # Retries with backoff on 429/5xx for every ESP call; the sandbox ESP is the default.
@@ -251,7 +255,15 @@ AMENDS_ESP = {
     "SANDBOX_LATENCY": env.float("AMENDS_SANDBOX_LATENCY", default=0.0),
     "SANDBOX_FAILURE_RATE": env.float("AMENDS_SANDBOX_FAILURE_RATE", default=0.0),
     "SANDBOX_SEED": env.int("AMENDS_SANDBOX_SEED", default=None),
+    # The sandbox's sent-message store in Redis: its own prefix per test session (a
+    # reconciliation must never read another run's ids) and keys that expire.
+    "SANDBOX_REDIS_PREFIX": env.str(
+        "AMENDS_SANDBOX_REDIS_PREFIX",
+        default=f"amends-test-{os.getpid()}:sandbox" if TESTING else "amends:sandbox"),
+    "SANDBOX_TTL": env.int("AMENDS_SANDBOX_TTL", default=3600 if TESTING else 7 * 86400),
 }
+if AMENDS_ESP["SANDBOX_TTL"] < 60:
+    raise ImproperlyConfigured("AMENDS_SANDBOX_TTL must be at least 60 (seconds).")
 if AMENDS_ESP["MAX_ATTEMPTS"] < 1:
     raise ImproperlyConfigured("AMENDS_ESP_MAX_ATTEMPTS must be at least 1.")
 if not 0.0 <= AMENDS_ESP["SANDBOX_FAILURE_RATE"] <= 1.0:
@@ -284,7 +296,10 @@ if not isinstance(AMENDS_SEND["OPTIONS"], dict):
 
 # --- Security --------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto says "this came in over https" only when a proxy we run sets it; a
+# client talking to gunicorn directly could send it too. Trust it only when told.
+DJANGO_BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if DJANGO_BEHIND_PROXY else None
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)

@@ -4,7 +4,11 @@ Lives in deliverability because the dependency runs deliverability → audiences
 offers plain services and knows nothing of events.
 """
 
-from audiences.services import subscriber_status_raise, suppression_entry_add
+from audiences.services import (
+    subscriber_status_raise,
+    subscriber_unsubscribe,
+    suppression_entry_add,
+)
 
 from .models import DeliveryEvent, DeliveryKind
 
@@ -19,4 +23,4 @@ class AudiencesPort:
                               reason=f"{reason} ({event.esp})", source=event.esp)
 
     def unsubscribe(self, *, email: str, event: DeliveryEvent) -> None:
-        subscriber_status_raise(email=email, status="unsubscribed")
+        subscriber_unsubscribe(email=email, source=f"esp:{event.esp}")

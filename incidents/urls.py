@@ -47,6 +47,10 @@ urlpatterns = [
     path("<int:pk>/containment/", views_containment.containment, name="containment"),
     path("<int:pk>/containment/stop/", views_containment.campaigns_stop,
          name="campaigns-stop"),
+    path("<int:pk>/containment/<int:campaign_pk>/resume/", views_containment.campaign_resume,
+         name="campaign-resume"),
+    path("<int:pk>/containment/<int:campaign_pk>/cancel/", views_containment.campaign_cancel,
+         name="campaign-cancel"),
     path("<int:pk>/containment/campaigns/", views_containment.campaigns_link,
          name="campaigns-link"),
     # Step 3: affected audience and assessment

@@ -79,6 +79,7 @@ from .esp.base import (
     OutgoingMessage,
     RecipientResult,
     RecipientStatus,
+    header_safe,
 )
 from .esp.registry import Provider, default_adapter, get_adapter
 from .models import BrandTemplate, Broadcast, BroadcastStatus, Delivery, DeliveryState
@@ -369,8 +370,17 @@ def unsubscribe_token(subscriber_id: int) -> str:
 
 
 def unsubscribe_url(subscriber_id: int) -> str:
-    """A per-person link (the unsubscribe page itself belongs to the audiences app)."""
+    """A per-person link to the unsubscribe page (messaging.views.unsubscribe)."""
     return f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/{unsubscribe_token(subscriber_id)}/"
+
+
+def unsubscribe_token_check(token: str) -> int | None:
+    """The subscriber id a `<id>-<mac>` token names, or None when the MAC is wrong."""
+    head, _sep, _mac = token.partition("-")
+    if not (head.isdigit() and head.isascii()) or len(head) > 18:
+        return None
+    subscriber_id = int(head)
+    return subscriber_id if hmac.compare_digest(unsubscribe_token(subscriber_id), token) else None
 
 
 def _locale_of(broadcast: Broadcast, locale: str) -> str:
@@ -409,7 +419,8 @@ def build_messages(broadcast: Broadcast, rows: Sequence[ClaimedRow], *,
     for row in rows:
         if not sender_merges:
             subject, html, text = _fillers_for(broadcast, row.locale or broadcast.default_locale)
-        first, _sep, last = row.name.strip().partition(" ")
+        # Values that may reach the Subject: one line each (header_safe), whatever was imported.
+        first, _sep, last = header_safe(row.name).strip().partition(" ")
         data = {"first_name": first, "last_name": last.strip(), "email": row.email,
                 "unsubscribe_url": f"{unsubscribe_base}{unsubscribe_token(row.subscriber_id)}/"}
         metadata = {"broadcast_id": bid, "recipient_id": str(row.subscriber_id)}

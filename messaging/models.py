@@ -167,6 +167,7 @@ class StopOutcome(models.TextChoices):
     PENDING = "pending", _("Waiting for the ESP")
     RUNNING = "running", _("Asking the ESP")
     STOPPED = "stopped", _("Stopped")
+    RESUMED = "resumed", _("Resumed")
     NOT_POSSIBLE = "not_possible", _("Not possible")
     FAILED = "failed", _("Failed")
 
@@ -174,9 +175,19 @@ class StopOutcome(models.TextChoices):
 OPEN_STOP_OUTCOMES = (StopOutcome.PENDING, StopOutcome.RUNNING)
 
 
+class StopRequest(models.TextChoices):
+    """What was asked of the ESP: stop (pause where it can), resume a paused campaign, or
+    cancel it for good."""
+
+    STOP = "stop", _("Stop")
+    RESUME = "resume", _("Resume")
+    CANCEL = "cancel", _("Cancel")
+
+
 class StopAction(models.TextChoices):
     PAUSE = "pause", _("Pause")
     CANCEL = "cancel", _("Cancel")
+    RESUME = "resume", _("Resume")
     NONE = "none", _("None")
 
 
@@ -198,6 +209,8 @@ class CampaignStop(models.Model):
                                      null=True, blank=True, related_name="+",
                                      verbose_name=_("requested by"))
     requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    request = models.CharField(_("request"), max_length=8, choices=StopRequest.choices,
+                               default=StopRequest.STOP)
     action = models.CharField(_("action tried"), max_length=8, choices=StopAction.choices,
                               blank=True)
     outcome = models.CharField(_("outcome"), max_length=16, choices=StopOutcome.choices,
@@ -223,7 +236,7 @@ class CampaignStop(models.Model):
             models.CheckConstraint(
                 condition=Q(finished_at__isnull=True, outcome__in=["pending", "running"])
                 | Q(finished_at__isnull=False,
-                    outcome__in=["stopped", "not_possible", "failed"]),
+                    outcome__in=["stopped", "resumed", "not_possible", "failed"]),
                 name="campaignstop_finished_when_final"),
         ]
         indexes = [models.Index(fields=["requested_for_type", "requested_for_id"],

@@ -11,14 +11,17 @@ Merge tags use one syntax, `{{ field }}`. Fields present in `merge_data` are fil
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from .esp.base import OutgoingMessage, header_safe
 from .models import UNSUBSCRIBE_PLACEHOLDER, BrandTemplate
 
 MERGE_TAG = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -178,7 +181,7 @@ def render_branded_email(*, template: BrandTemplate | None, subject: str,
     template = template or _plain_template()
     with translation.override(locale):
         rtl = translation.get_language_bidi()
-        filled_subject = fill_merge_tags(subject, merge_data).strip()
+        filled_subject = header_safe(fill_merge_tags(subject, merge_data).strip())
         # A pale brand colour would make links unreadable on white: fall back to ink.
         link_color = (template.primary_color
                       if contrast(template.primary_color, "#FFFFFF") >= 3
@@ -198,3 +201,53 @@ def render_branded_email(*, template: BrandTemplate | None, subject: str,
         text = render_to_string("messaging/email/branded.txt", {
             **context, "body": body_text}).strip() + "\n"
     return RenderedEmail(subject=filled_subject, html=html, text=text)
+
+
+# --- Headers every apology carries ------------------------------------------------------------
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def unsubscribe_headers(message: OutgoingMessage) -> dict[str, str]:
+    """RFC 2369 `List-Unsubscribe` and RFC 8058 `List-Unsubscribe-Post` for one recipient.
+
+    The link is the recipient's own `/unsubscribe/<id>-<mac>/` (from the `recipient_id` in
+    the message's metadata), plus a mailto when AMENDS_UNSUBSCRIBE_MAILTO names a mailbox.
+    One-click is announced only for an https link: RFC 8058 allows nothing else, and a
+    mailbox provider would not POST to plain http anyway. A message with no recipient id
+    (not one of ours) gets no headers.
+    """
+    from django.conf import settings
+
+    from .broadcasts import unsubscribe_token, unsubscribe_url
+
+    recipient_id = message.metadata.get("recipient_id", "")
+    if not recipient_id.isdigit():
+        return {}
+    url = unsubscribe_url(int(recipient_id))
+    targets = [f"<{url}>"]
+    mailbox = getattr(settings, "AMENDS_UNSUBSCRIBE_MAILTO", "")
+    if mailbox:
+        subject = quote(f"unsubscribe {unsubscribe_token(int(recipient_id))}")
+        targets.append(f"<mailto:{quote(mailbox, safe='@')}?subject={subject}>")
+    headers = {"List-Unsubscribe": ", ".join(targets)}
+    if url.startswith("https://"):
+        headers["List-Unsubscribe-Post"] = ONE_CLICK
+    return headers
+
+
+def header_merge_data(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """merge_data whose values may fill a Subject: each one line (unchanged, and not
+    copied, when every value already is)."""
+    if all(not isinstance(v, str) or v.isprintable() for v in data.values()):
+        return data
+    return {k: header_safe(v) if isinstance(v, str) else v for k, v in data.items()}
+
+
+def message_headers(message: OutgoingMessage) -> Mapping[str, str]:
+    """Every header a sender puts on `message`: its own and the unsubscribe pair, each one
+    line. The one function each sender (sandbox, Postmark JSON, anymail) calls."""
+    extra = unsubscribe_headers(message)
+    if not extra and all(v.isprintable() for v in message.headers.values()):
+        return message.headers
+    return {k: header_safe(v) for k, v in {**message.headers, **extra}.items()}

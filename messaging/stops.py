@@ -1,6 +1,7 @@
 """Stopping campaigns at their ESP: which adapter talks to an account, and one stop's run.
 
-`campaign_stop_execute` is called by the Celery task once per CampaignStop. It claims the
+`campaign_stop_execute` is called by the Celery task once per CampaignStop (a stop, or a
+request to resume or cancel a campaign: `CampaignStop.request`). It claims the
 row with a conditional update (two workers, or a redelivered task, never both call the
 ESP), calls the ESP outside any transaction, and records the answer — with the campaign's
 new status and the `campaign_stop_settled` signal — in one transaction.
@@ -9,6 +10,7 @@ new status and the `campaign_stop_settled` signal — in one transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +38,7 @@ from .models import (
     EspAccount,
     StopAction,
     StopOutcome,
+    StopRequest,
 )
 from .signals import campaign_stop_settled
 
@@ -46,6 +49,8 @@ logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=10)
 
 STOPPABLE_STATUSES = (CampaignStatus.SENDING, CampaignStatus.SCHEDULED)
+RESUMABLE_STATUSES = (CampaignStatus.PAUSED,)
+CANCELLABLE_STATUSES = (*STOPPABLE_STATUSES, CampaignStatus.PAUSED)
 
 
 def esp_adapter_for(account: EspAccount, **overrides: Any) -> EspAdapter:
@@ -63,7 +68,7 @@ def esp_adapter_for(account: EspAccount, **overrides: Any) -> EspAdapter:
                                    "failure_rate": conf["SANDBOX_FAILURE_RATE"],
                                    "seed": conf["SANDBOX_SEED"]}
         if settings.REDIS_URL:
-            sandbox["store"] = RedisSandboxStore(settings.REDIS_URL)
+            sandbox["store"] = RedisSandboxStore.from_settings()
         return get_adapter(Provider.SANDBOX, **{**sandbox, **options})
     if not options:
         key = account_key(account.label)
@@ -115,9 +120,17 @@ def _settle(stop: CampaignStop, *, outcome: str, action: str, detail: str,
     stop.finished_at = timezone.now()
     stop.save(update_fields=["outcome", "action", "detail", "http_status", "esp_status",
                              "recipients_sent_before_stop", "finished_at"])
+    status = None
     if outcome == StopOutcome.STOPPED:
         status = (CampaignStatus.CANCELLED if action == StopAction.CANCEL
                   else CampaignStatus.PAUSED)
+    elif outcome == StopOutcome.RESUMED:
+        campaign = stop.campaign
+        # Back to where it was before the pause: sending once it had started.
+        status = (CampaignStatus.SCHEDULED if campaign.started_at is None
+                  and campaign.scheduled_at and campaign.scheduled_at > timezone.now()
+                  else CampaignStatus.SENDING)
+    if status is not None:
         Campaign.objects.filter(pk=stop.campaign_id).update(status=status)
         stop.campaign.status = status
     campaign_stop_settled.send(sender=CampaignStop, stop=stop,
@@ -152,6 +165,8 @@ def campaign_stop_execute(*, stop_id: int, final_attempt: bool = True,
     stop = _claim(stop_id)
     if stop is None:
         return None
+    if stop.request != StopRequest.STOP:
+        return _resume_or_cancel(stop, final_attempt=final_attempt, adapter=adapter)
     campaign = stop.campaign
     account = campaign.esp_account
     if campaign.status not in STOPPABLE_STATUSES:
@@ -170,8 +185,22 @@ def campaign_stop_execute(*, stop_id: int, final_attempt: bool = True,
                        detail=str(capabilities.explanation))
     action = str(capabilities.stop_action)
     _sandbox_mirror(adapter, campaign)
+    result = _ask(stop, action, final_attempt, lambda: adapter.stop_campaign(
+        campaign.esp_campaign_id, send_at=_send_at(campaign)))
+    if isinstance(result, CampaignStop):
+        return result
+    action = {ControlAction.PAUSE: StopAction.PAUSE,
+              ControlAction.CANCEL: StopAction.CANCEL}.get(result.action, action)
+    return _settle(stop, outcome=StopOutcome.STOPPED if result.ok else StopOutcome.FAILED,
+                   action=action, detail=result.detail, result=result)
+
+
+def _ask(stop: CampaignStop, action: str, final_attempt: bool,
+         call: Callable[[], ControlResult]) -> ControlResult | CampaignStop:
+    """Call the ESP; an error is settled here (the settled stop comes back), an answer is
+    the caller's to read. A temporary error before the final attempt is re-raised."""
     try:
-        result = adapter.stop_campaign(campaign.esp_campaign_id, send_at=_send_at(campaign))
+        return call()
     except EspNotSupported as exc:
         return _settle(stop, outcome=StopOutcome.NOT_POSSIBLE, action=action,
                        detail=str(exc), http_status=exc.http_status)
@@ -185,7 +214,37 @@ def campaign_stop_execute(*, stop_id: int, final_attempt: bool = True,
     except EspError as exc:
         return _settle(stop, outcome=StopOutcome.FAILED, action=action, detail=str(exc),
                        http_status=exc.http_status)
-    action = {ControlAction.PAUSE: StopAction.PAUSE,
-              ControlAction.CANCEL: StopAction.CANCEL}.get(result.action, action)
-    return _settle(stop, outcome=StopOutcome.STOPPED if result.ok else StopOutcome.FAILED,
-                   action=action, detail=result.detail, result=result)
+
+
+def _resume_or_cancel(stop: CampaignStop, *, final_attempt: bool,
+                      adapter: EspAdapter | None) -> CampaignStop:
+    """A claimed resume or cancel request: the same contract as a stop."""
+    campaign = stop.campaign
+    resume = stop.request == StopRequest.RESUME
+    action = StopAction.RESUME if resume else StopAction.CANCEL
+    allowed = RESUMABLE_STATUSES if resume else CANCELLABLE_STATUSES
+    if campaign.status not in allowed:
+        status = campaign.get_status_display().lower()
+        detail = (f"Nothing to resume: the campaign is {status}." if resume
+                  else f"Nothing to cancel: the campaign is already {status}.")
+        return _settle(stop, outcome=StopOutcome.NOT_POSSIBLE, action=StopAction.NONE,
+                       detail=detail)
+    capabilities = adapter.capabilities if adapter else stop_capabilities(campaign.esp_account)
+    if resume and capabilities is not None and not capabilities.can_resume:
+        # Asking would only earn a refusal: say what this ESP can do, in its own words.
+        return _settle(stop, outcome=StopOutcome.NOT_POSSIBLE, action=StopAction.NONE,
+                       detail=str(capabilities.explanation))
+    try:
+        adapter = adapter or esp_adapter_for(campaign.esp_account)
+    except (ValueError, EspError) as exc:
+        return _settle(stop, outcome=StopOutcome.FAILED, action=StopAction.NONE,
+                       detail=str(exc))
+    _sandbox_mirror(adapter, campaign)
+    control = adapter.resume_campaign if resume else adapter.cancel_campaign
+    result = _ask(stop, action, final_attempt, lambda: control(
+        campaign.esp_campaign_id, send_at=_send_at(campaign)))
+    if isinstance(result, CampaignStop):
+        return result
+    done = StopOutcome.RESUMED if resume else StopOutcome.STOPPED
+    return _settle(stop, outcome=done if result.ok else StopOutcome.FAILED, action=action,
+                   detail=result.detail, result=result)

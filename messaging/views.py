@@ -1,17 +1,24 @@
-"""Brand templates: the organisation's usual email look, kept by marketing and admins."""
+"""Brand templates: the organisation's usual email look, kept by marketing and admins; and
+the public unsubscribe page every apology links to."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audiences.services import subscriber_unsubscribe
 from core.htmx import HtmxHttpRequest, wants_fragment
 
 from . import selectors, services
+from .broadcasts import unsubscribe_token_check
 from .forms import BrandTemplateForm
 from .models import BrandTemplate
 from .rendering import EMAIL_PREVIEW_POLICY, render_branded_email
@@ -94,4 +101,38 @@ def brand_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(email.html)
     response["Content-Security-Policy"] = EMAIL_PREVIEW_POLICY
     response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Unsubscribe (public: the link in every apology) ----------------------------------------
+
+@csrf_exempt  # the MAC in the link is the credential; mailbox providers POST without a token
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HtmxHttpRequest, token: str) -> HttpResponse:
+    """GET asks (a link scanner following the URL changes nothing); POST unsubscribes:
+    the page's button, or RFC 8058 one-click (`List-Unsubscribe=One-Click`) from the
+    mailbox provider. Shown in the subscriber's language; no login."""
+    subscriber = selectors.unsubscribe_subscriber(
+        subscriber_id=unsubscribe_token_check(token))
+    if subscriber is None:
+        response = render(request, "messaging/unsubscribe.html", {"invalid": True}, status=404)
+    else:
+        with translation.override(selectors.subscriber_language(subscriber)):
+            if request.method == "POST":
+                one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+                subscriber_unsubscribe(subscriber_id=subscriber.pk,
+                                       source="one-click" if one_click else "unsubscribe page")
+                if not one_click:
+                    return redirect(request.path)  # a reload must not post again
+                subscriber.refresh_from_db()
+            response = render(request, "messaging/unsubscribe.html", {
+                "subscriber": subscriber,
+                # <bdi>: the address keeps its own direction in a right-to-left sentence.
+                "address": format_html("<bdi>{}</bdi>",
+                                       selectors.masked_address(subscriber.email)),
+                "done": subscriber.unsubscribed_at is not None
+                or subscriber.status != "active",
+                "brand": selectors.default_brand_name()})
+    response["X-Robots-Tag"] = "noindex, nofollow"
     return response

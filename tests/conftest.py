@@ -134,6 +134,7 @@ def celery_worker(django_db_setup, django_db_blocker, smtp_server) -> Iterator[d
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", ""),
+        "AMENDS_SANDBOX_REDIS_PREFIX": settings.AMENDS_ESP["SANDBOX_REDIS_PREFIX"],
         "EMAIL_HOST": host,
         "EMAIL_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
@@ -162,6 +163,36 @@ def celery_worker(django_db_setup, django_db_blocker, smtp_server) -> Iterator[d
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _delete_keys(client, pattern: str) -> int:
+    keys = list(client.scan_iter(pattern, count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start:start + 1000])
+    return len(keys)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_left_clean():
+    """This session's keys (cache and the sandbox ESP's store, both prefixed by the
+    session's pid) are deleted when it ends; they also expire, should the run be killed."""
+    yield
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        _delete_keys(client, f"{settings.AMENDS_ESP['SANDBOX_REDIS_PREFIX']}:*")
+        prefix = settings.CACHES["default"].get("KEY_PREFIX")
+        if prefix:
+            _delete_keys(client, f"{prefix}:*")
+    except redis.RedisError:
+        pass  # a Redis gone before the end of the run has nothing left to clean
+    finally:
+        client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -167,9 +167,17 @@ RULES: dict[str, Rule] = {
     "messaging:brand-edit": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
     "messaging:brand-preview": Rule("GET", BRAND_EDITORS(200), kwargs={"pk": brand_pk}),
     "messaging:brand-set-default": Rule("POST", BRAND_EDITORS(302), kwargs={"pk": brand_pk}),
+    # Issue 12: the public unsubscribe page. No login; a link whose MAC fails is 404 for
+    # everyone (tests/messaging/test_unsubscribe.py covers the valid link).
+    "unsubscribe": Rule("GET", everyone(404, anonymous=404),
+                        kwargs={"token": lambda w: "1-000000000000000000000000"}),
     # Issue 4 (step 2): pause the incident's campaigns and watch the ESPs answer.
     "incidents:containment": Rule("GET", readers()),
     "incidents:campaigns-stop": Rule("POST", writers()),
+    # Issue 12: resume or cancel one campaign (the matrix's incident has none: writers are
+    # sent back to the war room with the reason).
+    "incidents:campaign-resume": Rule("POST", writers(), kwargs={"campaign_pk": lambda w: 1}),
+    "incidents:campaign-cancel": Rule("POST", writers(), kwargs={"campaign_pk": lambda w: 1}),
     "incidents:campaigns-link": Rule("POST", writers()),
     # Issue 10: one step open by address; the live poll (htmx only; else back to the page).
     "incidents:step-detail": Rule("GET", readers()),

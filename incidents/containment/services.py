@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 
 from incidents import playbook
@@ -27,8 +28,19 @@ from incidents.models import AffectedAudience, EventKind, Incident
 from incidents.services import checklist_item_prove, incident_declare
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.esp.base import Capabilities
-from messaging.models import OPEN_STOP_OUTCOMES, Campaign, CampaignStop, StopOutcome
-from messaging.stops import STOPPABLE_STATUSES, stop_capabilities
+from messaging.models import (
+    OPEN_STOP_OUTCOMES,
+    Campaign,
+    CampaignStop,
+    StopOutcome,
+    StopRequest,
+)
+from messaging.stops import (
+    CANCELLABLE_STATUSES,
+    RESUMABLE_STATUSES,
+    STOPPABLE_STATUSES,
+    stop_capabilities,
+)
 from messaging.tasks import campaign_stop_run
 
 
@@ -136,6 +148,64 @@ def incident_campaigns_stop(*, incident: Incident, actor: AbstractBaseUser
     return stops
 
 
+@transaction.atomic
+def incident_campaign_control(*, incident: Incident, campaign_id: int, request: str,
+                              actor: AbstractBaseUser) -> CampaignStop:
+    """Ask the ESP to resume a paused campaign of the incident, or to cancel one for good.
+    Runs like a stop: one CampaignStop (request resume/cancel), its task after commit, the
+    request and the ESP's answer on the timeline."""
+    if request not in (StopRequest.RESUME, StopRequest.CANCEL):
+        raise ValueError(f"incident_campaign_control: unknown request {request!r}")
+    resume = request == StopRequest.RESUME
+    if not incident.is_open:
+        raise ValidationError(_("This incident is closed; reopen it to change its campaigns."))
+    campaign = (incident_campaigns(incident=incident).select_for_update(of=("self",))
+                .filter(pk=campaign_id).first())
+    if campaign is None:
+        raise ValidationError(_("That campaign is not one of this incident's campaigns."))
+    if campaign.status not in (RESUMABLE_STATUSES if resume else CANCELLABLE_STATUSES):
+        raise ValidationError(
+            (_("Only a paused campaign can be resumed; “%(campaign)s” is %(status)s.") if resume
+             else _("“%(campaign)s” is %(status)s: there is nothing left to cancel."))
+            % {"campaign": campaign.name, "status": campaign.get_status_display().lower()})
+    if CampaignStop.objects.filter(campaign=campaign, outcome__in=OPEN_STOP_OUTCOMES).exists():
+        raise ValidationError(_("The ESP has not answered the last request for “%(campaign)s” "
+                                "yet; wait for its answer.") % {"campaign": campaign.name})
+    try:
+        with transaction.atomic():
+            stop = CampaignStop.objects.create(campaign=campaign, request=request,
+                                               requested_for=incident, requested_by=actor)
+    except IntegrityError:  # a concurrent request won the race
+        raise ValidationError(_("Another request for “%(campaign)s” is already under way.")
+                              % {"campaign": campaign.name}) from None
+    with in_log_language():
+        facts = {"who": actor_name(actor), "campaign": campaign.name,
+                 "esp": campaign.esp_account.label}
+        message = (_("%(who)s asked %(esp)s to resume campaign “%(campaign)s”.") if resume
+                   else _("%(who)s asked %(esp)s to cancel campaign “%(campaign)s”.")) % facts
+    timeline_record(incident=incident, actor=actor, kind=EventKind.STEP, message=message,
+                    data={"containment": {"requested": [stop.pk], "request": request,
+                                          "campaigns": [campaign.pk]}})
+    transaction.on_commit(lambda: campaign_stop_run.delay(stop.pk))
+    return stop
+
+
+_OUTCOME_MESSAGES = {
+    (StopRequest.RESUME, StopOutcome.RESUMED): _lazy("Campaign “%(campaign)s” resumed at "
+                                                     "%(esp)s: %(detail)s"),
+    (StopRequest.RESUME, StopOutcome.NOT_POSSIBLE): _lazy(
+        "Campaign “%(campaign)s” cannot be resumed at %(esp)s: %(detail)s"),
+    (StopRequest.RESUME, StopOutcome.FAILED): _lazy(
+        "Resuming campaign “%(campaign)s” at %(esp)s failed: %(detail)s"),
+    (StopRequest.CANCEL, StopOutcome.STOPPED): _lazy(
+        "Campaign “%(campaign)s” cancelled at %(esp)s: %(detail)s"),
+    (StopRequest.CANCEL, StopOutcome.NOT_POSSIBLE): _lazy(
+        "Campaign “%(campaign)s” cannot be cancelled at %(esp)s: %(detail)s"),
+    (StopRequest.CANCEL, StopOutcome.FAILED): _lazy(
+        "Cancelling campaign “%(campaign)s” at %(esp)s failed: %(detail)s"),
+}
+
+
 def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
                              **kwargs) -> None:
     """Receiver of messaging's campaign_stop_settled: the outcome on the incident's timeline."""
@@ -145,7 +215,9 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
     with in_log_language():
         facts = {"campaign": campaign.name, "esp": campaign.esp_account.label,
                  "detail": stop.detail}
-        if stop.outcome == StopOutcome.STOPPED:
+        if (stop.request, stop.outcome) in _OUTCOME_MESSAGES:
+            message = str(_OUTCOME_MESSAGES[stop.request, stop.outcome]) % facts
+        elif stop.outcome == StopOutcome.STOPPED:
             message = _("Campaign “%(campaign)s” stopped at %(esp)s: %(detail)s") % facts
         elif stop.outcome == StopOutcome.NOT_POSSIBLE:
             message = _("Campaign “%(campaign)s” cannot be stopped at %(esp)s: "
@@ -158,10 +230,12 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
                 "%(count)d recipient had it before the stop.",
                 "%(count)d recipients had it before the stop.",
                 stop.recipients_sent_before_stop) % {"count": stop.recipients_sent_before_stop}
-    kind = EventKind.STEP if stop.outcome == StopOutcome.STOPPED else EventKind.ALERT
+    kind = (EventKind.STEP if stop.outcome in (StopOutcome.STOPPED, StopOutcome.RESUMED)
+            else EventKind.ALERT)
     timeline_record(incident=requested_for, actor=None, kind=kind, message=message,
                     data={"containment": {
                         "stop": stop.pk, "campaign": campaign.pk, "outcome": stop.outcome,
+                        "request": stop.request,
                         "action": stop.action, "http_status": stop.http_status,
                         "esp_status": stop.esp_status,
                         "sent_before_stop": stop.recipients_sent_before_stop}})
@@ -183,6 +257,19 @@ class CampaignRow:
     @property
     def stoppable(self) -> bool:
         return self.campaign.status in STOPPABLE_STATUSES
+
+    @property
+    def busy(self) -> bool:
+        return self.stop is not None and self.stop.is_open
+
+    @property
+    def resumable(self) -> bool:
+        return (self.campaign.status in RESUMABLE_STATUSES and not self.busy
+                and self.capabilities is not None and self.capabilities.can_resume)
+
+    @property
+    def cancellable(self) -> bool:
+        return self.campaign.status in CANCELLABLE_STATUSES and not self.busy
 
 
 class ContainmentPanel:

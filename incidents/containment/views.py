@@ -18,12 +18,14 @@ from incidents import selectors
 from incidents.containment.forms import CampaignLinkForm
 from incidents.containment.services import (
     ContainmentPanel,
+    incident_campaign_control,
     incident_campaigns_link,
     incident_campaigns_stop,
 )
 from incidents.models import Incident
 from incidents.permissions import can_work, get_incident_for_user
 from incidents.war_room import TIMELINE_PAGE, war_room_context
+from messaging.models import StopRequest
 
 
 def _panel(request: HtmxHttpRequest, incident: Incident, *, error: str = "") -> HttpResponse:
@@ -62,6 +64,36 @@ def campaigns_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "Asked the ESPs to stop %(count)d campaigns; the answers appear in step 2.",
             len(stops)) % {"count": len(stops)})
     return redirect(reverse("incidents:incident-detail", args=[incident.pk]) + "#containment")
+
+
+def _campaign_control(request: HtmxHttpRequest, pk: int, campaign_pk: int,
+                      what: str) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    error = ""
+    try:
+        incident_campaign_control(incident=incident, campaign_id=campaign_pk, request=what,
+                                  actor=request.user)
+    except ValidationError as exc:
+        error = error_text(exc)
+    if wants_fragment(request):
+        return _panel(request, incident, error=error)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, _("Asked the ESP; its answer appears in step 2."))
+    return redirect(reverse("incidents:incident-detail", args=[incident.pk]) + "#containment")
+
+
+@login_required
+@require_POST
+def campaign_resume(request: HtmxHttpRequest, pk: int, campaign_pk: int) -> HttpResponse:
+    return _campaign_control(request, pk, campaign_pk, StopRequest.RESUME)
+
+
+@login_required
+@require_POST
+def campaign_cancel(request: HtmxHttpRequest, pk: int, campaign_pk: int) -> HttpResponse:
+    return _campaign_control(request, pk, campaign_pk, StopRequest.CANCEL)
 
 
 @login_required

@@ -30,6 +30,7 @@ from anymail.message import AnymailMessage
 from django.core.mail import get_connection
 from django.utils.translation import gettext_lazy as _
 
+from ..rendering import header_merge_data, message_headers
 from .base import (
     Capabilities,
     ControlResult,
@@ -58,20 +59,30 @@ STATUS_FROM_ANYMAIL = {
 }
 
 
-def _content_key(message: OutgoingMessage) -> tuple:
+# anymail backends that send per-recipient headers in a batch (`merge_headers`); with the
+# others each message's own headers (List-Unsubscribe is per person) make it a call alone.
+MERGE_HEADERS_BACKENDS = frozenset({"brevo", "mailgun", "mailjet", "postmark", "resend",
+                                    "sendgrid", "sparkpost", "unisender_go", "test"})
+
+
+def _content_key(message: OutgoingMessage, headers: Mapping[str, str] | None = None) -> tuple:
+    headers = message.headers if headers is None else headers
     return (message.subject, message.html, message.text, message.from_email,
-            tuple(message.reply_to), tuple(sorted(message.headers.items())))
+            tuple(message.reply_to), tuple(sorted(headers.items())))
 
 
-def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int
-                      ) -> list[list[int]]:
+def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
+                      per_recipient_headers: bool = True) -> list[list[int]]:
     """Indexes of `messages` grouped by identical content, at most `max_per_call` each,
-    with each recipient at most once per group."""
+    with each recipient at most once per group. Without `per_recipient_headers` (a backend
+    with no merge_headers), messages whose full headers differ never share a call."""
     groups: list[list[int]] = []
     open_groups: dict[tuple, list[tuple[list[int], set[str]]]] = {}
     for index, message in enumerate(messages):
         address = message.to.lower()
-        candidates = open_groups.setdefault(_content_key(message), [])
+        key = _content_key(message, None if per_recipient_headers
+                           else message_headers(message))
+        candidates = open_groups.setdefault(key, [])
         for members, seen in candidates:
             if len(members) < max_per_call and address not in seen:
                 members.append(index)
@@ -109,6 +120,7 @@ class AnymailSender:
         # ignore_recipient_status: a refused recipient is a result for us, not an exception.
         self.backend_options = {"ignore_recipient_status": True, **(backend_options or {})}
         self.esp_name = esp_name or backend.rsplit(".", 2)[-2]
+        self.merges_headers = backend.rsplit(".", 2)[-2] in MERGE_HEADERS_BACKENDS
         self.max_per_call = max_per_call
         self.retry = retry or RetryPolicy.from_settings()
         self.retry_statuses = frozenset(retry_statuses)
@@ -120,7 +132,8 @@ class AnymailSender:
         connection = get_connection(self.backend, **self.backend_options)
         connection.open()
         try:
-            for group in group_for_batches(messages, self.max_per_call):
+            for group in group_for_batches(messages, self.max_per_call,
+                                           per_recipient_headers=self.merges_headers):
                 batch = [messages[i] for i in group]
                 try:
                     outcome = self._send_group(connection, batch)
@@ -145,8 +158,20 @@ class AnymailSender:
             subject=first.subject, body=first.text or first.html,
             from_email=first.from_email,
             to=[formataddr((m.to_name, m.to)) if m.to_name else m.to for m in batch],
-            reply_to=list(first.reply_to), headers=dict(first.headers),
-            connection=connection)
+            reply_to=list(first.reply_to), connection=connection)
+        headers = {m.to: message_headers(m) for m in batch}
+        if self.merges_headers:
+            # The group's shared headers on the message (the group shares first.headers),
+            # each person's own (List-Unsubscribe) as merge_headers.
+            message.extra_headers = {k: v for k, v in headers[first.to].items()
+                                     if k in first.headers}
+            own = {to: {k: v for k, v in h.items() if k not in first.headers}
+                   for to, h in headers.items()}
+            if any(own.values()):
+                message.merge_headers = own
+        else:
+            # Grouped by their full headers (group_for_batches): all alike, mostly alone.
+            message.extra_headers = dict(headers[first.to])
         if first.html and first.text:
             message.attach_alternative(first.html, "text/html")
         elif first.html:
@@ -155,7 +180,8 @@ class AnymailSender:
         # for everyone, merge_data only when there is some (ESPs without templates choke on it).
         message.merge_metadata = {m.to: dict(m.metadata) for m in batch}
         if any(m.merge_data for m in batch):
-            message.merge_data = {m.to: dict(m.merge_data) for m in batch}
+            # The ESP fills the Subject from these too: one line each.
+            message.merge_data = {m.to: dict(header_merge_data(m.merge_data)) for m in batch}
         return message
 
     def _send_group(self, connection: Any, batch: list[OutgoingMessage]

@@ -52,6 +52,20 @@ class Capabilities:
     explanation: str | Promise  # translatable (gettext_lazy); render with str()
 
 
+# Every character that ends a header line somewhere (RFC 5322 CRLF, bare CR/LF, and the
+# separators Python's str.splitlines() honours, which some mail libraries fold on).
+_LINE_BREAKS = str.maketrans({c: " " for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00"})
+
+
+def header_safe(value: str) -> str:
+    """One line fit for a mail header: line breaks (and NUL) become spaces, runs of
+    whitespace collapse. A merge value such as a name with a line break in it must never
+    end the Subject header early or smuggle in another header."""
+    if value.isprintable():
+        return value
+    return " ".join(value.translate(_LINE_BREAKS).split())
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     """One message for one recipient.
@@ -74,6 +88,7 @@ class OutgoingMessage:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "subject", header_safe(self.subject))
         if "@" not in self.to:
             raise ValueError(f"OutgoingMessage.to: {self.to!r} is not an email address")
         if not self.subject:
@@ -134,6 +149,7 @@ class SentMessage:
     metadata: Mapping[str, str]
     accepted_at: datetime
     events: tuple[TrackedEvent, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)  # where the ESP shows them
 
 
 # --- Errors -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Any
 
 import requests
 
+from ..rendering import header_merge_data, message_headers
 from .base import (
     EspNotSupported,
     EspTemporaryError,
@@ -73,8 +74,9 @@ def postmark_message(message: OutgoingMessage) -> dict[str, Any]:
         data["TextBody"] = message.text
     if message.reply_to:
         data["ReplyTo"] = ", ".join(message.reply_to)
-    if message.headers:
-        data["Headers"] = [{"Name": k, "Value": v} for k, v in message.headers.items()]
+    headers = message_headers(message)
+    if headers:
+        data["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
     return data
 
 
@@ -187,8 +189,9 @@ class PostmarkJsonSender:
         with merge tags filled)."""
         data = message.merge_data
         to = _address(message.to_name, message.to)
+        subject = self._template(message.subject, html=False).encode(header_merge_data(data))
         parts = [f'{{"From":{_ENCODE(message.from_email)},"To":{_ENCODE(to)},'
-                 f'"Subject":{self._template(message.subject, html=False).encode(data)},'
+                 f'"Subject":{subject},'
                  f'"Metadata":{json.dumps(dict(message.metadata), separators=(",", ":"))}']
         if message.html:
             parts.append(f'"HtmlBody":{self._template(message.html, html=True).encode(data)}')
@@ -196,9 +199,10 @@ class PostmarkJsonSender:
             parts.append(f'"TextBody":{self._template(message.text, html=False).encode(data)}')
         if message.reply_to:
             parts.append(f'"ReplyTo":{_ENCODE(", ".join(message.reply_to))}')
-        if message.headers:
+        headers = message_headers(message)
+        if headers:
             parts.append('"Headers":' + json.dumps(
-                [{"Name": k, "Value": v} for k, v in message.headers.items()]))
+                [{"Name": k, "Value": v} for k, v in headers.items()]))
         return ",".join(parts) + "}"
 
     def _send_chunk(self, chunk: Sequence[OutgoingMessage]) -> list[RecipientResult]:

@@ -69,6 +69,6 @@ def default_adapter(**overrides: Any) -> EspAdapter:
             "latency": conf["SANDBOX_LATENCY"], "failure_rate": conf["SANDBOX_FAILURE_RATE"],
             "seed": conf["SANDBOX_SEED"], "emit_events": True}
         if settings.REDIS_URL:
-            options["store"] = RedisSandboxStore(settings.REDIS_URL)
+            options["store"] = RedisSandboxStore.from_settings()
         return get_adapter(provider, **{**options, **overrides})
     return get_adapter(provider, **overrides)

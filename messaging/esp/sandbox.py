@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from django.utils.translation import gettext_lazy as _
 
+from ..rendering import message_headers
 from .base import (
     Capabilities,
     ControlAction,
@@ -135,7 +136,7 @@ class RedisSandboxStore:
     """Shared by web and workers, survives a killed worker (what reconciliation needs)."""
 
     def __init__(self, redis_url: str | None = None, *, client: Any = None,
-                 prefix: str = "amends:sandbox") -> None:
+                 prefix: str = "amends:sandbox", ttl: int = 7 * 86400) -> None:
         if client is None:
             import redis
 
@@ -144,19 +145,33 @@ class RedisSandboxStore:
             client = redis.Redis.from_url(redis_url)
         self.redis = client
         self.prefix = prefix
+        # Every key expires: a simulated ESP keeps its history for a while, not forever.
+        self.ttl = ttl
+
+    @classmethod
+    def from_settings(cls) -> RedisSandboxStore:
+        from django.conf import settings
+
+        conf = settings.AMENDS_ESP
+        return cls(settings.REDIS_URL, prefix=conf["SANDBOX_REDIS_PREFIX"],
+                   ttl=conf["SANDBOX_TTL"])
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
     def next_sequence(self) -> int:
-        return int(self.redis.incr(self._key("seq")))
+        pipe = self.redis.pipeline()
+        pipe.incr(self._key("seq"))
+        pipe.expire(self._key("seq"), self.ttl)
+        return int(pipe.execute()[0])
 
     def add(self, message: SentMessage) -> None:
         pipe = self.redis.pipeline()
-        pipe.set(self._key("msg", message.message_id), _dump(message))
-        pipe.sadd(self._key("all"), message.message_id)
-        for k, v in message.metadata.items():
-            pipe.sadd(self._key("meta", k, v), message.message_id)
+        pipe.set(self._key("msg", message.message_id), _dump(message), ex=self.ttl)
+        for key in (self._key("all"),
+                    *(self._key("meta", k, v) for k, v in message.metadata.items())):
+            pipe.sadd(key, message.message_id)
+            pipe.expire(key, self.ttl)  # sets live as long as their newest member
         pipe.execute()
 
     def _load_ids(self, ids: Any) -> list[SentMessage]:
@@ -180,7 +195,7 @@ class RedisSandboxStore:
         return json.loads(raw) if raw else None
 
     def set_campaign(self, ref: str, state: dict[str, Any]) -> None:
-        self.redis.set(self._key("campaign", ref), json.dumps(state))
+        self.redis.set(self._key("campaign", ref), json.dumps(state), ex=self.ttl)
 
     def clear(self) -> None:
         keys = list(self.redis.scan_iter(match=self._key("*")))
@@ -290,7 +305,8 @@ class SandboxAdapter(EspAdapter):
                          metadata=message.metadata, description=description)
             for i, (event_type, description) in enumerate(OUTCOME_EVENTS[outcome]))
         self.store.add(SentMessage(message_id=message_id, recipient=message.to,
-                                   metadata=message.metadata, accepted_at=now, events=events))
+                                   metadata=message.metadata, accepted_at=now, events=events,
+                                   headers=dict(message_headers(message))))
         emitted.extend(events)
         return RecipientResult(recipient=message.to, status=RecipientStatus.ACCEPTED,
                                message_id=message_id, metadata=message.metadata)

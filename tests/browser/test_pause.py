@@ -61,11 +61,11 @@ def test_marketer_pauses_the_sending_campaigns_and_sees_the_esps_answer_live(
     expect(page.locator("#containment")).to_have_attribute("hx-trigger", "every 2s")
     expect(sandbox_row).to_have_attribute("data-outcome", "stopped", timeout=20_000)
     expect(sandbox_row).to_contain_text("Sandbox: campaign paused.")
-    expect(sandbox_row.locator("td").last).to_have_text("6")  # sent before the stop
+    expect(sandbox_row.locator("td.sent-before-stop")).to_have_text("6")  # sent before the stop
     expect(mailchimp_row).to_have_attribute("data-outcome", "stopped", timeout=20_000)
     expect(mailchimp_row).to_contain_text("Mailchimp cancelled the send")
     expect(mailchimp_row).to_contain_text("Cancelled")
-    expect(mailchimp_row.locator("td").last).to_have_text(re.compile(r"1[,.\s]?500"))
+    expect(mailchimp_row.locator("td.sent-before-stop")).to_have_text(re.compile(r"1[,.\s]?500"))
     timeline = page.locator("#timeline-events")
     expect(timeline).to_contain_text("Campaign “Spring sale — VIP early access” stopped at "
                                      "Sandbox")

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,92 @@ def test_the_beat_schedule_is_loaded_from_one_place():
 
     assert settings.CELERY_BEAT_SCHEDULE is BEAT_SCHEDULE
     assert "incidents-check-step-targets" in BEAT_SCHEDULE
+
+
+# --- The production shape as docker-compose.yml and .env.example describe it (issue 12) --
+
+_VAR = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def _compose() -> str:
+    return (ROOT / "docker-compose.yml").read_text()
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _sep, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def _compose_environment() -> dict[str, str]:
+    """What web, worker and beat get: .env (from .env.example) through env_file, overridden
+    by the `environment:` block with ${VAR:-default} resolved against .env."""
+    dotenv = _env_example()
+    block = _compose().split("environment: &env\n", 1)[1]
+    env = dict(dotenv)
+    for line in block.splitlines():
+        if not line.startswith("    ") or ":" not in line:
+            break
+        name, _sep, value = line.strip().partition(": ")
+
+        def resolve(m: re.Match) -> str:
+            if m.group(1) in dotenv:
+                return dotenv[m.group(1)]
+            assert m.group(2) == "-", f"{m.group(1)} must be set in .env.example"
+            return m.group(3)
+
+        env[name] = _VAR.sub(resolve, value)
+    return env
+
+
+def test_check_deploy_passes_with_the_documented_compose_environment():
+    env = _compose_environment()
+    assert env["DJANGO_SECURE_SSL_REDIRECT"] == "true" and env["DJANGO_BEHIND_PROXY"] == "true"
+    assert env["AMENDS_BASE_URL"].startswith("https://")
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_hardening_is_on_even_without_a_dotenv():
+    block = _compose().split("environment: &env\n", 1)[1]
+    for name, default in (("DJANGO_SECURE_SSL_REDIRECT", "true"),
+                          ("DJANGO_SECURE_COOKIES", "true"), ("DJANGO_BEHIND_PROXY", "true"),
+                          ("DJANGO_HSTS_SECONDS", "31536000")):
+        assert f"{name}: ${{{name}:-{default}}}" in block
+
+
+def test_compose_passes_dotenv_to_every_app_container_and_checks_their_health():
+    text = _compose()
+    assert "env_file:\n    - path: .env" in text.split("services:")[0]  # the x-app anchor
+    services = text.split("services:", 1)[1]
+    for name in ("web", "worker", "beat"):
+        block = services.split(f"\n  {name}:\n", 1)[1].split("\n  \n", 1)[0]
+        block = re.split(r"\n  \w", block, maxsplit=1)[0]
+        assert "<<: *app" in block and "healthcheck:" in block, name
+    assert "/healthz" in services and "inspect ping" in services
+
+
+def _setting(name: str, env: dict[str, str]) -> str:
+    result = _manage("shell", "-c", f"from django.conf import settings; "
+                     f"print(repr(settings.{name}))", env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_x_forwarded_proto_is_trusted_only_when_a_proxy_is_declared():
+    assert _setting("SECURE_PROXY_SSL_HEADER", PRODUCTION) == "None"
+    assert _setting("SECURE_PROXY_SSL_HEADER", {**PRODUCTION, "DJANGO_BEHIND_PROXY": "true"}) \
+        == "('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+@pytest.mark.django_db
+def test_healthz_answers_plain_http_on_any_host(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.ALLOWED_HOSTS = ["amends.example.com"]
+    response = client.get("/healthz", HTTP_HOST="127.0.0.1:8000")
+    assert response.status_code == 200 and response.content == b"ok\n"
+    # Every other path still gets the redirect.
+    assert client.get("/accounts/login/", HTTP_HOST="amends.example.com").status_code == 301

@@ -1,5 +1,6 @@
 """Step 2: one request stops every sending or scheduled campaign of the incident; each
-ESP's answer lands on the timeline and in the step-2 panel."""
+ESP's answer lands on the timeline and in the step-2 panel. Afterwards a paused campaign can
+be resumed, and any unfinished one cancelled for good."""
 
 import uuid
 from datetime import timedelta
@@ -10,10 +11,21 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.containment import services as containment
-from incidents.containment.services import ContainmentPanel, incident_campaigns_stop
+from incidents.containment.services import (
+    ContainmentPanel,
+    incident_campaign_control,
+    incident_campaigns_stop,
+)
 from incidents.models import AffectedAudience, EventKind, Kind, StakeholderRole
 from incidents.services import stakeholder_add
-from messaging.models import Campaign, CampaignStatus, CampaignStop, EspAccount, StopOutcome
+from messaging.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignStop,
+    EspAccount,
+    StopOutcome,
+    StopRequest,
+)
 from messaging.stops import campaign_stop_execute
 from tests.factories import declare
 
@@ -343,3 +355,161 @@ def test_wrong_methods_get_405(client, marketer, scene):
 def test_anonymous_is_sent_to_log_in(client, scene):
     response = client.post(url("campaigns-stop", scene["incident"]))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+# --- Resume or cancel one campaign (issue 12) ----------------------------------------------
+
+
+
+def run(enqueued) -> list[CampaignStop]:
+    """What the tasks do: execute every enqueued request not yet run."""
+    done = [campaign_stop_execute(stop_id=i) for i in enqueued.ids]
+    enqueued.ids.clear()
+    return [s for s in done if s is not None]
+
+
+@pytest.fixture
+def paused(scene, marketer, enqueued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_campaigns_stop(incident=scene["incident"], actor=marketer)
+    run(enqueued)
+    scene["sending"].refresh_from_db()
+    assert scene["sending"].status == CampaignStatus.PAUSED
+    return scene
+
+
+def control(scene, marketer, campaign, request, capture):
+    with capture(execute=True):
+        return incident_campaign_control(incident=scene["incident"], campaign_id=campaign.pk,
+                                         request=request, actor=marketer)
+
+
+def test_a_paused_campaign_resumes_and_the_timeline_says_so(
+        paused, marketer, enqueued, django_capture_on_commit_callbacks):
+    stop = control(paused, marketer, paused["sending"], StopRequest.RESUME,
+                   django_capture_on_commit_callbacks)
+    assert stop.request == StopRequest.RESUME and enqueued.ids == [stop.pk]
+    asked = paused["incident"].events.order_by("-id").first()
+    assert asked.actor == marketer and asked.kind == EventKind.STEP
+    assert "asked Sandbox to resume campaign “Spring sale”" in asked.message
+    (settled,) = run(enqueued)
+    assert settled.outcome == StopOutcome.RESUMED and settled.action == "resume"
+    assert Campaign.objects.get(pk=paused["sending"].pk).status == CampaignStatus.SENDING
+    answer = paused["incident"].events.order_by("-id").first()
+    assert answer.message.startswith("Campaign “Spring sale” resumed at Sandbox:")
+    assert answer.kind == EventKind.STEP and answer.data["containment"]["request"] == "resume"
+
+
+def test_a_paused_campaign_is_cancelled_for_good(
+        paused, marketer, enqueued, django_capture_on_commit_callbacks):
+    control(paused, marketer, paused["sending"], StopRequest.CANCEL,
+            django_capture_on_commit_callbacks)
+    assert "asked Sandbox to cancel campaign “Spring sale”" in \
+        paused["incident"].events.order_by("-id").first().message
+    (settled,) = run(enqueued)
+    assert settled.outcome == StopOutcome.STOPPED and settled.action == "cancel"
+    assert Campaign.objects.get(pk=paused["sending"].pk).status == CampaignStatus.CANCELLED
+    assert paused["incident"].events.order_by("-id").first().message.startswith(
+        "Campaign “Spring sale” cancelled at Sandbox:")
+    # Nothing left to resume or cancel.
+    for request in (StopRequest.RESUME, StopRequest.CANCEL):
+        with pytest.raises(ValidationError):
+            control(paused, marketer, paused["sending"], request,
+                    django_capture_on_commit_callbacks)
+
+
+def test_a_sending_campaign_can_be_cancelled_straight_away(
+        scene, marketer, enqueued, django_capture_on_commit_callbacks):
+    control(scene, marketer, scene["sending"], StopRequest.CANCEL,
+            django_capture_on_commit_callbacks)
+    (settled,) = run(enqueued)
+    assert settled.outcome == StopOutcome.STOPPED
+    assert Campaign.objects.get(pk=scene["sending"].pk).status == CampaignStatus.CANCELLED
+
+
+def test_requests_the_campaign_does_not_allow_are_refused_with_a_reason(
+        scene, marketer, enqueued, django_capture_on_commit_callbacks):
+    def refused(campaign, request, match):
+        with pytest.raises(ValidationError, match=match):
+            control(scene, marketer, campaign, request, django_capture_on_commit_callbacks)
+
+    refused(scene["sending"], StopRequest.RESUME, "Only a paused campaign can be resumed")
+    refused(scene["finished"], StopRequest.CANCEL, "nothing left to cancel")
+    other = make_campaign("Someone else's")
+    refused(other, StopRequest.CANCEL, "not one of this incident's campaigns")
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_campaigns_stop(incident=scene["incident"], actor=marketer)
+    refused(scene["sending"], StopRequest.CANCEL, "has not answered")  # stop still open
+    assert CampaignStop.objects.exclude(request=StopRequest.STOP).count() == 0
+
+
+def test_an_esp_that_cannot_resume_says_so_without_being_asked(
+        marketer, enqueued, django_capture_on_commit_callbacks):
+    incident = declare(marketer)
+    campaign = make_campaign("Mailchimp sale", CampaignStatus.PAUSED, label="Mailchimp",
+                             provider="mailchimp")
+    link(incident, campaign)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_campaign_control(incident=incident, campaign_id=campaign.pk,
+                                  request=StopRequest.RESUME, actor=marketer)
+    (settled,) = run(enqueued)
+    assert settled.outcome == StopOutcome.NOT_POSSIBLE and settled.http_status is None
+    answer = incident.events.order_by("-id").first()
+    assert answer.kind == EventKind.ALERT
+    assert answer.message.startswith("Campaign “Mailchimp sale” cannot be resumed at Mailchimp")
+    assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.PAUSED
+
+
+def test_the_panel_offers_what_each_campaign_allows(paused):
+    rows = {r.campaign.name: r for r in ContainmentPanel(paused["incident"]).rows}
+    assert rows["Spring sale"].resumable and rows["Spring sale"].cancellable
+    assert not rows["Newsletter"].resumable and not rows["Newsletter"].cancellable
+
+
+# --- Views --------------------------------------------------------------------------------
+
+def control_url(name, scene, campaign):
+    return reverse(f"incidents:{name}", args=[scene["incident"].pk, campaign.pk])
+
+
+def test_the_buttons_are_in_the_step_2_panel(client, marketer, paused):
+    body = login(client, marketer).get(url("incident-detail", paused["incident"])).content.decode()
+    resume = control_url("campaign-resume", paused, paused["sending"])
+    cancel = control_url("campaign-cancel", paused, paused["sending"])
+    assert f'action="{resume}"' in body and f'action="{cancel}"' in body
+    assert f'id="campaign-resume-{paused["sending"].pk}"' in body
+    assert f'id="campaign-resume-{paused["finished"].pk}"' not in body
+
+
+def test_resume_with_a_plain_form_post(client, marketer, paused, enqueued):
+    response = login(client, marketer).post(
+        control_url("campaign-resume", paused, paused["sending"]))
+    assert response.status_code == 302 and response["Location"].endswith("#containment")
+    assert CampaignStop.objects.filter(request=StopRequest.RESUME).count() == 1
+
+
+def test_cancel_over_htmx_returns_the_panel_with_the_timeline(client, marketer, paused,
+                                                              enqueued):
+    response = login(client, marketer).post(
+        control_url("campaign-cancel", paused, paused["sending"]), HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    assert 'hx-trigger="every 2s"' in body and "to cancel campaign" in body
+
+
+def test_a_refused_request_shows_its_reason_in_the_panel(client, marketer, scene, enqueued):
+    response = login(client, marketer).post(
+        control_url("campaign-resume", scene, scene["sending"]), HTTP_HX_REQUEST="true")
+    assert "Only a paused campaign can be resumed" in response.content.decode()
+
+
+def test_resume_and_cancel_manager_403_get_405_anonymous_login(client, manager, paused,
+                                                               enqueued):
+    for name in ("campaign-resume", "campaign-cancel"):
+        target = control_url(name, paused, paused["sending"])
+        client.logout()
+        response = client.post(target)
+        assert response.status_code == 302 and "login" in response["Location"]
+        assert login(client, manager).post(target).status_code == 403
+        assert login(client, manager).get(target).status_code == 405
+    assert CampaignStop.objects.exclude(request=StopRequest.STOP).count() == 0

@@ -108,6 +108,8 @@ def send_worker(send_esp, django_db_setup, django_db_blocker):
         "AMENDS_SEND_CLAIM_GRACE": "1", "AMENDS_SEND_SETTLE": "0.5",
         "AMENDS_ESP_BACKOFF_BASE": "0.02", "AMENDS_ESP_BACKOFF_MAX": "0.2",
         "AMENDS_ESP_MAX_ATTEMPTS": "6",
+        "AMENDS_SANDBOX_REDIS_PREFIX": settings.AMENDS_ESP["SANDBOX_REDIS_PREFIX"],
+        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", ""),
     })
     worker.start()
     try:

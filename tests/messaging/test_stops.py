@@ -1,6 +1,7 @@
 """Stopping one campaign at its ESP: accounts from the environment, the service against
 loopback ESPs, retries, and the task."""
 
+import logging
 import uuid
 from datetime import timedelta
 
@@ -313,8 +314,13 @@ def test_the_task_waits_as_long_as_the_esp_asks():
 
 
 @pytest.mark.django_db
-def test_the_task_ignores_a_stop_that_is_gone():
-    campaign_stop_run.apply(args=[999_999])  # logs and returns
+def test_the_task_ignores_a_stop_that_is_gone(caplog):
+    with caplog.at_level(logging.INFO, logger="messaging.tasks"):
+        # throw=True: an exception inside the task fails this test instead of being kept
+        # quietly in the eager result.
+        result = campaign_stop_run.apply(args=[999_999], throw=True)
+    assert result.successful() and result.result is None
+    assert "campaign stop 999999: nothing to do" in caplog.text
 
 
 def test_brevo_adapter_is_what_brevo_accounts_get(settings):

@@ -55,7 +55,9 @@ def test_the_json_is_what_json_dumps_would_write(adapter):
     entry = json.loads(sender.encode(message))
     assert entry["To"] == formataddr(('Zoë "Z" Ünal', "p3@example.test"))
     assert entry["ReplyTo"] == "help@shop.test"
-    assert entry["Headers"] == [{"Name": "X-Tag", "Value": "apology"}]
+    assert entry["Headers"][0] == {"Name": "X-Tag", "Value": "apology"}
+    # and the recipient's own unsubscribe link (tests/messaging/test_unsubscribe.py)
+    assert entry["Headers"][1]["Name"] == "List-Unsubscribe"
 
 
 def test_inactive_recipients_are_rejected_the_rest_accepted(adapter, postmark_esp):

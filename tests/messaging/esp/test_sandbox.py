@@ -1,3 +1,4 @@
+import os
 import uuid
 from collections import Counter
 
@@ -149,6 +150,31 @@ def test_redis_store_keeps_messages_across_adapters(redis_store):
     assert len(again.lookup_messages({})) == 2
     again.register_campaign("c", status="scheduled")
     assert first.cancel_campaign("c").ok
+
+
+def test_every_key_of_the_redis_store_expires():
+    store = RedisSandboxStore(settings.REDIS_URL, prefix=f"test-sandbox-{uuid.uuid4().hex}",
+                              ttl=120)
+    try:
+        esp = sandbox(seed=2, store=store)
+        esp.send_batch([msg(1), msg(2, broadcast=9)])
+        esp.register_campaign("c", status="sending")
+        esp.pause_campaign("c")
+        keys = list(store.redis.scan_iter(match=f"{store.prefix}:*"))
+        assert len(keys) >= 6  # seq, all, two messages, metadata sets, campaign
+        assert all(0 < store.redis.ttl(k) <= 120 for k in keys)
+    finally:
+        store.clear()
+
+
+def test_the_products_store_is_this_test_sessions_own(settings):
+    from messaging.esp.registry import default_adapter
+
+    store = default_adapter().store
+    assert isinstance(store, RedisSandboxStore)
+    assert store.prefix == settings.AMENDS_ESP["SANDBOX_REDIS_PREFIX"]
+    assert store.prefix == f"amends-test-{os.getpid()}:sandbox"  # never a shared prefix
+    assert store.ttl == settings.AMENDS_ESP["SANDBOX_TTL"] == 3600
 
 
 def test_in_memory_store_is_the_default():
