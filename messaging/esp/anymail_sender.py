@@ -43,7 +43,8 @@ from .base import (
     SentMessage,
     StopAction,
 )
-from .httpclient import RetryPolicy, describe, parse_retry_after
+from .batch import group_for_batches
+from .httpclient import Refused, RetryPolicy, describe, never_sent, parse_retry_after, retry_refused
 
 logger = logging.getLogger(__name__)
 
@@ -56,42 +57,6 @@ STATUS_FROM_ANYMAIL = {
     "failed": RecipientStatus.FAILED,
     "unknown": RecipientStatus.UNKNOWN,
 }
-
-
-def _content_key(message: OutgoingMessage) -> tuple:
-    return (message.subject, message.html, message.text, message.from_email,
-            tuple(message.reply_to), tuple(sorted(message.headers.items())))
-
-
-def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int
-                      ) -> list[list[int]]:
-    """Indexes of `messages` grouped by identical content, at most `max_per_call` each,
-    with each recipient at most once per group."""
-    groups: list[list[int]] = []
-    open_groups: dict[tuple, list[tuple[list[int], set[str]]]] = {}
-    for index, message in enumerate(messages):
-        address = message.to.lower()
-        candidates = open_groups.setdefault(_content_key(message), [])
-        for members, seen in candidates:
-            if len(members) < max_per_call and address not in seen:
-                members.append(index)
-                seen.add(address)
-                break
-        else:
-            members = [index]
-            candidates.append((members, {address}))
-            groups.append(members)
-    return groups
-
-
-def _never_sent(exc: BaseException | None) -> bool:
-    """True when the request provably did not reach the ESP (no TCP connection)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.ConnectionError) and exc.args:
-        reason = getattr(exc.args[0], "reason", None)
-        return type(reason).__name__ == "NewConnectionError"
-    return False
 
 
 class AnymailSender:
@@ -160,38 +125,31 @@ class AnymailSender:
 
     def _send_group(self, connection: Any, batch: list[OutgoingMessage]
                     ) -> list[RecipientResult]:
-        for attempt in range(1, self.retry.max_attempts + 1):
+        outcome: list[RecipientResult] = []
+
+        def attempt() -> AnymailMessage:
             message = self._build(connection, batch)
             try:
                 message.send()
             except AnymailAPIError as exc:
                 status = getattr(exc, "status_code", None)
                 cause = exc.__cause__
-                definitely_not_taken = status in self.retry_statuses or (
-                    status is None and _never_sent(cause))
-                if not definitely_not_taken:
-                    return self._failed_call(batch, exc, status)
-                response = getattr(exc, "response", None)
-                retry_after = parse_retry_after(
-                    response.headers.get("Retry-After") if response is not None else None)
-                problem = f"HTTP {status}" if status else f"connection failed: {cause}"
-                if attempt == self.retry.max_attempts or (
-                        retry_after is not None and retry_after > self.retry.max_retry_after):
-                    raise EspTemporaryError(
-                        f"{self.esp_name}: sending still refused after {attempt} "
-                        f"attempt{'s' if attempt != 1 else ''} ({problem}); nothing was sent",
-                        provider=self.esp_name, http_status=status, attempts=attempt,
-                        retry_after=retry_after, detail=problem) from exc
-                delay = retry_after if retry_after is not None \
-                    else self.retry.backoff(attempt, self.rng)
-                logger.info("%s send refused (%s); retry %d in %.2fs", self.esp_name,
-                            problem, attempt, delay)
-                self.sleep(delay)
-                continue
+                if status in self.retry_statuses or (status is None and never_sent(cause)):
+                    response = getattr(exc, "response", None)
+                    raise Refused(
+                        f"HTTP {status}" if status else f"connection failed: {cause}",
+                        status=status, retry_after=parse_retry_after(
+                            response.headers.get("Retry-After") if response is not None
+                            else None)) from exc
+                outcome.extend(self._failed_call(batch, exc, status))
             except AnymailError as exc:  # built wrong (unsupported feature, bad address...)
-                return [self._result(m, RecipientStatus.FAILED, error=str(exc)) for m in batch]
-            return self._read_status(message, batch)
-        raise AssertionError("unreachable")  # pragma: no cover
+                outcome.extend(self._result(m, RecipientStatus.FAILED, error=str(exc))
+                               for m in batch)
+            return message
+
+        message = retry_refused(attempt, policy=self.retry, sleep=self.sleep, rng=self.rng,
+                                esp_name=self.esp_name, provider=self.esp_name)
+        return outcome or self._read_status(message, batch)
 
     def _failed_call(self, batch: list[OutgoingMessage], exc: AnymailAPIError,
                      status: int | None) -> list[RecipientResult]:
