@@ -242,10 +242,10 @@ class HttpBatchSender:
         """The request body for one call, and its content type."""
         raise NotImplementedError
 
-    def read(self, chunk: Sequence[OutgoingMessage], status: int, body: Any
-             ) -> list[RecipientResult] | None:
-        """One result per message from the ESP's answer; None: the answer does not say
-        (the HTTP status decides)."""
+    def read(self, chunk: Sequence[OutgoingMessage], status: int, body: Any,
+             headers: Mapping[str, str]) -> list[RecipientResult] | None:
+        """One result per message from the ESP's answer (status, parsed body, headers);
+        None: the answer does not say (the HTTP status decides)."""
         raise NotImplementedError
 
     # --- shared --------------------------------------------------------------------------
@@ -315,8 +315,8 @@ class HttpBatchSender:
         answer = json_or_text(response) if response.content else None
         if 200 <= status < 300 or status in self.read_statuses:
             try:
-                read = self.read(chunk, status, answer) if not isinstance(answer, str) \
-                    else None
+                read = None if isinstance(answer, str) \
+                    else self.read(chunk, status, answer, response.headers)
             except (ValueError, KeyError, TypeError, AttributeError, IndexError):
                 read = None
             if read is not None:

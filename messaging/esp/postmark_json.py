@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email.utils import formataddr
 from typing import Any
 
@@ -111,8 +111,8 @@ class PostmarkJsonSender(HttpBatchSender):
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
         return "[" + ",".join(self.encode_one(m) for m in chunk) + "]", "application/json"
 
-    def read(self, chunk: Sequence[OutgoingMessage], status: int, body: Any
-             ) -> list[RecipientResult] | None:
+    def read(self, chunk: Sequence[OutgoingMessage], status: int, body: Any,
+             headers: Mapping[str, str]) -> list[RecipientResult] | None:
         if not isinstance(body, list) or len(body) != len(chunk):
             return None
         out = []
