@@ -335,6 +335,19 @@ def run(args) -> None:
                                    "die voor een ander land bedoeld was. Sorry!"})
         return incident, audience.affected_count
 
+    def campaign_of_part(account, ref: str, size: int, order: str):
+        """Another faulty campaign on `account`, sent to `size` of the subscribers."""
+        part = Campaign.objects.create(esp_account=account, esp_campaign_id=ref,
+                                       name=f"Bench {ref}", subject="Sale", status="sent",
+                                       started_at=timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, subscriber_id, "
+                f"sent_at, esp_message_id) SELECT %s, id, now(), %s || id FROM "
+                f"{Subscriber._meta.db_table} ORDER BY id{order} LIMIT %s",
+                [part.pk, f"{ref}-", size])
+        return part
+
     tmp = ROOT / "var"
     tmp.mkdir(exist_ok=True)
     esp = counting_postmark().start()
@@ -397,16 +410,7 @@ def run(args) -> None:
         # 3. pause latency: a second apology to part of the audience
         esp.counts.clear()
         esp.total = 0
-        part = Campaign.objects.create(esp_account=campaign.esp_account,
-                                       esp_campaign_id="bench-2", name="Bench part",
-                                       subject="Sale", status="sent",
-                                       started_at=timezone.now())
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, subscriber_id, "
-                f"sent_at, esp_message_id) SELECT %s, id, now(), 'p-' || id FROM "
-                f"{Subscriber._meta.db_table} ORDER BY id LIMIT %s",
-                [part.pk, args.pause_audience])
+        part = campaign_of_part(campaign.esp_account, "bench-2", args.pause_audience, "")
         incident2, _n = incident_with_apology("Pauses", part)
         second = apology_send_start(incident=incident2, actor=user, provider="postmark",
                                     parallelism=args.concurrency)
@@ -437,16 +441,7 @@ def run(args) -> None:
         worker = None
         sandbox_account = EspAccount.objects.create(label="Sandbox defaults",
                                                     provider="sandbox")
-        third = Campaign.objects.create(esp_account=sandbox_account,
-                                        esp_campaign_id="bench-3", name="Bench defaults",
-                                        subject="Sale", status="sent",
-                                        started_at=timezone.now())
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, subscriber_id, "
-                f"sent_at, esp_message_id) SELECT %s, id, now(), 'd-' || id FROM "
-                f"{Subscriber._meta.db_table} ORDER BY id DESC LIMIT %s",
-                [third.pk, args.defaults_audience])
+        third = campaign_of_part(sandbox_account, "bench-3", args.defaults_audience, " DESC")
         incident3, _n = incident_with_apology("Defaults", third)
         worker = start_worker(None, queue, args.concurrency, tmp / "bench-fanout-worker.log")
         click = timezone.now()

@@ -24,13 +24,13 @@ from datetime import datetime
 from email.utils import formataddr
 from typing import Any
 
-import requests
 from anymail.exceptions import AnymailAPIError, AnymailError
 from anymail.message import AnymailMessage
 from django.core.mail import get_connection
 from django.utils.translation import gettext_lazy as _
 
 from .base import (
+    BatchSender,
     Capabilities,
     ControlResult,
     EspAdapter,
@@ -43,7 +43,7 @@ from .base import (
     SentMessage,
     StopAction,
 )
-from .batch import group_for_batches
+from .batch import group_for_batches, json_or_text, result
 from .httpclient import Refused, RetryPolicy, describe, never_sent, parse_retry_after, retry_refused
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class AnymailSender:
     def _failed_call(self, batch: list[OutgoingMessage], exc: AnymailAPIError,
                      status: int | None) -> list[RecipientResult]:
         response = getattr(exc, "response", None)
-        words = describe(_json_or_text(response)) if response is not None else str(exc.__cause__
+        words = describe(json_or_text(response)) if response is not None else str(exc.__cause__
                                                                                    or exc)
         if status is not None and 400 <= status < 500:
             verdict = RecipientStatus.FAILED
@@ -184,19 +184,7 @@ class AnymailSender:
             out.append(self._result(m, verdict, message_id=status.message_id, error=error))
         return out
 
-    @staticmethod
-    def _result(message: OutgoingMessage, status: RecipientStatus, *,
-                message_id: str | None = None, error: str = "") -> RecipientResult:
-        return RecipientResult(recipient=message.to, status=status,
-                               message_id=str(message_id) if message_id else None,
-                               error=error, metadata=message.metadata)
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
+    _result = staticmethod(result)
 
 
 ANYMAIL_CAPABILITIES = Capabilities(
@@ -211,13 +199,14 @@ ANYMAIL_CAPABILITIES = Capabilities(
 
 
 class AnymailAdapter(EspAdapter):
-    """An ESP we only send through (no campaign control in its API)."""
+    """An ESP we only send through (no campaign control in its API); `sender` is any
+    BatchSender (an AnymailSender, or one of the HTTP batch senders: send_only.py)."""
 
     provider = "anymail"
     display_name = "Anymail"
     capabilities = ANYMAIL_CAPABILITIES
 
-    def __init__(self, *, sender: AnymailSender) -> None:
+    def __init__(self, *, sender: BatchSender) -> None:
         self.sender = sender
 
     def _unsupported(self) -> EspError:

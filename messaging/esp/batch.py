@@ -51,6 +51,7 @@ from .httpclient import (
     Refused,
     RetryPolicy,
     describe,
+    esp_session,
     never_sent,
     parse_retry_after,
     retry_refused,
@@ -228,13 +229,7 @@ class HttpBatchSender:
         self.timeout = timeout
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self.session = session or requests.Session()
-        self.session.headers.update({"Accept": "application/json",
-                                     "User-Agent": "Amends (incident response)"})
-        if headers:
-            self.session.headers.update(headers)
-        if auth is not None:
-            self.session.auth = auth
+        self.session = esp_session(session, headers=headers, auth=auth)
         self._bodies: dict[tuple, Any] = {}
 
     # --- what subclasses write -----------------------------------------------------------

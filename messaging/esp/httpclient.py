@@ -132,6 +132,18 @@ def retry_refused(attempt: Callable[[], T], *, policy: RetryPolicy,
     raise AssertionError(f"unreachable: {last}")  # pragma: no cover
 
 
+def esp_session(session: requests.Session | None = None, *,
+                headers: Mapping[str, str] | None = None, auth: Any = None
+                ) -> requests.Session:
+    """One keep-alive session for an ESP account, with our headers and its auth."""
+    session = session or requests.Session()
+    session.headers.update({"Accept": "application/json",
+                            "User-Agent": "Amends (incident response)", **(headers or {})})
+    if auth is not None:
+        session.auth = auth
+    return session
+
+
 @dataclass(frozen=True)
 class EspResponse:
     status: int
@@ -164,13 +176,7 @@ class EspHttpClient:
         self.retry = retry or RetryPolicy.from_settings()
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self.session = session or requests.Session()
-        self.session.headers.update({"Accept": "application/json",
-                                     "User-Agent": "Amends (incident response)"})
-        if headers:
-            self.session.headers.update(headers)
-        if auth is not None:
-            self.session.auth = auth
+        self.session = esp_session(session, headers=headers, auth=auth)
 
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: Mapping[str, str] | None = None,

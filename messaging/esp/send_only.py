@@ -3,22 +3,12 @@ Mandrill): their batch sender, and honest words about what they cannot stop."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from .base import (
-    Capabilities,
-    ControlResult,
-    EspAdapter,
-    EspNotSupported,
-    OutgoingMessage,
-    RecipientResult,
-    SentMessage,
-    StopAction,
-)
+from .anymail_sender import AnymailAdapter
+from .base import Capabilities, StopAction
 from .batch import HttpBatchSender
 from .mailgun_batch import MailgunBatchSender
 from .mailjet_batch import MailjetBatchSender
@@ -31,35 +21,15 @@ def _capabilities(words: Any) -> Capabilities:
                         stop_action=StopAction.NONE, explanation=words)
 
 
-class SendOnlyAdapter(EspAdapter):
-    """Sends through `sender_class`; campaign control is not offered."""
+class SendOnlyAdapter(AnymailAdapter):
+    """Sends through `sender_class` (an HTTP batch sender); campaign control is not
+    offered (pause / resume / cancel raise EspNotSupported with `capabilities`' words)."""
 
     sender_class: type[HttpBatchSender]
     merges_client_side = True
 
     def __init__(self, **options: Any) -> None:
-        self.sender = self.sender_class(**options)
-
-    def _unsupported(self) -> EspNotSupported:
-        return EspNotSupported(str(self.capabilities.explanation), provider=self.provider)
-
-    def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
-                       ) -> ControlResult:
-        raise self._unsupported()
-
-    def resume_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
-                        ) -> ControlResult:
-        raise self._unsupported()
-
-    def cancel_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
-                        ) -> ControlResult:
-        raise self._unsupported()
-
-    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[RecipientResult]:
-        return self.sender.send_batch(messages)
-
-    def lookup_messages(self, metadata: Mapping[str, str]) -> list[SentMessage]:
-        return self.sender.lookup_messages(metadata)
+        super().__init__(sender=self.sender_class(**options))
 
 
 class MailgunAdapter(SendOnlyAdapter):

@@ -26,8 +26,10 @@ from .server import FaultPlan, LoopbackServer, RecordedCall, Reply
 class _Deliveries:
     """Mixin: the accepted messages and their counts."""
 
-    deliveries: list[dict[str, Any]]
-    refuse: set[str]
+    def __init__(self, **kwargs: Any) -> None:
+        self.deliveries: list[dict[str, Any]] = []
+        self.refuse: set[str] = set()
+        super().__init__(**kwargs)
 
     def _accept(self, recipient: str, *, subject: str = "", html: str = "", text: str = "",
                 metadata: dict[str, str] | None = None, message_id: str = "") -> str:
@@ -48,6 +50,10 @@ class _Deliveries:
         return next(d for d in self.deliveries if d["recipient"] == recipient)
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def _fill(text: str, pattern: str, values: dict[str, Any], *, escape_html: bool = False
           ) -> str:
     def repl(match: re.Match) -> str:
@@ -61,10 +67,6 @@ def _fill(text: str, pattern: str, values: dict[str, Any], *, escape_html: bool 
 # --- SendGrid: /v3/mail/send with personalizations -----------------------------------------
 
 class SendGridBatchLoopback(_Deliveries, SendGridLoopback):
-    def __init__(self, **kwargs: Any) -> None:
-        self.refuse: set[str] = set()
-        super().__init__(**kwargs)
-
     def mail_send(self, call: RecordedCall, match: re.Match) -> Reply:
         if (denied := self._auth(call)) is not None:
             return denied
@@ -108,8 +110,6 @@ class MailgunLoopback(_Deliveries, LoopbackServer):
                  faults: FaultPlan | None = None) -> None:
         self.api_key = api_key
         self.domain = domain
-        self.deliveries: list[dict[str, Any]] = []
-        self.refuse: set[str] = set()
         super().__init__(faults=faults)
 
     def fault_body(self, status: int) -> Any:
@@ -119,8 +119,7 @@ class MailgunLoopback(_Deliveries, LoopbackServer):
         self.route("POST", r"/v3/(?P<domain>[^/]+)/messages", self.messages)
 
     def messages(self, call: RecordedCall, match: re.Match) -> Reply:
-        expected = "Basic " + base64.b64encode(f"api:{self.api_key}".encode()).decode()
-        if call.header("Authorization") != expected:
+        if call.header("Authorization") != _basic("api", self.api_key):
             return Reply(401, "Forbidden")
         if match["domain"] != self.domain:
             return Reply(404, {"message": "Domain not found"})
@@ -155,11 +154,6 @@ class MailgunLoopback(_Deliveries, LoopbackServer):
 # --- SparkPost: /api/v1/transmissions with inline recipients --------------------------------
 
 class SparkPostBatchLoopback(_Deliveries, SparkPostLoopback):
-    def __init__(self, **kwargs: Any) -> None:
-        self.deliveries: list[dict[str, Any]] = []
-        self.refuse: set[str] = set()
-        super().__init__(**kwargs)
-
     def setup_routes(self) -> None:
         super().setup_routes()
         self.route("POST", r"/api/v1/transmissions", self.transmission)
@@ -204,8 +198,6 @@ class SesLoopback(_Deliveries, LoopbackServer):
                  faults: FaultPlan | None = None) -> None:
         self.access_key = access_key
         self.secret_key = secret_key
-        self.deliveries: list[dict[str, Any]] = []
-        self.refuse: set[str] = set()
         self.throttle: set[str] = set()  # addresses answered ACCOUNT_THROTTLED
         super().__init__(faults=faults)
 
@@ -262,11 +254,6 @@ class SesLoopback(_Deliveries, LoopbackServer):
 # --- Brevo: /v3/smtp/email with messageVersions ---------------------------------------------
 
 class BrevoBatchLoopback(_Deliveries, BrevoLoopback):
-    def __init__(self, **kwargs: Any) -> None:
-        self.deliveries: list[dict[str, Any]] = []
-        self.refuse: set[str] = set()
-        super().__init__(**kwargs)
-
     def setup_routes(self) -> None:
         super().setup_routes()
         self.route("POST", r"/v3/smtp/email", self.smtp_email)
@@ -312,8 +299,6 @@ class MailjetLoopback(_Deliveries, LoopbackServer):
                  faults: FaultPlan | None = None) -> None:
         self.api_key = api_key
         self.secret_key = secret_key
-        self.deliveries: list[dict[str, Any]] = []
-        self.refuse: set[str] = set()
         super().__init__(faults=faults)
 
     def fault_body(self, status: int) -> Any:
@@ -324,9 +309,7 @@ class MailjetLoopback(_Deliveries, LoopbackServer):
         self.route("POST", r"/v3\.1/send", self.send)
 
     def send(self, call: RecordedCall, match: re.Match) -> Reply:
-        expected = "Basic " + base64.b64encode(
-            f"{self.api_key}:{self.secret_key}".encode()).decode()
-        if call.header("Authorization") != expected:
+        if call.header("Authorization") != _basic(self.api_key, self.secret_key):
             return Reply(401, {"ErrorMessage": "API key authentication/authorization failure",
                                "StatusCode": 401})
         messages = (call.json or {}).get("Messages")
@@ -366,8 +349,6 @@ class MandrillLoopback(_Deliveries, LoopbackServer):
     def __init__(self, *, api_key: str = "md-loopback", faults: FaultPlan | None = None
                  ) -> None:
         self.api_key = api_key
-        self.deliveries: list[dict[str, Any]] = []
-        self.refuse: set[str] = set()  # rejected (on the rejection denylist)
         super().__init__(faults=faults)
 
     def fault_body(self, status: int) -> Any:

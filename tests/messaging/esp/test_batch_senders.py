@@ -226,7 +226,7 @@ def test_a_broadcast_settles_each_row_from_the_batch_answer(spec, marketer):
 
     world = sendable_incident(marketer, 12, excluded=0)
     broadcast = apology_send_start(incident=world.incident, actor=marketer,
-                                   rate_per_second=100_000, batch_size=5)
+                                   batch_size=5)
     with spec.loopback() as server:
         refused = sorted(world.included)[3]
         server.refuse.add(refused)
