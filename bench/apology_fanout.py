@@ -8,20 +8,26 @@ recipients of a faulty campaign with generate_series, computes the affected audi
 the product, starts a loopback Postmark that takes up to 1,000 messages a call, and a real
 `celery worker` (prefork, --concurrency as in production: one process per core) on Redis.
 
-1. raw: one client process posts the same per-recipient /email/batch JSON (the product's
-   rendered body with the name replaced, json.dumps), 1,000 a call, back to back: no
-   database, no Celery, no ledger. Measured before and after the product (the machine is
-   shared) and averaged.
-2. product: apology_send_start (guard, linter, one INSERT … SELECT of the ledger), then the
-   workers fan out until the broadcast is completed. Throughput = recipients / (completion
-   − start); the ledger's materialisation is timed and printed separately.
+1. raw: as many client processes as the product has worker processes (--concurrency) post
+   the same per-recipient /email/batch JSON (the product's rendered body with the name
+   replaced, json.dumps), 1,000 a call, back to back: no database, no Celery, no ledger.
+   Rate = messages / (last process's end − first process's start). Measured before and
+   after the product (the machine is shared) and averaged.
+2. product: timed from the click — the send service call (guard, linter, one INSERT …
+   SELECT of the ledger) — to the last settled row. The ESP account holds the loopback's
+   limits (no rate limit, 1,000 a call) and the send uses them as the send form would, with
+   no override. The set-up time is printed separately, and the ratio without it too.
+4. defaults: one more send, on the sandbox ESP, with the send form's defaults for a
+   sandbox account that sets no limits of its own (5,000/s, 1,000 a call): its throughput.
 3. pause: a second apology to part of the audience, paused at random moments and resumed;
    latency = how long apology_send_pause takes to commit (it waits for batches in flight),
    sends after pause = messages the ESP received after that commit.
 
 Prints, as its last lines:
-    apology_fanout ratio=<product/raw> product=<msg/s> raw=<msg/s>
+    apology_fanout ratio=<product/raw, like for like, set-up included> product=<msg/s>
+        raw=<msg/s> processes=<n> setup=<s> ratio_without_setup=<x>
     pause_latency p95=<s> sends_after_pause=<n>
+    defaults: sandbox <msg/s> at rate=<limit>/s batch=<n> (<n> recipients)
 Connection: BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL
 (default redis://127.0.0.1:6379/14).
 """
@@ -130,15 +136,15 @@ def counting_postmark():
 
 RAW_CLIENT = r"""
 import json, sys, time, requests
-url, token, total, batch, html, text = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
-    int(sys.argv[4]), open(sys.argv[5]).read(), open(sys.argv[6]).read()
+url, token, first, total, batch, html, text = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
+    int(sys.argv[4]), int(sys.argv[5]), open(sys.argv[6]).read(), open(sys.argv[7]).read()
 session = requests.Session()
 headers = {"X-Postmark-Server-Token": token, "Content-Type": "application/json",
            "Accept": "application/json"}
-start = time.perf_counter()
-for offset in range(0, total, batch):
+start = time.time()
+for offset in range(first, first + total, batch):
     body = []
-    for i in range(offset, min(offset + batch, total)):
+    for i in range(offset, min(offset + batch, first + total)):
         name = f"Raw{i}"
         body.append({"From": "Northwind <care@northwind.test>",
                      "To": f"{name} Bench <raw{i}@bench.test>",
@@ -149,30 +155,46 @@ for offset in range(0, total, batch):
     r = session.post(url + "/email/batch", data=json.dumps(body), headers=headers, timeout=60)
     r.raise_for_status()
     r.json()
-print(total / (time.perf_counter() - start))
+print(start, time.time())
 """
 
 
-def raw_rate(esp, total: int, html: str, text: str, tmp: Path) -> float:
+def raw_rate(esp, total: int, html: str, text: str, tmp: Path, processes: int) -> float:
+    """`processes` raw clients at once, each its share; messages / wall-clock span."""
     (tmp / "raw.html").write_text(html)
     (tmp / "raw.txt").write_text(text)
-    out = subprocess.run([sys.executable, "-c", RAW_CLIENT, esp.url, TOKEN, str(total),
-                          str(BATCH), str(tmp / "raw.html"), str(tmp / "raw.txt")],
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
+    share = -(-total // processes)
+    procs = [subprocess.Popen([sys.executable, "-c", RAW_CLIENT, esp.url, TOKEN,
+                               str(n * share), str(min(share, total - n * share)), str(BATCH),
+                               str(tmp / "raw.html"), str(tmp / "raw.txt")],
+                              stdout=subprocess.PIPE, text=True)
+             for n in range(processes)]
+    spans = []
+    for proc in procs:
+        out, _err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"raw client failed ({proc.returncode})")
+        spans.append(tuple(map(float, out.split())))
+    return total / (max(end for _s, end in spans) - min(start for start, _e in spans))
 
 
 # --- The worker ------------------------------------------------------------------------------
 
 def start_worker(esp, queue: str, concurrency: int, log: Path) -> subprocess.Popen:
+    """A worker sending through the loopback Postmark, or (esp=None) the sandbox ESP."""
     from config.celery import app
 
     node = f"bench-{uuid.uuid4().hex[:8]}@localhost"
     env = {**os.environ, "DATABASE_URL": f"{SERVER}/{DB}", "REDIS_URL": REDIS,
-           "CELERY_TASK_DEFAULT_QUEUE": queue, "AMENDS_EMBEDDED": "1",
-           "AMENDS_SEND_PROVIDER": "postmark",
-           "AMENDS_SEND_ESP_OPTIONS": json.dumps({"server_token": TOKEN, "base_url": esp.url,
-                                                  "max_per_call": BATCH})}
+           "CELERY_TASK_DEFAULT_QUEUE": queue, "AMENDS_EMBEDDED": "1"}
+    if esp is not None:
+        options = {"server_token": TOKEN, "base_url": esp.url, "max_per_call": BATCH}
+        env.update({"AMENDS_SEND_PROVIDER": "postmark",
+                    "AMENDS_SEND_ESP_OPTIONS": json.dumps(options),
+                    # the same credentials as the account's secret variables (issue 15)
+                    "AMENDS_ESP_ACCOUNTS": json.dumps({"Bench": options})})
+    else:
+        env.update({"AMENDS_SEND_PROVIDER": "sandbox", "AMENDS_SEND_ESP_OPTIONS": "{}"})
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
          f"--concurrency={concurrency}", "-Q", queue, "-n", node, "--loglevel=WARNING",
@@ -208,10 +230,12 @@ def profile(args, incident, user, esp) -> None:
     from incidents.apology.send import apology_send_start
     from messaging import broadcasts
     from messaging.esp.postmark import PostmarkAdapter
+    from messaging.models import EspAccount
 
     settings.AMENDS_SEND["OPTIONS"] = {}
+    EspAccount.objects.filter(label="Bench").update(rate_per_second=1_000_000,
+                                                    batch_size=BATCH)
     broadcast = apology_send_start(incident=incident, actor=user, provider="postmark",
-                                   batch_size=BATCH, rate_per_second=1_000_000,
                                    parallelism=1)
     from config.celery import app
 
@@ -237,6 +261,8 @@ def main() -> None:
                         help="messages for the raw rate (a rate; fewer is enough)")
     parser.add_argument("--pauses", type=int, default=20)
     parser.add_argument("--pause-audience", type=int, default=200_000)
+    parser.add_argument("--defaults-audience", type=int, default=100_000,
+                        help="recipients of the send with the form's defaults (sandbox)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--profile", type=int, default=0,
                         help="run this many batches in this process under cProfile, print "
@@ -266,7 +292,7 @@ def run(args) -> None:
     django.setup()
     from django.core.management import call_command
     from django.db import connection, transaction
-    from django.db.models import Count
+    from django.db.models import Count, Max
     from django.utils import timezone
 
     from accounts.roles import Role
@@ -276,7 +302,7 @@ def run(args) -> None:
     from incidents.apology.services import apology_save
     from incidents.assessment.services import affected_audience_compute
     from incidents.services import incident_declare
-    from messaging.models import Broadcast, Campaign, CampaignRecipient, Delivery
+    from messaging.models import Broadcast, Campaign, CampaignRecipient, Delivery, EspAccount
     from messaging.services import brand_template_ensure_demo
 
     call_command("migrate", verbosity=0)
@@ -309,6 +335,19 @@ def run(args) -> None:
                                    "die voor een ander land bedoeld was. Sorry!"})
         return incident, audience.affected_count
 
+    def campaign_of_part(account, ref: str, size: int, order: str):
+        """Another faulty campaign on `account`, sent to `size` of the subscribers."""
+        part = Campaign.objects.create(esp_account=account, esp_campaign_id=ref,
+                                       name=f"Bench {ref}", subject="Sale", status="sent",
+                                       started_at=timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, subscriber_id, "
+                f"sent_at, esp_message_id) SELECT %s, id, now(), %s || id FROM "
+                f"{Subscriber._meta.db_table} ORDER BY id{order} LIMIT %s",
+                [part.pk, f"{ref}-", size])
+        return part
+
     tmp = ROOT / "var"
     tmp.mkdir(exist_ok=True)
     esp = counting_postmark().start()
@@ -321,9 +360,10 @@ def run(args) -> None:
         body = _render_bodies(incident.apology)["en"]
         print(f"message size: html {len(body['html']):,} B, text {len(body['text']):,} B")
         raw_total = min(args.raw, args.recipients)
-        raw_before = raw_rate(esp, raw_total, body["html"], body["text"], tmp)
+        processes = args.concurrency
+        raw_before = raw_rate(esp, raw_total, body["html"], body["text"], tmp, processes)
         print(f"raw (before): {raw_before:,.0f} msg/s over {raw_total:,} messages "
-              f"(one client process, {BATCH} a call)")
+              f"({processes} client processes, {BATCH} a call)")
         esp.counts.clear()
         esp.total = 0
 
@@ -331,49 +371,48 @@ def run(args) -> None:
             profile(args, incident, user, esp)
             return
 
-        # 2. product
+        # 2. product, from the click to the last settled row. The account holds the
+        # loopback's real limits (none to speak of; 1,000 a call): the send takes them as
+        # the send form would, without an override.
+        EspAccount.objects.filter(label="Bench").update(rate_per_second=1_000_000,
+                                                        batch_size=BATCH)
         worker = start_worker(esp, queue, args.concurrency,
                               tmp / "bench-fanout-worker.log")
+        click = timezone.now()
         t0 = time.perf_counter()
         broadcast = apology_send_start(incident=incident, actor=user, provider="postmark",
-                                       batch_size=BATCH, rate_per_second=1_000_000,
                                        parallelism=args.concurrency)
-        t1 = time.perf_counter()
-        print(f"ledger of {broadcast.recipient_count:,} rows materialised (guard, linter, "
-              f"INSERT … SELECT) in {t1 - t0:.1f} s")
-        done = wait_status(broadcast.pk, "completed", timeout=3600)
-        product = broadcast.recipient_count / (done - t1)
+        setup = time.perf_counter() - t0
+        print(f"set-up: ledger of {broadcast.recipient_count:,} rows materialised (guard, "
+              f"linter, INSERT … SELECT) in {setup:.1f} s; rate "
+              f"{broadcast.rate_per_second:,}/s, {broadcast.batch_size} a call (the account's)")
+        wait_status(broadcast.pk, "completed", timeout=3600)
+        last = Delivery.objects.filter(broadcast=broadcast).aggregate(m=Max("settled_at"))["m"]
+        span = (last - click).total_seconds()
+        product = broadcast.recipient_count / span
+        product_sending = broadcast.recipient_count / (span - setup)
         dups = esp.duplicates()
         missing = broadcast.recipient_count - len(esp.counts)
         states = dict(Delivery.objects.filter(broadcast=broadcast).values_list("state")
                       .annotate(n=Count("id")).order_by())
-        print(f"product: {product:,.0f} msg/s ({broadcast.recipient_count:,} in "
-              f"{done - t1:.1f} s, {args.concurrency} worker processes); duplicates={dups} "
+        print(f"product: {product:,.0f} msg/s from the click ({broadcast.recipient_count:,} in "
+              f"{span:.1f} s, set-up {setup:.1f} s included; {product_sending:,.0f} msg/s "
+              f"after set-up), {args.concurrency} worker processes; duplicates={dups} "
               f"missing={missing} ledger={states}")
         if dups or missing:
             raise SystemExit("exactly-once violated")
         # The machine is shared: raw again after the product, and the mean of the two.
         esp.counts.clear()
-        raw_after = raw_rate(esp, raw_total, body["html"], body["text"], tmp)
+        raw_after = raw_rate(esp, raw_total, body["html"], body["text"], tmp, processes)
         raw = (raw_before + raw_after) / 2
         print(f"raw (after): {raw_after:,.0f} msg/s; mean {raw:,.0f} msg/s")
 
         # 3. pause latency: a second apology to part of the audience
         esp.counts.clear()
         esp.total = 0
-        part = Campaign.objects.create(esp_account=campaign.esp_account,
-                                       esp_campaign_id="bench-2", name="Bench part",
-                                       subject="Sale", status="sent",
-                                       started_at=timezone.now())
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, subscriber_id, "
-                f"sent_at, esp_message_id) SELECT %s, id, now(), 'p-' || id FROM "
-                f"{Subscriber._meta.db_table} ORDER BY id LIMIT %s",
-                [part.pk, args.pause_audience])
+        part = campaign_of_part(campaign.esp_account, "bench-2", args.pause_audience, "")
         incident2, _n = incident_with_apology("Pauses", part)
         second = apology_send_start(incident=incident2, actor=user, provider="postmark",
-                                    batch_size=BATCH, rate_per_second=1_000_000,
                                     parallelism=args.concurrency)
         rng = random.Random(1)
         latencies, after = [], 0
@@ -395,8 +434,30 @@ def run(args) -> None:
               f"{', '.join(f'{x:.3f}' for x in sorted(latencies))}")
         p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18] \
             if len(latencies) >= 2 else (latencies or [0])[0]
-        print(f"apology_fanout ratio={product / raw:.2f} product={product:.0f} raw={raw:.0f}")
+        # 4. the send form's defaults on the sandbox ESP: an account with no limits of its
+        # own, a worker sending through the sandbox adapter.
+        worker.terminate()
+        worker.wait(timeout=30)
+        worker = None
+        sandbox_account = EspAccount.objects.create(label="Sandbox defaults",
+                                                    provider="sandbox")
+        third = campaign_of_part(sandbox_account, "bench-3", args.defaults_audience, " DESC")
+        incident3, _n = incident_with_apology("Defaults", third)
+        worker = start_worker(None, queue, args.concurrency, tmp / "bench-fanout-worker.log")
+        click = timezone.now()
+        defaults = apology_send_start(incident=incident3, actor=user, provider="sandbox",
+                                      parallelism=args.concurrency)
+        wait_status(defaults.pk, "completed", timeout=3600)
+        last = Delivery.objects.filter(broadcast=defaults).aggregate(m=Max("settled_at"))["m"]
+        default_rate = defaults.recipient_count / (last - click).total_seconds()
+
+        print(f"apology_fanout ratio={product / raw:.2f} product={product:.0f} raw={raw:.0f} "
+              f"processes={processes} setup={setup:.1f} "
+              f"ratio_without_setup={product_sending / raw:.2f}")
         print(f"pause_latency p95={p95:.3f} sends_after_pause={after}")
+        print(f"defaults: sandbox {default_rate:,.0f} msg/s at rate={defaults.rate_per_second}/s "
+              f"batch={defaults.batch_size} ({defaults.recipient_count:,} recipients, from the "
+              f"click to the last settled row)")
     finally:
         if worker is not None:
             worker.terminate()

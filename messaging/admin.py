@@ -1,15 +1,52 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ReadOnlyAdmin
 
+from .esp.registry import Provider, send_limits
 from .models import BrandTemplate, Campaign, CampaignStop, EspAccount
+from .selectors import account_send_limits
 from .services import brand_template_set_default
 
 
 @admin.register(EspAccount)
 class EspAccountAdmin(admin.ModelAdmin):
-    list_display = ["label", "provider", "created_at"]
+    """Sending limits are validated by EspAccount.clean against the ESP's batch API."""
+
+    list_display = ["label", "provider", "sending_rate", "sending_batch", "created_at"]
+    fields = ["label", "provider", "rate_per_second", "batch_size", "esp_limits"]
+    readonly_fields = ["esp_limits"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "provider":
+            return forms.ChoiceField(choices=Provider.choices, label=db_field.verbose_name,
+                                     help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def _limits(self, obj: EspAccount):
+        return account_send_limits(obj)
+
+    @admin.display(description=_("rate used"))
+    def sending_rate(self, obj: EspAccount) -> str:
+        limits = self._limits(obj)
+        return f"{limits.rate_per_second}/s" if limits else "—"
+
+    @admin.display(description=_("batch used"))
+    def sending_batch(self, obj: EspAccount) -> str:
+        limits = self._limits(obj)
+        return str(limits.batch_size) if limits else "—"
+
+    @admin.display(description=_("what the ESP takes"))
+    def esp_limits(self, obj: EspAccount) -> str:
+        limits = send_limits(obj.provider) if obj.provider else None
+        if limits is None:
+            return _("Amends does not send through this ESP.")
+        outcome = _("per recipient") if limits.per_recipient_outcome else _(
+            "per call only (per recipient from its tracking events)")
+        return _("At most %(max)s messages a call; usual rate %(rate)s/s; outcome "
+                 "reported %(outcome)s.") % {"max": limits.max_per_call,
+                                             "rate": limits.default_rate, "outcome": outcome}
 
 
 @admin.register(Campaign)

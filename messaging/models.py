@@ -4,7 +4,7 @@ and the brand's email template the apology uses."""
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator, URLValidator
+from django.core.validators import MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -14,11 +14,20 @@ from audiences.models import Segment, Subscriber
 
 
 class EspAccount(models.Model):
-    """Which ESP and which account. Credentials come from settings/env, never from here."""
+    """Which ESP and which account, and the account's real sending limits. Credentials come
+    from settings/env (the account's secret variables), never from here."""
 
     provider = models.CharField(_("provider"), max_length=32,
                                 help_text=_("Adapter name, e.g. sandbox, mailchimp, sendgrid."))
     label = models.CharField(_("label"), max_length=100, unique=True)
+    rate_per_second = models.PositiveIntegerField(
+        _("sending rate (messages per second)"), null=True, blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("The most messages a second this account may send (your plan or quota "
+                    "with the ESP). Empty: the ESP's usual default."))
+    batch_size = models.PositiveIntegerField(
+        _("messages per ESP call"), null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("Empty: the most the ESP's batch API takes in one call."))
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -26,6 +35,31 @@ class EspAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.provider})"
+
+    def clean(self) -> None:
+        from .esp.registry import Provider, send_limits
+
+        super().clean()
+        if self.provider not in Provider.values:
+            raise ValidationError({"provider": _(
+                "“%(provider)s” is not an ESP Amends knows; choose one of %(known)s.") % {
+                "provider": self.provider, "known": ", ".join(Provider.values)}})
+        limits = send_limits(self.provider)
+        if limits is None:
+            if self.rate_per_second or self.batch_size:
+                raise ValidationError(_(
+                    "Amends does not send mail through %(esp)s (it only controls its "
+                    "campaigns): leave the rate and the batch size empty.") % {
+                    "esp": Provider(self.provider).label})
+            return
+        cap = min(limits.max_per_call, MAX_BATCH)
+        if self.batch_size and self.batch_size > cap:
+            raise ValidationError({"batch_size": _(
+                "%(esp)s takes at most %(max)s messages in one call; %(n)s is more.") % {
+                "esp": Provider(self.provider).label, "max": cap, "n": self.batch_size}})
+
+
+MAX_BATCH = 1000  # the ledger claims at most this many rows a batch (Broadcast constraint)
 
 
 class CampaignStatus(models.TextChoices):

@@ -30,7 +30,13 @@ from incidents.plan.signoff import require_signoff_for_send
 from incidents.services import checklist_item_prove, step_complete_by_proof
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging import broadcasts
-from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState, EspAccount
+from messaging.selectors import (
+    AccountSendLimits,
+    account_send_limits,
+    send_estimate,
+    send_settings_within,
+)
 
 User = AbstractBaseUser
 
@@ -43,6 +49,21 @@ def apology_broadcast(*, incident: Incident) -> Broadcast | None:
     """The incident's apology broadcast (the latest one not cancelled)."""
     return (Broadcast.objects.filter(source_ref=source_ref(incident))
             .exclude(status=BroadcastStatus.CANCELLED).order_by("-created_at", "-id").first())
+
+
+def apology_send_account(*, incident: Incident) -> EspAccount | None:
+    """The ESP account of the incident's faulty campaigns (the first by label)."""
+    return (EspAccount.objects.filter(campaigns__in=AffectedAudience.campaigns.through.objects
+                                      .filter(affectedaudience__incident=incident)
+                                      .values("campaign_id"))
+            .order_by("label").first())
+
+
+def apology_send_limits(*, incident: Incident) -> AccountSendLimits:
+    """Rate and batch size the apology may use: the account's limits (issue 13); an account
+    Amends cannot send through, or none, falls back to the sandbox's."""
+    return (account_send_limits(apology_send_account(incident=incident))
+            or account_send_limits(None))
 
 
 def _render_bodies(apology: Apology) -> dict[str, dict[str, str]]:
@@ -64,7 +85,8 @@ def apology_send_start(*, incident: Incident, actor: User,
 
     Raises signoff.ApologyBlocked (PermissionDenied) when the sign-off guard refuses, and
     ValidationError for everything else (linter errors, already sent, audience changed).
-    `options`: rate_per_second, batch_size, parallelism, provider for the Broadcast.
+    `options`: rate_per_second, batch_size (at most the ESP account's limits; default
+    those limits), parallelism, provider for the Broadcast.
     """
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.closed_at is not None:
@@ -87,6 +109,9 @@ def apology_send_start(*, incident: Incident, actor: User,
             "The affected audience changed since the page was shown (%(then)s, now %(now)s "
             "people). Check it and confirm again.") % {"then": expected_count,
                                                        "now": check.affected_count})
+    options["rate_per_second"], options["batch_size"] = send_settings_within(
+        limits=apology_send_limits(incident=incident),
+        rate_per_second=options.get("rate_per_second"), batch_size=options.get("batch_size"))
     broadcast = broadcasts.broadcast_create(
         source_ref=source_ref(incident), content_version=apology.version,
         subject=apology.subject, from_email=apology.from_email, from_name=apology.from_name,
@@ -320,6 +345,15 @@ class SendPanel:
     @property
     def affected_count(self) -> int:
         return self.audience.affected_count if self.audience else 0
+
+    @cached_property
+    def limits(self) -> AccountSendLimits:
+        return apology_send_limits(incident=self.incident)
+
+    @property
+    def estimate(self) -> str:
+        """"1,000,000 people at 5,000/s: about 3 min 20 s" (the account's rate)."""
+        return send_estimate(self.affected_count, self.limits)
 
     @cached_property
     def blockers(self) -> list[str]:

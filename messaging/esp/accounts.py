@@ -6,7 +6,8 @@ settings.py builds with `esp_accounts_from_env` out of either
 
 - AMENDS_ESP_ACCOUNTS (or the file AMENDS_ESP_ACCOUNTS_FILE names): a JSON object
   `{"<label>": {"api_key": "...", "base_url": "..."}}`, or
-- one variable per option: AMENDS_ESP_ACCOUNT_<LABEL>_API_KEY, _SERVER_TOKEN, _BASE_URL
+- one variable per option: AMENDS_ESP_ACCOUNT_<LABEL>_API_KEY, _SERVER_TOKEN, _BASE_URL,
+  _SECRET_KEY / _ACCESS_KEY (Mailjet, Amazon SES), _DOMAIN (Mailgun), _REGION (SES)
   (each may also be given as <name>_FILE). <LABEL> is the account's label in capitals
   with every run of other characters as "_": "Mailchimp EU" → MAILCHIMP_EU.
 
@@ -26,7 +27,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 PREFIX = "AMENDS_ESP_ACCOUNT_"
 # Option names an account may set through single variables, longest first for matching.
-ENV_OPTIONS = ("SERVER_TOKEN", "API_KEY", "BASE_URL")
+ENV_OPTIONS = ("SERVER_TOKEN", "SECRET_KEY", "ACCESS_KEY", "API_KEY", "BASE_URL", "DOMAIN",
+               "REGION")
 
 
 def account_key(label: str) -> str:

@@ -24,7 +24,6 @@ from datetime import datetime
 from email.utils import formataddr
 from typing import Any
 
-import requests
 from anymail.exceptions import AnymailAPIError, AnymailError
 from anymail.message import AnymailMessage
 from django.core.mail import get_connection
@@ -32,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..rendering import header_merge_data, message_headers
 from .base import (
+    BatchSender,
     Capabilities,
     ControlResult,
     EspAdapter,
@@ -44,7 +44,8 @@ from .base import (
     SentMessage,
     StopAction,
 )
-from .httpclient import RetryPolicy, describe, parse_retry_after
+from .batch import group_for_batches, json_or_text, result
+from .httpclient import Refused, RetryPolicy, describe, never_sent, parse_retry_after, retry_refused
 
 logger = logging.getLogger(__name__)
 
@@ -63,46 +64,6 @@ STATUS_FROM_ANYMAIL = {
 # others each message's own headers (List-Unsubscribe is per person) make it a call alone.
 MERGE_HEADERS_BACKENDS = frozenset({"brevo", "mailgun", "mailjet", "postmark", "resend",
                                     "sendgrid", "sparkpost", "unisender_go", "test"})
-
-
-def _content_key(message: OutgoingMessage, headers: Mapping[str, str] | None = None) -> tuple:
-    headers = message.headers if headers is None else headers
-    return (message.subject, message.html, message.text, message.from_email,
-            tuple(message.reply_to), tuple(sorted(headers.items())))
-
-
-def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
-                      per_recipient_headers: bool = True) -> list[list[int]]:
-    """Indexes of `messages` grouped by identical content, at most `max_per_call` each,
-    with each recipient at most once per group. Without `per_recipient_headers` (a backend
-    with no merge_headers), messages whose full headers differ never share a call."""
-    groups: list[list[int]] = []
-    open_groups: dict[tuple, list[tuple[list[int], set[str]]]] = {}
-    for index, message in enumerate(messages):
-        address = message.to.lower()
-        key = _content_key(message, None if per_recipient_headers
-                           else message_headers(message))
-        candidates = open_groups.setdefault(key, [])
-        for members, seen in candidates:
-            if len(members) < max_per_call and address not in seen:
-                members.append(index)
-                seen.add(address)
-                break
-        else:
-            members = [index]
-            candidates.append((members, {address}))
-            groups.append(members)
-    return groups
-
-
-def _never_sent(exc: BaseException | None) -> bool:
-    """True when the request provably did not reach the ESP (no TCP connection)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.ConnectionError) and exc.args:
-        reason = getattr(exc.args[0], "reason", None)
-        return type(reason).__name__ == "NewConnectionError"
-    return False
 
 
 class AnymailSender:
@@ -186,43 +147,36 @@ class AnymailSender:
 
     def _send_group(self, connection: Any, batch: list[OutgoingMessage]
                     ) -> list[RecipientResult]:
-        for attempt in range(1, self.retry.max_attempts + 1):
+        outcome: list[RecipientResult] = []
+
+        def attempt() -> AnymailMessage:
             message = self._build(connection, batch)
             try:
                 message.send()
             except AnymailAPIError as exc:
                 status = getattr(exc, "status_code", None)
                 cause = exc.__cause__
-                definitely_not_taken = status in self.retry_statuses or (
-                    status is None and _never_sent(cause))
-                if not definitely_not_taken:
-                    return self._failed_call(batch, exc, status)
-                response = getattr(exc, "response", None)
-                retry_after = parse_retry_after(
-                    response.headers.get("Retry-After") if response is not None else None)
-                problem = f"HTTP {status}" if status else f"connection failed: {cause}"
-                if attempt == self.retry.max_attempts or (
-                        retry_after is not None and retry_after > self.retry.max_retry_after):
-                    raise EspTemporaryError(
-                        f"{self.esp_name}: sending still refused after {attempt} "
-                        f"attempt{'s' if attempt != 1 else ''} ({problem}); nothing was sent",
-                        provider=self.esp_name, http_status=status, attempts=attempt,
-                        retry_after=retry_after, detail=problem) from exc
-                delay = retry_after if retry_after is not None \
-                    else self.retry.backoff(attempt, self.rng)
-                logger.info("%s send refused (%s); retry %d in %.2fs", self.esp_name,
-                            problem, attempt, delay)
-                self.sleep(delay)
-                continue
+                if status in self.retry_statuses or (status is None and never_sent(cause)):
+                    response = getattr(exc, "response", None)
+                    raise Refused(
+                        f"HTTP {status}" if status else f"connection failed: {cause}",
+                        status=status, retry_after=parse_retry_after(
+                            response.headers.get("Retry-After") if response is not None
+                            else None)) from exc
+                outcome.extend(self._failed_call(batch, exc, status))
             except AnymailError as exc:  # built wrong (unsupported feature, bad address...)
-                return [self._result(m, RecipientStatus.FAILED, error=str(exc)) for m in batch]
-            return self._read_status(message, batch)
-        raise AssertionError("unreachable")  # pragma: no cover
+                outcome.extend(self._result(m, RecipientStatus.FAILED, error=str(exc))
+                               for m in batch)
+            return message
+
+        message = retry_refused(attempt, policy=self.retry, sleep=self.sleep, rng=self.rng,
+                                esp_name=self.esp_name, provider=self.esp_name)
+        return outcome or self._read_status(message, batch)
 
     def _failed_call(self, batch: list[OutgoingMessage], exc: AnymailAPIError,
                      status: int | None) -> list[RecipientResult]:
         response = getattr(exc, "response", None)
-        words = describe(_json_or_text(response)) if response is not None else str(exc.__cause__
+        words = describe(json_or_text(response)) if response is not None else str(exc.__cause__
                                                                                    or exc)
         if status is not None and 400 <= status < 500:
             verdict = RecipientStatus.FAILED
@@ -252,19 +206,7 @@ class AnymailSender:
             out.append(self._result(m, verdict, message_id=status.message_id, error=error))
         return out
 
-    @staticmethod
-    def _result(message: OutgoingMessage, status: RecipientStatus, *,
-                message_id: str | None = None, error: str = "") -> RecipientResult:
-        return RecipientResult(recipient=message.to, status=status,
-                               message_id=str(message_id) if message_id else None,
-                               error=error, metadata=message.metadata)
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
+    _result = staticmethod(result)
 
 
 ANYMAIL_CAPABILITIES = Capabilities(
@@ -279,13 +221,14 @@ ANYMAIL_CAPABILITIES = Capabilities(
 
 
 class AnymailAdapter(EspAdapter):
-    """An ESP we only send through (no campaign control in its API)."""
+    """An ESP we only send through (no campaign control in its API); `sender` is any
+    BatchSender (an AnymailSender, or one of the HTTP batch senders: send_only.py)."""
 
     provider = "anymail"
     display_name = "Anymail"
     capabilities = ANYMAIL_CAPABILITIES
 
-    def __init__(self, *, sender: AnymailSender) -> None:
+    def __init__(self, *, sender: BatchSender) -> None:
         self.sender = sender
 
     def _unsupported(self) -> EspError:

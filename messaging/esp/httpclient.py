@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from django.conf import settings
@@ -30,6 +30,7 @@ from .base import (
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,70 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def never_sent(exc: BaseException | None) -> bool:
+    """True when a request provably did not reach the ESP (no TCP connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", None)
+        return type(reason).__name__ == "NewConnectionError"
+    return False
+
+
+class Refused(Exception):
+    """One sending attempt the ESP certainly did not take (429, no connection): may be
+    tried again. Raised by the attempt function given to `retry_refused`."""
+
+    def __init__(self, problem: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retry_refused(attempt: Callable[[], T], *, policy: RetryPolicy,
+                     sleep: Callable[[float], None], rng: random.Random, esp_name: str,
+                     provider: str = "") -> T:
+    """The one retry loop of every sending path: call `attempt` until it returns; each
+    `Refused` waits (Retry-After, else backoff with jitter) and tries again. When the
+    attempts run out, or the ESP asks for a wait longer than we hold a batch for, raise
+    EspTemporaryError: nothing was sent, the caller may give the rows back."""
+    last: Refused | None = None
+    for number in range(1, policy.max_attempts + 1):
+        try:
+            return attempt()
+        except Refused as refused:
+            last = refused
+            too_long = (refused.retry_after is not None
+                        and refused.retry_after > policy.max_retry_after)
+            if number == policy.max_attempts or too_long:
+                raise EspTemporaryError(
+                    f"{esp_name}: sending still refused after {number} attempt"
+                    f"{'s' if number != 1 else ''} ({refused.problem}); nothing was sent",
+                    provider=provider or esp_name.lower(), http_status=refused.status,
+                    attempts=number, retry_after=refused.retry_after,
+                    detail=refused.problem) from refused
+            delay = refused.retry_after if refused.retry_after is not None \
+                else policy.backoff(number, rng)
+            logger.info("%s send refused (%s); retry %d in %.2fs", esp_name, refused.problem,
+                        number, delay)
+            sleep(delay)
+    raise AssertionError(f"unreachable: {last}")  # pragma: no cover
+
+
+def esp_session(session: requests.Session | None = None, *,
+                headers: Mapping[str, str] | None = None, auth: Any = None
+                ) -> requests.Session:
+    """One keep-alive session for an ESP account, with our headers and its auth."""
+    session = session or requests.Session()
+    session.headers.update({"Accept": "application/json",
+                            "User-Agent": "Amends (incident response)", **(headers or {})})
+    if auth is not None:
+        session.auth = auth
+    return session
+
+
 @dataclass(frozen=True)
 class EspResponse:
     status: int
@@ -111,13 +176,7 @@ class EspHttpClient:
         self.retry = retry or RetryPolicy.from_settings()
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self.session = session or requests.Session()
-        self.session.headers.update({"Accept": "application/json",
-                                     "User-Agent": "Amends (incident response)"})
-        if headers:
-            self.session.headers.update(headers)
-        if auth is not None:
-            self.session.auth = auth
+        self.session = esp_session(session, headers=headers, auth=auth)
 
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: Mapping[str, str] | None = None,

@@ -26,6 +26,12 @@ class SendForm(forms.Form):
         error_messages={"required": gettext_lazy(
             "Tick the confirmation: sending the apology cannot be undone.")})
     expected_count = forms.IntegerField(min_value=1)
+    # Lower than the ESP account's limits if wanted, never higher (checked by the service
+    # against the account, with a message naming the limit).
+    rate_per_second = forms.IntegerField(
+        label=gettext_lazy("Messages per second"), required=False, min_value=1)
+    batch_size = forms.IntegerField(
+        label=gettext_lazy("Messages per ESP call"), required=False, min_value=1)
 
 
 class DecideForm(forms.Form):
@@ -64,7 +70,9 @@ def apology_send_start_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         try:
             broadcast = apology_send.apology_send_start(
                 incident=incident, actor=request.user,
-                expected_count=form.cleaned_data["expected_count"])
+                expected_count=form.cleaned_data["expected_count"],
+                rate_per_second=form.cleaned_data["rate_per_second"],
+                batch_size=form.cleaned_data["batch_size"])
         except (ValidationError, PermissionDenied) as exc:
             messages.error(request, error_text(exc))
         else:

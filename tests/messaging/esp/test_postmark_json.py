@@ -52,7 +52,7 @@ def test_the_json_is_what_json_dumps_would_write(adapter):
     sender = adapter.sender
     message = msg(3, to_name='Zoë "Z" Ünal', reply_to=("help@shop.test",),
                   headers={"X-Tag": "apology"})
-    entry = json.loads(sender.encode(message))
+    entry = json.loads(sender.encode_one(message))
     assert entry["To"] == formataddr(('Zoë "Z" Ünal', "p3@example.test"))
     assert entry["ReplyTo"] == "help@shop.test"
     assert entry["Headers"][0] == {"Name": "X-Tag", "Value": "apology"}

@@ -27,8 +27,8 @@ def test_get_adapter_builds_by_name():
 
 
 def test_unknown_provider_is_named():
-    with pytest.raises(ValueError, match="Unknown ESP provider 'mailjet'; known: brevo"):
-        get_adapter("mailjet")
+    with pytest.raises(ValueError, match="Unknown ESP provider 'sendmail'; known: brevo"):
+        get_adapter("sendmail")
 
 
 def test_default_is_the_sandbox(settings):
