@@ -145,6 +145,12 @@ def test_a_live_update_never_replaces_what_someone_is_typing(browser: Browser, l
 def test_no_page_scrolls_sideways_on_a_phone(browser: Browser, live_server, marketer, path):
     incident = declare(marketer, title="A rather long incident title that has to wrap on a "
                                         "phone without pushing the page sideways")
+    # Wide content too: a step-2 table of campaigns with long names.
+    everyone = segment("Everyone")
+    wide = campaign("Black Friday early access for the VIP segment, second reminder",
+                    recipients=[subscriber("wide@example.test", segments=(everyone,))])
+    from incidents.containment.services import incident_campaigns_link
+    incident_campaigns_link(incident=incident, actor=marketer, campaigns=[wide])
     page = new_page(browser, live_server.url, "maya", viewport=PHONE)
     page.goto(live_server.url + path.format(pk=incident.pk))
     sizes = page.evaluate("({doc: document.documentElement.scrollWidth, view: innerWidth})")
