@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from incidents.apology_send import apology_send_limits, apology_send_start
+from incidents.apology.send import apology_send_limits, apology_send_start
 from messaging.esp.registry import send_limits
 from messaging.models import Broadcast, EspAccount
 from messaging.selectors import (

@@ -220,7 +220,7 @@ def test_mandrill_invalid_key_fails_the_call_and_general_errors_are_in_doubt():
 @pytest.mark.parametrize("spec", [e for e in ESPS if e.name in ("sendgrid", "ses", "mailjet")],
                          ids=lambda e: e.name)
 def test_a_broadcast_settles_each_row_from_the_batch_answer(spec, marketer):
-    from incidents.apology_send import apology_send_start
+    from incidents.apology.send import apology_send_start
     from messaging.models import Delivery, DeliveryState
     from tests.messaging.send_world import sendable_incident
 
