@@ -1,5 +1,5 @@
 """Step 5, sending the apology: start (with confirmation), live progress, pause, resume,
-and decisions on messages the ESP could not account for."""
+cancel (with confirmation), and decisions on messages the ESP could not account for."""
 
 from django import forms
 from django.contrib import messages
@@ -26,6 +26,11 @@ class SendForm(forms.Form):
         error_messages={"required": gettext_lazy(
             "Tick the confirmation: sending the apology cannot be undone.")})
     expected_count = forms.IntegerField(min_value=1)
+
+
+class CancelForm(forms.Form):
+    confirm = forms.BooleanField(error_messages={"required": gettext_lazy(
+        "Tick the confirmation: cancelling the apology cannot be undone.")})
 
 
 class DecideForm(forms.Form):
@@ -100,7 +105,22 @@ def apology_send_pause_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         apology_send.apology_send_pause(incident=incident, actor=request.user)
     except ValidationError as exc:
         return _progress(request, incident, error=_errors(exc))
-    return _progress(request, incident, notice=_("Paused: no further message leaves."))
+    return _progress(request, incident, notice=_("Paused: no further batch starts."))
+
+
+@login_required
+@require_POST
+def apology_send_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    if not CancelForm(request.POST).is_valid():
+        return _progress(request, incident, error=_(
+            "Tick the confirmation: cancelling the apology cannot be undone."))
+    try:
+        apology_send.apology_send_cancel(incident=incident, actor=request.user)
+    except ValidationError as exc:
+        return _progress(request, incident, error=_errors(exc))
+    return _progress(request, incident, notice=_(
+        "Cancelled: nobody still waiting will get the apology."))
 
 
 @login_required

@@ -163,13 +163,14 @@ RULES: dict[str, Rule] = {
     # Issue 4 (step 2): pause the incident's campaigns and watch the ESPs answer.
     "incidents:containment": Rule("GET", readers()),
     "incidents:campaigns-stop": Rule("POST", writers()),
-    # Issue 4 (send): start, progress, pause, resume, reconcile, decide. The matrix's breach
+    # Issue 4 (send): start, progress, pause, resume, cancel, reconcile, decide. The matrix's breach
     # is not signed off: writers are turned back to the war room with the reasons (302).
     "incidents:apology-send": Rule("POST", writers(), {"confirm": "on",
                                                        "expected_count": "1"}),
     "incidents:apology-send-progress": Rule("GET", readers(302)),
     "incidents:apology-send-pause": Rule("POST", writers()),
     "incidents:apology-send-resume": Rule("POST", writers()),
+    "incidents:apology-send-cancel": Rule("POST", writers(), {"confirm": "on"}),
     "incidents:apology-send-reconcile": Rule("POST", writers()),
     "incidents:apology-send-decide": Rule("POST", writers(), {"decision": "drop"},
                                           kwargs={"delivery_id": lambda w: 1}),
