@@ -71,7 +71,7 @@ def load(cursor, n: int) -> None:
         INSERT INTO audiences_segmentmembership (segment_id, subscriber_id, added_at)
         SELECT g.id, s.id, now() FROM audiences_subscriber s CROSS JOIN audiences_segment g""")
     cursor.execute("INSERT INTO messaging_espaccount (provider, label, created_at) "
-                   "VALUES ('sandbox', 'Bench', now())")
+                   "VALUES ('postmark', 'Bench', now())")
     cursor.execute("""
         INSERT INTO messaging_campaign (esp_account_id, esp_campaign_id, name, subject,
                                         status, started_at, created_at)
@@ -164,15 +164,19 @@ def raw_rate(esp, total: int, html: str, text: str, tmp: Path) -> float:
 
 # --- The worker ------------------------------------------------------------------------------
 
+def account_options(esp) -> dict:
+    """The "Bench" ESP account's credentials: the loopback Postmark."""
+    return {"server_token": TOKEN, "base_url": esp.url, "max_per_call": BATCH}
+
+
 def start_worker(esp, queue: str, concurrency: int, log: Path) -> subprocess.Popen:
     from config.celery import app
 
     node = f"bench-{uuid.uuid4().hex[:8]}@localhost"
     env = {**os.environ, "DATABASE_URL": f"{SERVER}/{DB}", "REDIS_URL": REDIS,
            "CELERY_TASK_DEFAULT_QUEUE": queue, "AMENDS_EMBEDDED": "1",
-           "AMENDS_SEND_PROVIDER": "postmark",
-           "AMENDS_SEND_ESP_OPTIONS": json.dumps({"server_token": TOKEN, "base_url": esp.url,
-                                                  "max_per_call": BATCH})}
+           # The apology goes through the incident's account ("Bench", Postmark).
+           "AMENDS_ESP_ACCOUNTS": json.dumps({"Bench": account_options(esp)})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
          f"--concurrency={concurrency}", "-Q", queue, "-n", node, "--loglevel=WARNING",
@@ -209,8 +213,8 @@ def profile(args, incident, user, esp) -> None:
     from messaging import broadcasts
     from messaging.esp.postmark import PostmarkAdapter
 
-    settings.AMENDS_SEND["OPTIONS"] = {}
-    broadcast = apology_send_start(incident=incident, actor=user, provider="postmark",
+    settings.AMENDS_ESP_ACCOUNTS = {"BENCH": account_options(esp)}
+    broadcast = apology_send_start(incident=incident, actor=user,
                                    batch_size=BATCH, rate_per_second=1_000_000,
                                    parallelism=1)
     from config.celery import app
@@ -335,7 +339,7 @@ def run(args) -> None:
         worker = start_worker(esp, queue, args.concurrency,
                               tmp / "bench-fanout-worker.log")
         t0 = time.perf_counter()
-        broadcast = apology_send_start(incident=incident, actor=user, provider="postmark",
+        broadcast = apology_send_start(incident=incident, actor=user,
                                        batch_size=BATCH, rate_per_second=1_000_000,
                                        parallelism=args.concurrency)
         t1 = time.perf_counter()
@@ -372,7 +376,7 @@ def run(args) -> None:
                 f"{Subscriber._meta.db_table} ORDER BY id LIMIT %s",
                 [part.pk, args.pause_audience])
         incident2, _n = incident_with_apology("Pauses", part)
-        second = apology_send_start(incident=incident2, actor=user, provider="postmark",
+        second = apology_send_start(incident=incident2, actor=user,
                                     batch_size=BATCH, rate_per_second=1_000_000,
                                     parallelism=args.concurrency)
         rng = random.Random(1)

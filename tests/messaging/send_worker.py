@@ -102,6 +102,7 @@ def send_worker(send_esp, django_db_setup, django_db_blocker, settings):
     send_esp.set_faults(0.0)
     with send_esp.lock:
         send_esp._delays.clear()
+        send_esp._scripted.clear()
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     # The session's shared worker (tests/conftest.py) reads the same queue with other ESP
     # settings: it steps aside while this one runs, so every task here is this worker's.
