@@ -85,6 +85,11 @@ def broadcast_sender_for(account: Any, **overrides: Any) -> EspAdapter:
     """
     from messaging.stops import esp_adapter_for  # stops imports this module
 
+    from .accounts import account_key
+
+    if account.provider != Provider.SANDBOX and not settings.AMENDS_ESP_ACCOUNTS.get(
+            account_key(account.label)):
+        return esp_adapter_for(account)  # no credentials: raises, naming what to set
     if account.provider == Provider.SANDBOX:
         overrides = {k: v for k, v in overrides.items() if k not in ("session",)}
         overrides.setdefault("emit_events", True)
