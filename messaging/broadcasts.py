@@ -1021,7 +1021,7 @@ def _finish_or_wait(broadcast: Broadcast, adapter: EspAdapter | None) -> BatchOu
     counts = _open_counts(broadcast.pk)
     if counts.get(DeliveryState.CLAIMED):
         # Another chain is sending, or a dead worker's claim waits for its grace to end.
-        return BatchOutcome(next_in=max(1.0, settings.AMENDS_SEND["CLAIM_GRACE"] / 2),
+        return BatchOutcome(next_in=max(1.0, claim_grace() / 2),
                             note="waiting for claimed rows")
     if counts.get(DeliveryState.IN_DOUBT):
         result = broadcast_reconcile(broadcast=broadcast, adapter=adapter, restart=False)
