@@ -112,9 +112,9 @@ def apology_send_pause_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def apology_send_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
-    if not CancelForm(request.POST).is_valid():
-        return _progress(request, incident, error=_(
-            "Tick the confirmation: cancelling the apology cannot be undone."))
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return _progress(request, incident, error=" ".join(form.errors["confirm"]))
     try:
         apology_send.apology_send_cancel(incident=incident, actor=request.user)
     except ValidationError as exc:
