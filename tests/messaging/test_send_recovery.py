@@ -138,3 +138,38 @@ def test_the_old_send_settings_stop_start_up_and_say_where_credentials_go(name):
     result = _manage("check", env={**PRODUCTION, name: "postmark"})
     assert result.returncode != 0 and name in result.stderr
     assert "AMENDS_ESP_ACCOUNTS" in result.stderr
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_asks_the_esp_again_and_a_completed_apology_reopens(marketer,
+                                                                      celery_worker):
+    """The search was down when the send ended; the watchdog (the beat's task) asks again
+    on its own, the worker finds the rows missing at the ESP, and sends them."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config.celery import app
+    from tests.conftest import wait_for
+
+    world = sendable_incident(marketer, 8, tag="beat")
+    queue, node = celery_worker["queue"], celery_worker["node"]
+    # The send itself runs here, with answers lost and the search down: the worker steps
+    # aside until the beat's part.
+    app.control.cancel_consumer(queue, destination=[node], reply=True)
+    try:
+        broadcast = apology_send_start(incident=world.incident, actor=marketer)
+        app.control.purge()
+        run_to_end(broadcast, LostAnswers())  # nothing reached the ESP
+    finally:
+        app.control.add_consumer(queue, destination=[node], reply=True)
+    assert states(broadcast) == {DeliveryState.IN_DOUBT: 8}
+    # Long enough ago for the ESP's search to be trusted with "never received".
+    Delivery.objects.filter(broadcast=broadcast).update(
+        claimed_at=timezone.now() - timedelta(hours=1))
+    broadcasts.broadcast_watchdog()
+    wait_for(lambda: states(broadcast) == {DeliveryState.SENT: 8}
+             and Broadcast.objects.get(pk=broadcast.pk).status == BroadcastStatus.COMPLETED,
+             timeout=60)
+    assert world.incident.events.filter(data__reopened=True, data__requeued=8).exists()
