@@ -1075,9 +1075,12 @@ def broadcast_liveness(*, broadcast: Broadcast) -> Liveness:
     if _is_postgres():
         with connection.cursor() as cursor:
             cursor.execute(
+                # Other sessions only: the one asking is never the one sending (and in a
+                # test's outer transaction its own past gates would still count).
                 "SELECT classid::bigint, COUNT(*) FROM pg_locks WHERE locktype = 'advisory' "
                 "AND granted AND objsubid = 2 AND objid = %s AND classid IN (%s, %s) "
-                "GROUP BY classid", [broadcast.pk, GATE_LOCK, CHAIN_LOCK])
+                "AND pid <> pg_backend_pid() GROUP BY classid",
+                [broadcast.pk, GATE_LOCK, CHAIN_LOCK])
             counts = dict(cursor.fetchall())
     chains, at_esp = counts.get(CHAIN_LOCK, 0), counts.get(GATE_LOCK, 0)
     return Liveness(chains=chains, at_esp=at_esp,

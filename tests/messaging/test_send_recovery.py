@@ -2,10 +2,12 @@
 reconciliation are sent (the broadcast reopens), cancel, the account the apology uses,
 liveness and the settings that went away."""
 
+import threading
 from collections import Counter
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from incidents.apology_send import (
     apology_esp_account,
@@ -126,8 +128,24 @@ def test_a_sending_broadcast_with_no_chain_and_no_claim_is_recovering(marketer):
     Broadcast.objects.filter(pk=broadcast.pk).update(heartbeat_at=None)
     broadcast.refresh_from_db()
     assert broadcasts.broadcast_liveness(broadcast=broadcast).recovering
-    with broadcasts.chain_running(broadcast.pk):
+    held, done = threading.Event(), threading.Event()
+
+    def a_running_task() -> None:  # another session, as a worker's would be
+        try:
+            with broadcasts.chain_running(broadcast.pk):
+                held.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    task = threading.Thread(target=a_running_task)
+    task.start()
+    try:
+        assert held.wait(10)
         live = broadcasts.broadcast_liveness(broadcast=broadcast)
+    finally:
+        done.set()
+        task.join()
     assert live.chains == 1 and not live.recovering
 
 
@@ -148,11 +166,15 @@ def test_the_beat_asks_the_esp_again_and_a_completed_apology_reopens(marketer,
     on its own, the worker finds the rows missing at the ESP, and sends them."""
     from datetime import timedelta
 
+    from django.conf import settings
     from django.utils import timezone
 
     from config.celery import app
+    from messaging.esp.sandbox import RedisSandboxStore
     from tests.conftest import wait_for
 
+    # Ids repeat from one test database to the next: no earlier run's sandbox messages.
+    RedisSandboxStore(settings.REDIS_URL).clear()
     world = sendable_incident(marketer, 8, tag="beat")
     queue, node = celery_worker["queue"], celery_worker["node"]
     # The send itself runs here, with answers lost and the search down: the worker steps
@@ -165,9 +187,11 @@ def test_the_beat_asks_the_esp_again_and_a_completed_apology_reopens(marketer,
     finally:
         app.control.add_consumer(queue, destination=[node], reply=True)
     assert states(broadcast) == {DeliveryState.IN_DOUBT: 8}
-    # Long enough ago for the ESP's search to be trusted with "never received".
-    Delivery.objects.filter(broadcast=broadcast).update(
-        claimed_at=timezone.now() - timedelta(hours=1))
+    # An hour later: the ESP's search is trusted with "never received", and the last
+    # question to the ESP (which failed) is old enough to ask again.
+    hour_ago = timezone.now() - timedelta(hours=1)
+    Delivery.objects.filter(broadcast=broadcast).update(claimed_at=hour_ago)
+    Broadcast.objects.filter(pk=broadcast.pk).update(reconciled_at=hour_ago)
     broadcasts.broadcast_watchdog()
     wait_for(lambda: states(broadcast) == {DeliveryState.SENT: 8}
              and Broadcast.objects.get(pk=broadcast.pk).status == BroadcastStatus.COMPLETED,
