@@ -38,6 +38,8 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +56,20 @@ TOKEN = "bench-postmark-token"
 def admin(sql: str) -> None:
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
         conn.execute(sql)
+
+
+@contextmanager
+def fresh_database(name: str) -> Iterator[None]:
+    """A bench's own database, created empty and dropped afterwards."""
+    admin(f'DROP DATABASE IF EXISTS "{name}"')
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        admin(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def load(cursor, n: int) -> None:

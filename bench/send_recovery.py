@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.apology_fanout import SERVER, admin, load, wait_status  # noqa: E402
+from bench.apology_fanout import SERVER, fresh_database, load, wait_status  # noqa: E402
 
 DB = os.environ.get("BENCH_DB", "amends_bench_recovery")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -92,15 +92,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--rate", type=int, default=5_000, help="messages per second")
     args = parser.parse_args()
-    admin(f'DROP DATABASE IF EXISTS "{DB}"')
-    admin(f'CREATE DATABASE "{DB}"')
-    try:
+    with fresh_database(DB):
         run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin(f'DROP DATABASE IF EXISTS "{DB}"')
 
 
 def run(args) -> None:
