@@ -795,7 +795,10 @@ class Reconciliation:
     reopened: bool = False
 
 
-WINDOW_MARGIN = timedelta(minutes=2)  # clocks differ; the ESP stamps when it accepted
+# Either side of the window searched. Generous on purpose: the search also filters by our
+# broadcast id, so a wider window costs a few more (halved) pages, while a window that
+# misses (clock skew, an ESP's time zone read wrongly) would call sent messages missing.
+WINDOW_MARGIN = timedelta(days=1)
 
 
 def _lookup(adapter: EspAdapter, metadata: Mapping[str, str], since: datetime,
