@@ -44,6 +44,8 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,6 +64,20 @@ def admin(sql: str) -> None:
         conn.execute(sql)
 
 
+@contextmanager
+def fresh_database(name: str) -> Iterator[None]:
+    """A bench's own database, created empty and dropped afterwards."""
+    admin(f'DROP DATABASE IF EXISTS "{name}"')
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        admin(f'DROP DATABASE IF EXISTS "{name}"')
+
+
 def load(cursor, n: int) -> None:
     cursor.execute(f"""
         INSERT INTO audiences_subscriber (email, name, locale, status, attributes,
@@ -77,7 +93,7 @@ def load(cursor, n: int) -> None:
         INSERT INTO audiences_segmentmembership (segment_id, subscriber_id, added_at)
         SELECT g.id, s.id, now() FROM audiences_subscriber s CROSS JOIN audiences_segment g""")
     cursor.execute("INSERT INTO messaging_espaccount (provider, label, created_at) "
-                   "VALUES ('sandbox', 'Bench', now())")
+                   "VALUES ('postmark', 'Bench', now())")
     cursor.execute("""
         INSERT INTO messaging_campaign (esp_account_id, esp_campaign_id, name, subject,
                                         status, started_at, created_at)
@@ -180,21 +196,20 @@ def raw_rate(esp, total: int, html: str, text: str, tmp: Path, processes: int) -
 
 # --- The worker ------------------------------------------------------------------------------
 
+def account_options(esp) -> dict:
+    """The "Bench" ESP account's credentials: the loopback Postmark."""
+    return {"server_token": TOKEN, "base_url": esp.url, "max_per_call": BATCH}
+
+
 def start_worker(esp, queue: str, concurrency: int, log: Path) -> subprocess.Popen:
     """A worker sending through the loopback Postmark, or (esp=None) the sandbox ESP."""
     from config.celery import app
 
     node = f"bench-{uuid.uuid4().hex[:8]}@localhost"
     env = {**os.environ, "DATABASE_URL": f"{SERVER}/{DB}", "REDIS_URL": REDIS,
-           "CELERY_TASK_DEFAULT_QUEUE": queue, "AMENDS_EMBEDDED": "1"}
-    if esp is not None:
-        options = {"server_token": TOKEN, "base_url": esp.url, "max_per_call": BATCH}
-        env.update({"AMENDS_SEND_PROVIDER": "postmark",
-                    "AMENDS_SEND_ESP_OPTIONS": json.dumps(options),
-                    # the same credentials as the account's secret variables (issue 15)
-                    "AMENDS_ESP_ACCOUNTS": json.dumps({"Bench": options})})
-    else:
-        env.update({"AMENDS_SEND_PROVIDER": "sandbox", "AMENDS_SEND_ESP_OPTIONS": "{}"})
+           "CELERY_TASK_DEFAULT_QUEUE": queue, "AMENDS_EMBEDDED": "1",
+           # The apology goes through the incident's account ("Bench", Postmark).
+           "AMENDS_ESP_ACCOUNTS": json.dumps({"Bench": account_options(esp)})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
          f"--concurrency={concurrency}", "-Q", queue, "-n", node, "--loglevel=WARNING",
@@ -232,10 +247,10 @@ def profile(args, incident, user, esp) -> None:
     from messaging.esp.postmark import PostmarkAdapter
     from messaging.models import EspAccount
 
-    settings.AMENDS_SEND["OPTIONS"] = {}
+    settings.AMENDS_ESP_ACCOUNTS = {"BENCH": account_options(esp)}
     EspAccount.objects.filter(label="Bench").update(rate_per_second=1_000_000,
                                                     batch_size=BATCH)
-    broadcast = apology_send_start(incident=incident, actor=user, provider="postmark",
+    broadcast = apology_send_start(incident=incident, actor=user,
                                    parallelism=1)
     from config.celery import app
 
@@ -380,7 +395,7 @@ def run(args) -> None:
                               tmp / "bench-fanout-worker.log")
         click = timezone.now()
         t0 = time.perf_counter()
-        broadcast = apology_send_start(incident=incident, actor=user, provider="postmark",
+        broadcast = apology_send_start(incident=incident, actor=user,
                                        parallelism=args.concurrency)
         setup = time.perf_counter() - t0
         print(f"set-up: ledger of {broadcast.recipient_count:,} rows materialised (guard, "
@@ -412,7 +427,7 @@ def run(args) -> None:
         esp.total = 0
         part = campaign_of_part(campaign.esp_account, "bench-2", args.pause_audience, "")
         incident2, _n = incident_with_apology("Pauses", part)
-        second = apology_send_start(incident=incident2, actor=user, provider="postmark",
+        second = apology_send_start(incident=incident2, actor=user,
                                     parallelism=args.concurrency)
         rng = random.Random(1)
         latencies, after = [], 0

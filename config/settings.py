@@ -6,7 +6,6 @@ variable is parsed strictly: a bad value stops start-up with the variable's name
 Secrets may also come from a file named by `<NAME>_FILE` (Docker/Kubernetes secrets).
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -276,23 +275,21 @@ from messaging.esp.accounts import esp_accounts_from_env  # noqa: E402
 AMENDS_ESP_ACCOUNTS = esp_accounts_from_env(os.environ)
 
 # --- Broadcast sending (issue 4, send; messaging/broadcasts.py) -----------------------------
-# The ESP account broadcasts (the apology) go through: provider plus the adapter's keyword
-# arguments as JSON (e.g. {"server_token": "…", "base_url": "…"}); a secret may come from
-# AMENDS_SEND_ESP_OPTIONS_FILE. CLAIM_GRACE: seconds after which a claimed row that no live
-# worker holds is in doubt. SETTLE: seconds an ESP needs before its message search is
-# trusted to say "never received".
+# A broadcast (the apology) goes through the incident's ESP account, with that account's
+# credentials (AMENDS_ESP_ACCOUNTS above), like a campaign stop. CLAIM_GRACE: seconds after
+# which a claim no live worker holds is in doubt (default: 2 on PostgreSQL, where a worker
+# holds its claim's lock until it settles; 60 elsewhere). SETTLE: seconds an ESP needs
+# before its message search is trusted to say "never received".
 AMENDS_SEND = {
-    "PROVIDER": env.str("AMENDS_SEND_PROVIDER", default=AMENDS_ESP["PROVIDER"]),
-    "OPTIONS": secret("AMENDS_SEND_ESP_OPTIONS", default="") or "{}",
-    "CLAIM_GRACE": env.float("AMENDS_SEND_CLAIM_GRACE", default=30.0),
+    "CLAIM_GRACE": env.float("AMENDS_SEND_CLAIM_GRACE", default=None),
     "SETTLE": env.float("AMENDS_SEND_SETTLE", default=30.0),
 }
-try:
-    AMENDS_SEND["OPTIONS"] = json.loads(AMENDS_SEND["OPTIONS"])
-except ValueError as exc:
-    raise ImproperlyConfigured(f"AMENDS_SEND_ESP_OPTIONS is not valid JSON: {exc}") from exc
-if not isinstance(AMENDS_SEND["OPTIONS"], dict):
-    raise ImproperlyConfigured("AMENDS_SEND_ESP_OPTIONS must be a JSON object.")
+for _name in ("AMENDS_SEND_PROVIDER", "AMENDS_SEND_ESP_OPTIONS", "AMENDS_SEND_ESP_OPTIONS_FILE"):
+    if os.environ.get(_name):
+        raise ImproperlyConfigured(
+            f"{_name} is no longer read: the apology sends through the incident's ESP "
+            f"account. Put the credentials in AMENDS_ESP_ACCOUNTS (or "
+            f"AMENDS_ESP_ACCOUNT_<LABEL>_SERVER_TOKEN / _API_KEY / _BASE_URL).")
 
 # --- Security --------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)

@@ -72,6 +72,8 @@ urlpatterns = [
          name="apology-send-pause"),
     path("<int:pk>/apology/send/resume/", apology_send_views.apology_send_resume_view,
          name="apology-send-resume"),
+    path("<int:pk>/apology/send/cancel/", apology_send_views.apology_send_cancel_view,
+         name="apology-send-cancel"),
     path("<int:pk>/apology/send/reconcile/", apology_send_views.apology_send_reconcile_view,
          name="apology-send-reconcile"),
     path("<int:pk>/apology/send/deliveries/<int:delivery_id>/decide/",

@@ -15,20 +15,21 @@ The rules that make it exactly-once:
    call, and settled after it. Claiming is one conditional UPDATE … WHERE state='pending'
    (FOR UPDATE SKIP LOCKED on PostgreSQL), so two workers never claim one row.
 2. Just before the ESP call, in a transaction that lasts until the ESP has answered, the
-   worker takes a shared advisory lock on the broadcast (the gate), re-reads its status
-   (the kill switch), takes an advisory lock on its claim token and re-reads which of its
-   rows are still claimed by that token. Only those are sent. Pausing sets "paused" and
-   takes the gate lock exclusively in the same transaction: it waits for batches already
-   past their gate, and batches arriving later queue behind it and then read "paused".
-   Once "paused" is committed and shown, no further message leaves. A batch whose gate
-   finds the broadcast paused gives its rows back to pending: they certainly did not leave.
+   worker takes a shared advisory lock on the broadcast (the gate: it marks a batch "at the
+   ESP", counted by broadcast_liveness), re-reads the status (the kill switch) and which
+   of its rows are still claimed by its token. Only those are sent. Pausing is one short
+   transaction that sets "paused" and never waits for a batch. The sender reads the flag
+   again right before every request and during every wait between attempts
+   (PauseAwareSession, pausable_sleep), so once "paused" is committed and shown no ESP
+   request starts; a batch already at the ESP settles or goes in doubt as usual. A batch
+   stopped by the switch gives its rows back to pending: they certainly did not leave.
 3. The ESP's answer settles the rows, set-based, right after (own transaction): accepted or
    queued → sent (with the ESP's message id); rejected, or a failed call the ESP certainly
    did not take → failed; anything else (5xx, timeout, connection lost after sending) →
    in_doubt. A 429 / connection refused that outlasts the adapter's retries means nothing
    was taken: the rows go back to pending and the batch is retried later.
-4. A claimed row whose worker died (no live gate holds its claim token's advisory lock,
-   claimed longer than AMENDS_SEND["CLAIM_GRACE"] ago) becomes in_doubt — never pending,
+4. A claimed row whose worker died (its claim token's advisory lock, held by the worker's
+   session from claim to settle, is free) becomes in_doubt — never pending,
    never resent blindly. A slow but live worker that finds its rows swept sends none.
 5. Reconciliation asks the ESP what it holds for this broadcast (`lookup_messages` by our
    metadata: broadcast_id, recipient_id). A row the ESP has → resolved_sent. A row the ESP
@@ -46,8 +47,10 @@ a batch of n waits for its slot and moves the next slot n / rate seconds on.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
+import inspect
 import logging
 import os
 import socket
@@ -60,11 +63,12 @@ from email.utils import formataddr
 from html import escape as html_escape
 from typing import Any
 
+import requests
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -74,15 +78,22 @@ from audiences.models import Subscriber
 from .esp.base import (
     EspAdapter,
     EspError,
-    EspNotSupported,
+    EspLookupIncomplete,
     EspTemporaryError,
     OutgoingMessage,
     RecipientResult,
     RecipientStatus,
     header_safe,
 )
-from .esp.registry import Provider, default_adapter, get_adapter
-from .models import BrandTemplate, Broadcast, BroadcastStatus, Delivery, DeliveryState
+from .esp.registry import broadcast_sender_for, default_adapter
+from .models import (
+    BrandTemplate,
+    Broadcast,
+    BroadcastStatus,
+    Delivery,
+    DeliveryState,
+    EspAccount,
+)
 from .rendering import MERGE_TAG
 
 logger = logging.getLogger(__name__)
@@ -90,6 +101,10 @@ logger = logging.getLogger(__name__)
 # Sent inside the transaction that changes a broadcast's status when no person asked for
 # it (the worker completed it): the incidents app writes its timeline from this.
 broadcast_finished = Signal()  # kwargs: broadcast
+# Sent inside the transaction that sets a completed broadcast sending again because rows
+# went back to pending (reconciliation found them missing at the ESP): kwargs broadcast,
+# requeued (how many), by ("reconcile" or "decision").
+broadcast_reopened = Signal()
 
 MAX_PACING_WAIT = 1.0  # seconds a task waits in-process for its slot; longer: countdown
 D = Delivery._meta.db_table
@@ -102,23 +117,76 @@ def _is_postgres() -> bool:
 
 # --- The ESP ------------------------------------------------------------------------------
 
+class BroadcastHalted(Exception):
+    """The broadcast stopped being "sending" (paused, cancelled) while a batch waited to
+    call the ESP: the call is not made. Raised from inside the sender, before a request
+    leaves, so the rows of that call certainly did not reach the ESP."""
+
+
+# The broadcast whose batch this thread is sending, read by the pause-aware sleep and
+# session below right before each ESP attempt and during each Retry-After wait.
+_sending: contextvars.ContextVar[int | None] = contextvars.ContextVar("amends_sending",
+                                                                      default=None)
+HALT_POLL = 0.2  # seconds between looks at the pause flag while waiting to retry
+
+
+def _halt_if_stopped() -> None:
+    broadcast_id = _sending.get()
+    if broadcast_id is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT status FROM {B} WHERE id = %s", [broadcast_id])
+        found = cursor.fetchone()
+    if not found or found[0] != BroadcastStatus.SENDING:
+        raise BroadcastHalted(found[0] if found else "gone")
+
+
+def pausable_sleep(seconds: float) -> None:
+    """The senders' wait between attempts (backoff, Retry-After): it looks at the pause flag
+    every HALT_POLL seconds, so a pause never waits for a Retry-After to run out."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while True:
+        _halt_if_stopped()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(HALT_POLL, left))
+
+
+class PauseAwareSession(requests.Session):
+    """A requests session that reads the pause flag right before every request it sends
+    (each attempt, retries included): what is sent after a pause has been acknowledged is
+    at most a request whose bytes were already on their way."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        _halt_if_stopped()
+        return super().send(request, **kwargs)
+
+
 _adapters: dict[tuple, EspAdapter] = {}
 
 
 def broadcast_adapter(broadcast: Broadcast) -> EspAdapter:
-    """The ESP adapter broadcasts go through (settings.AMENDS_SEND), one per process so its
-    HTTP session (keep-alive) is reused across batches."""
-    conf = settings.AMENDS_SEND
-    options = dict(conf["OPTIONS"])
-    key = (broadcast.provider, tuple(sorted((k, str(v)) for k, v in options.items())))
+    """The adapter of the broadcast's ESP account (registry.broadcast_sender_for), one per
+    process and account so its HTTP session (keep-alive) is reused across batches. A
+    broadcast without an account (made outside an incident) uses settings.AMENDS_ESP."""
+    account = None
+    if broadcast.esp_account_id is not None:
+        account = broadcast.esp_account if "esp_account" in broadcast._state.fields_cache \
+            else EspAccount.objects.get(pk=broadcast.esp_account_id)
+    from .esp.accounts import account_key
+
+    options = settings.AMENDS_ESP_ACCOUNTS.get(account_key(account.label), {}) if account \
+        else {}
+    key = (account.pk if account else None, account.provider if account else "",
+           repr(sorted(options.items())))
     adapter = _adapters.get(key)
     if adapter is None:
-        if broadcast.provider == Provider.SANDBOX:
-            adapter = default_adapter(**options)
+        pause_aware = {"sleep": pausable_sleep, "session": PauseAwareSession()}
+        if account is None:
+            adapter = default_adapter(sleep=pausable_sleep)
         else:
-            if broadcast.provider == Provider.POSTMARK:
-                options.setdefault("json_batch", True)
-            adapter = get_adapter(broadcast.provider, **options)
+            adapter = broadcast_sender_for(account, **pause_aware)
         _adapters[key] = adapter
     return adapter
 
@@ -130,11 +198,13 @@ def broadcast_create(*, source_ref: str, content_version: int, subject: str,
                      from_email: str, from_name: str = "", reply_to: str = "",
                      brand_template: BrandTemplate | None, default_locale: str,
                      bodies: Mapping[str, Mapping[str, str]],
-                     created_by: AbstractBaseUser | None, provider: str | None = None,
+                     created_by: AbstractBaseUser | None,
+                     esp_account: EspAccount | None = None,
                      rate_per_second: int | None = None, batch_size: int | None = None,
                      parallelism: int | None = None) -> Broadcast:
     """A draft broadcast; `bodies` = {locale: {"subject", "html", "text"}} rendered once per
-    locale with per-recipient merge tags left in."""
+    locale with per-recipient merge tags left in. It sends through `esp_account` (its
+    credentials from the account's secret variables); without one, through AMENDS_ESP."""
     errors: dict[str, str] = {}
     if default_locale not in bodies:
         errors["bodies"] = _("There is no body in the default language (%(locale)s).") % {
@@ -152,7 +222,9 @@ def broadcast_create(*, source_ref: str, content_version: int, subject: str,
         from_email=from_email, from_name=from_name, reply_to=reply_to,
         brand_template=brand_template, default_locale=default_locale,
         bodies={k: dict(v) for k, v in bodies.items()},
-        provider=provider or settings.AMENDS_SEND["PROVIDER"], created_by=created_by)
+        esp_account=esp_account,
+        provider=esp_account.provider if esp_account else settings.AMENDS_ESP["PROVIDER"],
+        created_by=created_by)
     for name, value in (("rate_per_second", rate_per_second), ("batch_size", batch_size),
                         ("parallelism", parallelism)):
         if value is not None:
@@ -205,12 +277,23 @@ def broadcast_start(*, broadcast: Broadcast) -> Broadcast:
 
 # --- Pause, resume, cancel -------------------------------------------------------------------
 
+def _short_lock_wait() -> None:
+    """A person's click must never queue behind a batch: the broadcast row is only ever
+    locked for a moment (claims, settling), so waiting longer than this means trouble."""
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '5s'")
+
+
 @transaction.atomic
 def broadcast_pause(*, broadcast: Broadcast) -> Broadcast:
-    """The kill switch. Sets paused, then takes the gate lock exclusively: that waits for
-    the batches already past their gate (they hold it shared until the ESP has answered)
-    and makes later batches queue until this commits, when they read "paused". So when
-    this returns and "paused" is shown, nothing more leaves."""
+    """The kill switch: one short transaction that sets "paused" and returns. It never waits
+    for a batch. No ESP request starts after it commits: every batch reads the flag at its
+    gate, and the sender reads it again right before each request and during each wait
+    between attempts (PauseAwareSession, pausable_sleep). A batch already at the ESP
+    finishes or times out and settles (or goes in doubt) as usual; `broadcast_liveness`
+    counts those."""
+    _short_lock_wait()
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if broadcast.status != BroadcastStatus.SENDING:
         raise ValidationError(_("Only a broadcast that is sending can be paused (it is "
@@ -218,14 +301,12 @@ def broadcast_pause(*, broadcast: Broadcast) -> Broadcast:
     broadcast.status = BroadcastStatus.PAUSED
     broadcast.paused_at = timezone.now()
     broadcast.save(update_fields=["status", "paused_at"])
-    if _is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [GATE_LOCK, broadcast.pk])
     return broadcast
 
 
 @transaction.atomic
 def broadcast_resume(*, broadcast: Broadcast) -> Broadcast:
+    _short_lock_wait()
     broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
     if broadcast.status != BroadcastStatus.PAUSED:
         raise ValidationError(_("Only a paused broadcast can be resumed (it is %(status)s).")
@@ -237,6 +318,37 @@ def broadcast_resume(*, broadcast: Broadcast) -> Broadcast:
     broadcast.save(update_fields=["status", "paused_at", "next_slot_at", "heartbeat_at"])
     broadcast_enqueue(broadcast)
     return broadcast
+
+
+CANCELLABLE = (BroadcastStatus.DRAFT, BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
+
+
+@transaction.atomic
+def broadcast_cancel(*, broadcast: Broadcast) -> tuple[Broadcast, int]:
+    """Stop for good: like a pause (never waits for a batch), and every row still waiting
+    becomes "cancelled" so nothing can resume it. Rows at the ESP settle as usual; rows in
+    doubt stay listed (reconciliation no longer queues them again). Returns the broadcast
+    and how many people will not get it."""
+    _short_lock_wait()
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast.pk)
+    if broadcast.status not in CANCELLABLE:
+        raise ValidationError(_("Only a broadcast that has not finished can be cancelled "
+                                "(it is %(status)s).") % {"status": broadcast.get_status_display()})
+    now = timezone.now()
+    broadcast.status = BroadcastStatus.CANCELLED
+    broadcast.cancelled_at = now
+    broadcast.save(update_fields=["status", "cancelled_at"])
+    dropped = _cancel_pending(broadcast.pk, now)
+    return broadcast, dropped
+
+
+def _cancel_pending(broadcast_id: int, now: datetime, ids: Sequence[int] | None = None
+                    ) -> int:
+    rows = Delivery.objects.filter(broadcast_id=broadcast_id, state=DeliveryState.PENDING)
+    if ids is not None:
+        rows = rows.filter(pk__in=ids)
+    return rows.update(state=DeliveryState.CANCELLED, settled_at=now,
+                       reason=_("Not sent: the broadcast was cancelled."))
 
 
 # --- One batch ------------------------------------------------------------------------------
@@ -283,6 +395,14 @@ def _claim(broadcast_id: int, limit: int, token: str, now: datetime, after: int 
     return rows
 
 
+def token_unlock(token: str) -> None:
+    """Let go of a claim's token lock (taken by deliveries_claim) once its rows are settled
+    or given back."""
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [token])
+
+
 @dataclass
 class Claim:
     rows: list[ClaimedRow] = field(default_factory=list)
@@ -314,6 +434,13 @@ def deliveries_claim(*, broadcast_id: int, token: str, limit: int | None = None)
     rows = _claim(broadcast_id, limit, token, now, after=broadcast.claim_cursor)
     if not rows and broadcast.claim_cursor:
         rows = _claim(broadcast_id, limit, token, now)
+    if rows and _is_postgres():
+        # Lock liveness: the claim's token lock is held by this session from before the
+        # claim is visible (same transaction) until the rows are settled or given back
+        # (token_unlock). A worker that dies loses its connection and with it the lock, so
+        # the sweep sees a dead claim at once instead of waiting out a grace period.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [token])
     updates: dict[str, Any] = {"heartbeat_at": now}
     if rows:
         updates["next_slot_at"] = slot + timedelta(
@@ -514,10 +641,9 @@ GATE_LOCK = 424_201  # advisory lock class: (GATE_LOCK, broadcast id)
 
 def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[int]]:
     """Inside the sending transaction, held until the ESP has answered: a shared advisory
-    lock on the broadcast (pause takes it exclusively, so it waits for batches past their
-    gate, and batches that come later queue behind the pause and then read "paused"), the
-    broadcast's status (the kill switch), an advisory lock on the claim token (the sweeper
-    leaves a live worker's claim alone), and the rows of this claim still ours."""
+    lock on the broadcast (the "at the ESP" mark broadcast_liveness counts; nobody waits
+    for it), the broadcast's status (the kill switch), the claim token's lock, and the rows
+    of this claim still ours."""
     with connection.cursor() as cursor:
         if _is_postgres():
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)",
@@ -544,62 +670,120 @@ def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[i
 
 def deliveries_send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
                             adapter: EspAdapter) -> BatchOutcome:
-    outcome = _send_claimed(broadcast=broadcast, claim=claim, token=token, adapter=adapter)
-    if outcome.released:
-        _lower_cursor(broadcast.pk, min(r.id for r in claim.rows))
-    return outcome
+    return _send_claimed(broadcast=broadcast, claim=claim, token=token, adapter=adapter)
+
+
+def _chunk_size(adapter: EspAdapter, n: int) -> int:
+    """How many messages the adapter sends in one ESP call (its sender's max_per_call):
+    the batch is handed over one call at a time, so a pause between calls, or inside one
+    call's retries, never loses the answers of the calls already made."""
+    sender = getattr(adapter, "sender", None)
+    size = getattr(sender, "max_per_call", None) or getattr(adapter, "max_per_call", None)
+    return max(1, min(int(size), n)) if size else max(1, n)
 
 
 def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
                   adapter: EspAdapter) -> BatchOutcome:
     outcome = BatchOutcome(claimed=len(claim.rows))
-    # Built before the gate, so the gate (which pause waits for) stays short.
+    # Built before the gate, so the gate stays short.
     messages = build_messages(broadcast, claim.rows,
                               sender_merges=getattr(adapter, "merges_client_side", False))
+    rows = list(claim.rows)
+    results: list[RecipientResult] = []
+    stop_note = ""
+    retry_after: float | None = None
     with transaction.atomic():
-        ids = [r.id for r in claim.rows]
+        ids = [r.id for r in rows]
         status, mine = _gate(broadcast.pk, token, ids)
         if status != BroadcastStatus.SENDING:
-            outcome.released = _release(token, ids)
+            outcome.released = _give_back(broadcast.pk, status, token, ids)
             outcome.note = f"kill switch: broadcast is {status or 'gone'}"
             return outcome
-        if len(mine) != len(claim.rows):  # some rows were declared in doubt meanwhile
-            keep = [i for i, r in enumerate(claim.rows) if r.id in mine]
-            claim = Claim(rows=[claim.rows[i] for i in keep], slot=claim.slot)
+        if len(mine) != len(rows):  # some rows were declared in doubt meanwhile
+            keep = [i for i, r in enumerate(rows) if r.id in mine]
+            rows = [rows[i] for i in keep]
             messages = [messages[i] for i in keep]
         if not messages:
             return outcome
+        size = _chunk_size(adapter, len(messages))
+        token_var = _sending.set(broadcast.pk)
         try:
-            results = adapter.send_batch(messages)
-        except EspTemporaryError as exc:
-            # The adapter raises this only when the ESP certainly took nothing.
-            outcome.released = _release(token, ids)
-            outcome.next_in = exc.retry_after if exc.retry_after is not None else 2.0
-            outcome.note = f"ESP refused for now: {exc}"
-            logger.info("broadcast %s: %s", broadcast.pk, outcome.note)
-            return outcome
-    # The gate is over (a pause no longer waits for us); settle in a transaction of its
-    # own. Dying here leaves the rows claimed: in doubt, then reconciled.
-    with transaction.atomic():
-        if _is_postgres():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [token])
-        counts = _settle(token, claim.rows, results, timezone.now())
-    outcome.sent = counts.get(DeliveryState.SENT, 0)
-    outcome.failed = counts.get(DeliveryState.FAILED, 0)
-    outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
+            for start in range(0, len(messages), size):
+                try:
+                    results.extend(adapter.send_batch(messages[start:start + size]))
+                except BroadcastHalted as exc:
+                    stop_note = f"kill switch: broadcast is {exc}"
+                    break
+                except EspTemporaryError as exc:
+                    # The adapter raises this only when the ESP certainly took nothing of
+                    # this call.
+                    retry_after = exc.retry_after if exc.retry_after is not None else 2.0
+                    stop_note = f"ESP refused for now: {exc}"
+                    break
+        finally:
+            _sending.reset(token_var)
+    sent_rows, unsent = rows[:len(results)], [r.id for r in rows[len(results):]]
+    if unsent:
+        # Certainly not at the ESP: given back (or cancelled), and the cursor lowered.
+        status = Broadcast.objects.values_list("status", flat=True).get(pk=broadcast.pk)
+        with transaction.atomic():
+            outcome.released = _give_back(broadcast.pk, status, token, unsent)
+        outcome.note = stop_note
+        logger.info("broadcast %s: %s", broadcast.pk, stop_note)
+        if retry_after is not None:
+            outcome.next_in = retry_after
+            _hold_slots(broadcast.pk, retry_after)
+    # The gate is over; settle in a transaction of its own. Dying here leaves the rows
+    # claimed: in doubt, then reconciled.
+    if sent_rows:
+        with transaction.atomic():
+            counts = _settle(token, sent_rows, results, timezone.now())
+        outcome.sent = counts.get(DeliveryState.SENT, 0)
+        outcome.failed = counts.get(DeliveryState.FAILED, 0)
+        outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
     return outcome
+
+
+def _give_back(broadcast_id: int, status: str, token: str, ids: Sequence[int]) -> int:
+    """Rows the ESP certainly never saw: pending again, or cancelled with the broadcast."""
+    released = _release(token, ids)
+    if released:
+        if status == BroadcastStatus.CANCELLED:
+            _cancel_pending(broadcast_id, timezone.now(), ids)
+        else:
+            _lower_cursor(broadcast_id, min(ids))
+    return released
+
+
+def _hold_slots(broadcast_id: int, seconds: float) -> None:
+    """The ESP asked us to wait (Retry-After): every chain waits, not only this one, and
+    the watchdog does not take the quiet for a dead worker."""
+    until = timezone.now() + timedelta(seconds=seconds)
+    Broadcast.objects.filter(pk=broadcast_id).filter(
+        Q(next_slot_at__isnull=True) | Q(next_slot_at__lt=until)).update(next_slot_at=until)
 
 
 # --- Crashed workers and reconciliation -----------------------------------------------------
 
+def claim_grace() -> float:
+    """Seconds a claim may look abandoned before it is declared in doubt. On PostgreSQL a
+    live worker holds its claim's token lock from claim to settle (deliveries_claim), so a
+    free lock means a dead worker and the grace is short; elsewhere it must outlast the
+    slowest ESP call."""
+    configured = settings.AMENDS_SEND["CLAIM_GRACE"]
+    if configured is not None:
+        return configured
+    return 2.0 if _is_postgres() else 60.0
+
+
 def deliveries_mark_abandoned(*, broadcast_id: int, grace: float | None = None) -> int:
-    """Claimed rows no live transaction holds, older than the grace: in doubt. Never
-    pending: their worker may have handed them to the ESP before it died."""
-    grace = settings.AMENDS_SEND["CLAIM_GRACE"] if grace is None else grace
+    """Claimed rows no live worker holds, older than the grace: in doubt. Never pending:
+    their worker may have handed them to the ESP before it died."""
+    grace = claim_grace() if grace is None else grace
     cutoff = timezone.now() - timedelta(seconds=grace)
-    # A live worker holds its claim token's advisory lock from its gate to its settle; a
-    # worker that has not reached its gate yet finds its rows gone and sends none of them.
+    # A live worker holds its claim token's advisory lock from its claim to its settle
+    # (session-level, see deliveries_claim); a dead one's connection is gone, and the lock
+    # with it.
     alive = " AND pg_try_advisory_xact_lock(hashtext(claim_token))" if _is_postgres() \
         else ""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -613,60 +797,82 @@ def deliveries_mark_abandoned(*, broadcast_id: int, grace: float | None = None) 
 
 @dataclass
 class Reconciliation:
-    looked_up: bool
+    looked_up: bool  # the ESP answered every page of the search
     resolved_sent: int = 0
     resolved_missing: int = 0
     requeued: int = 0
     still_in_doubt: int = 0
     error: str = ""
+    reopened: bool = False
+
+
+# Either side of the window searched. Generous on purpose: the search also filters by our
+# broadcast id, so a wider window costs a few more (halved) pages, while a window that
+# misses (clock skew, an ESP's time zone read wrongly) would call sent messages missing.
+WINDOW_MARGIN = timedelta(days=1)
+
+
+def _lookup(adapter: EspAdapter, metadata: Mapping[str, str], since: datetime,
+            until: datetime) -> list:
+    """The adapter's message search, limited to a time window when it takes one (every
+    search that pages by time: Postmark's fromdate/todate)."""
+    params = inspect.signature(adapter.lookup_messages).parameters
+    if "since" in params:
+        return adapter.lookup_messages(metadata, since=since, until=until)
+    return adapter.lookup_messages(metadata)
 
 
 def broadcast_reconcile(*, broadcast: Broadcast, adapter: EspAdapter | None = None,
-                        settle: float | None = None, requeue: bool = True) -> Reconciliation:
-    """Resolve in-doubt rows from what the ESP holds (rule 5 of the module docstring)."""
+                        settle: float | None = None, requeue: bool = True,
+                        restart: bool = True) -> Reconciliation:
+    """Resolve in-doubt rows from what the ESP holds (rule 5 of the module docstring).
+
+    The search covers the time window of the rows in doubt (from their earliest claim to
+    now, with a margin), never a bare offset. Resumable: whatever the ESP confirmed before
+    a failed page is settled; what stays in doubt carries the ESP's own error, shown in the
+    panel, and the watchdog asks again later. Rows found missing go back to pending, and
+    with `restart` the broadcast sends them: a completed broadcast reopens
+    (`broadcast_reopened`, for the timeline) and a chain starts after commit.
+    """
     settle = settings.AMENDS_SEND["SETTLE"] if settle is None else settle
     adapter = adapter or broadcast_adapter(broadcast)
     started = timezone.now()
-    if not Delivery.objects.filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT).exists():
+    doubtful = Delivery.objects.filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT)
+    if not doubtful.exists():
         return Reconciliation(looked_up=False)
+    earliest = (doubtful.order_by().aggregate(m=Min("claimed_at"))["m"]
+                or broadcast.started_at or broadcast.created_at)
+    error, complete = "", True
     try:
-        held = adapter.lookup_messages({"broadcast_id": str(broadcast.pk)})
-    except EspNotSupported as exc:
-        return Reconciliation(looked_up=False, error=str(exc), still_in_doubt=Delivery.objects
-                              .filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT).count())
-    except EspError as exc:
-        return Reconciliation(looked_up=False, error=str(exc), still_in_doubt=Delivery.objects
-                              .filter(broadcast=broadcast, state=DeliveryState.IN_DOUBT).count())
+        held = _lookup(adapter, {"broadcast_id": str(broadcast.pk)},
+                       since=earliest - WINDOW_MARGIN, until=started + WINDOW_MARGIN)
+    except EspLookupIncomplete as exc:
+        held, error, complete = exc.found, str(exc), False
+    except EspError as exc:  # EspNotSupported included: nothing to go on
+        held, error, complete = [], str(exc), False
     found: dict[int, str] = {}
     for message in held:
         rid = message.metadata.get("recipient_id")
         if rid and rid.isdigit():
             found.setdefault(int(rid), message.message_id)
-    result = Reconciliation(looked_up=True)
+    result = Reconciliation(looked_up=complete, error=error)
     now = timezone.now()
     missing_before = started - timedelta(seconds=settle)
     with transaction.atomic():
+        rows = list(doubtful.select_for_update().values_list("id", "subscriber_id",
+                                                             "claimed_at"))
+        sent = [(pk, found[sid]) for pk, sid, _c in rows if sid in found]
+        missing = [pk for pk, sid, claimed_at in rows if complete and sid not in found
+                   and claimed_at is not None and claimed_at <= missing_before]
+        _resolve_sent(sent, now)
+        result.resolved_sent = len(sent)
+        # The status is read only now, briefly locked: a pause never waits for the search.
         status = Broadcast.objects.select_for_update(no_key=True).values_list(
             "status", flat=True).get(pk=broadcast.pk)
-        rows = list(Delivery.objects.select_for_update().filter(
-            broadcast=broadcast, state=DeliveryState.IN_DOUBT)
-            .values_list("id", "subscriber_id", "claimed_at"))
-        sent, missing = [], []
-        for pk, subscriber_id, claimed_at in rows:
-            if subscriber_id in found:
-                sent.append((pk, found[subscriber_id]))
-            elif claimed_at is not None and claimed_at <= missing_before:
-                missing.append(pk)
-        for pk, message_id in sent:
-            Delivery.objects.filter(pk=pk).update(
-                state=DeliveryState.RESOLVED_SENT, esp_message_id=message_id, settled_at=now,
-                reason=_("The ESP confirmed it received this message."))
-        result.resolved_sent = len(sent)
-        may_requeue = requeue and status != BroadcastStatus.CANCELLED
         if missing:
             reason = _("The ESP confirmed it never received this message (%(when)s).") % {
                 "when": started.strftime("%Y-%m-%d %H:%M:%S UTC")}
-            if may_requeue:
+            if requeue and status != BroadcastStatus.CANCELLED:
                 _lower_cursor(broadcast.pk, min(missing))
                 result.requeued = Delivery.objects.filter(pk__in=missing).update(
                     state=DeliveryState.PENDING, claim_token="", claimed_at=None,
@@ -675,7 +881,61 @@ def broadcast_reconcile(*, broadcast: Broadcast, adapter: EspAdapter | None = No
                 result.resolved_missing = Delivery.objects.filter(pk__in=missing).update(
                     state=DeliveryState.RESOLVED_MISSING, settled_at=now, reason=reason)
         result.still_in_doubt = len(rows) - len(sent) - len(missing)
+        if error and result.still_in_doubt:
+            done = {pk for pk, _m in sent}
+            left = [pk for pk, _s, _c in rows if pk not in done]
+            Delivery.objects.filter(pk__in=left, state=DeliveryState.IN_DOUBT).update(
+                reason=(_("In doubt: the ESP could not be asked (%(when)s): %(error)s") % {
+                    "when": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "error": error})[:500])
+        Broadcast.objects.filter(pk=broadcast.pk).update(reconciled_at=now,
+                                                         reconcile_error=error[:500])
+        if result.requeued and restart:
+            result.reopened = broadcast_continue(broadcast_id=broadcast.pk,
+                                                 requeued=result.requeued, by="reconcile")
     return result
+
+
+def _resolve_sent(sent: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Rows the ESP has: resolved_sent with its message id, set-based."""
+    if not sent:
+        return
+    reason = _("The ESP confirmed it received this message.")
+    if _is_postgres():
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {D} SET state = %s, esp_message_id = v.mid, settled_at = %s, "
+                f"reason = %s FROM unnest(%s::bigint[], %s::text[]) AS v(id, mid) "
+                f"WHERE {D}.id = v.id AND ({D}.state || '') = %s",
+                [str(DeliveryState.RESOLVED_SENT), now, reason, [p for p, _m in sent],
+                 [m for _p, m in sent], str(DeliveryState.IN_DOUBT)])
+        return
+    for pk, message_id in sent:
+        Delivery.objects.filter(pk=pk, state=DeliveryState.IN_DOUBT).update(
+            state=DeliveryState.RESOLVED_SENT, esp_message_id=message_id, settled_at=now,
+            reason=reason)
+
+
+def broadcast_continue(*, broadcast_id: int, requeued: int, by: str) -> bool:
+    """Rows went back to pending: make sure they are sent. Must run in the caller's
+    transaction. A completed broadcast reopens (sending again, `broadcast_reopened` for
+    the timeline); a sending one gets a chain; a paused one waits for Resume, a cancelled
+    one never sends. Returns whether it reopened."""
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+    if broadcast.status == BroadcastStatus.COMPLETED:
+        broadcast.status = BroadcastStatus.SENDING
+        broadcast.finished_at = None
+        broadcast.next_slot_at = None
+        broadcast.heartbeat_at = timezone.now()
+        broadcast.save(update_fields=["status", "finished_at", "next_slot_at",
+                                      "heartbeat_at"])
+        broadcast_reopened.send(sender=Broadcast, broadcast=broadcast, requeued=requeued,
+                                by=by)
+        broadcast_enqueue(broadcast)
+        return True
+    if broadcast.status == BroadcastStatus.SENDING:
+        broadcast_enqueue(broadcast, chains=1)
+    return False
 
 
 @transaction.atomic
@@ -687,6 +947,9 @@ def delivery_decide(*, delivery: Delivery, resend: bool,
         raise ValidationError(_("Only a message in doubt can be decided on (this one is "
                                 "%(state)s).") % {"state": delivery.get_state_display()})
     who = actor.get_full_name() or actor.get_username()
+    if resend and Broadcast.objects.filter(pk=delivery.broadcast_id,
+                                           status=BroadcastStatus.CANCELLED).exists():
+        raise ValidationError(_("The broadcast was cancelled: nothing is sent again."))
     if resend:
         delivery.state = DeliveryState.PENDING
         delivery.claim_token = ""
@@ -701,12 +964,7 @@ def delivery_decide(*, delivery: Delivery, resend: bool,
                                  "settled_at", "decided_by"])
     if resend:
         _lower_cursor(delivery.broadcast_id, delivery.pk)
-        broadcast = Broadcast.objects.select_for_update().get(pk=delivery.broadcast_id)
-        if broadcast.status == BroadcastStatus.COMPLETED:
-            broadcast.status = BroadcastStatus.SENDING
-            broadcast.finished_at = None
-            broadcast.save(update_fields=["status", "finished_at"])
-            broadcast_enqueue(broadcast, chains=1)
+        broadcast_continue(broadcast_id=delivery.broadcast_id, requeued=1, by="decision")
     return delivery
 
 
@@ -756,11 +1014,14 @@ def broadcast_run_batch(*, broadcast_id: int, token: str | None = None,
     if claim.status != BroadcastStatus.SENDING:
         return BatchOutcome(note=f"broadcast is {claim.status}")
     if claim.rows:
-        pause = (claim.slot - timezone.now()).total_seconds() if claim.slot else 0
-        if pause > 0:
-            time.sleep(pause)
-        outcome = deliveries_send_claimed(broadcast=broadcast, claim=claim, token=token,
-                                          adapter=adapter or broadcast_adapter(broadcast))
+        try:
+            pause = (claim.slot - timezone.now()).total_seconds() if claim.slot else 0
+            if pause > 0:
+                time.sleep(pause)
+            outcome = deliveries_send_claimed(broadcast=broadcast, claim=claim, token=token,
+                                              adapter=adapter or broadcast_adapter(broadcast))
+        finally:
+            token_unlock(token)
         if outcome.next_in is None and not outcome.released:
             outcome.next_in = 0.0
         return outcome
@@ -774,10 +1035,10 @@ def _finish_or_wait(broadcast: Broadcast, adapter: EspAdapter | None) -> BatchOu
     counts = _open_counts(broadcast.pk)
     if counts.get(DeliveryState.CLAIMED):
         # Another chain is sending, or a dead worker's claim waits for its grace to end.
-        return BatchOutcome(next_in=max(1.0, settings.AMENDS_SEND["CLAIM_GRACE"] / 2),
+        return BatchOutcome(next_in=max(1.0, claim_grace() / 2),
                             note="waiting for claimed rows")
     if counts.get(DeliveryState.IN_DOUBT):
-        result = broadcast_reconcile(broadcast=broadcast, adapter=adapter)
+        result = broadcast_reconcile(broadcast=broadcast, adapter=adapter, restart=False)
         if result.requeued:
             return BatchOutcome(next_in=0.0, note=f"{result.requeued} queued again")
         if result.looked_up and result.still_in_doubt:
@@ -789,20 +1050,96 @@ def _finish_or_wait(broadcast: Broadcast, adapter: EspAdapter | None) -> BatchOu
     return BatchOutcome(note="nothing left for this chain")
 
 
-def broadcast_watchdog(*, stale_after: float | None = None) -> list[int]:
-    """Restart the chain of every sending broadcast that showed no sign of life (a killed
-    worker takes its chain with it). Returns the broadcasts kicked."""
-    if stale_after is None:
-        stale_after = max(10.0, 2 * settings.AMENDS_SEND["CLAIM_GRACE"])
-    cutoff = timezone.now() - timedelta(seconds=stale_after)
-    stale = list(Broadcast.objects.filter(status=BroadcastStatus.SENDING,
-                                          heartbeat_at__lte=cutoff)
-                 .values_list("pk", flat=True))
-    from .tasks import broadcast_send_batch
+CHAIN_LOCK = 424_202  # advisory lock class: (CHAIN_LOCK, broadcast id), shared per running task
+STALE_AFTER = 3.0  # seconds without a claim, a running task or a batch at the ESP: dead
+RECONCILE_EVERY = timedelta(minutes=2)  # ask the ESP again about rows left in doubt
 
-    for pk in stale:
-        broadcast_send_batch.delay(pk)
-    return stale
+
+class chain_running:
+    """Held (shared, by this session) while a batch task of the broadcast runs: a worker
+    killed mid-task loses its connection and the lock, so the watchdog can tell a dead
+    chain from a slow one at once."""
+
+    def __init__(self, broadcast_id: int) -> None:
+        self.broadcast_id = broadcast_id
+
+    def __enter__(self) -> None:
+        if _is_postgres():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock_shared(%s, %s)",
+                               [CHAIN_LOCK, self.broadcast_id])
+
+    def __exit__(self, *exc: object) -> None:
+        if _is_postgres():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)",
+                               [CHAIN_LOCK, self.broadcast_id])
+
+
+@dataclass(frozen=True)
+class Liveness:
+    chains: int = 0  # batch tasks running now
+    at_esp: int = 0  # batches past their gate, waiting for the ESP's answer
+    recovering: bool = False  # sending, but nothing alive: a worker died; the watchdog acts
+
+
+def broadcast_liveness(*, broadcast: Broadcast) -> Liveness:
+    """Who is working on a broadcast right now, from PostgreSQL's lock table (one query)."""
+    counts: dict[int, int] = {}
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Other sessions only: the one asking is never the one sending (and in a
+                # test's outer transaction its own past gates would still count).
+                "SELECT classid::bigint, COUNT(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND granted AND objsubid = 2 AND objid = %s AND classid IN (%s, %s) "
+                "AND pid <> pg_backend_pid() GROUP BY classid",
+                [broadcast.pk, GATE_LOCK, CHAIN_LOCK])
+            counts = dict(cursor.fetchall())
+    chains, at_esp = counts.get(CHAIN_LOCK, 0), counts.get(GATE_LOCK, 0)
+    return Liveness(chains=chains, at_esp=at_esp,
+                    recovering=broadcast.status == BroadcastStatus.SENDING
+                    and not chains and not at_esp and _quiet(broadcast, STALE_AFTER))
+
+
+def _quiet(broadcast: Broadcast, seconds: float) -> bool:
+    """No claim for `seconds`, and no wait the ESP or the rate limit asked for."""
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    if broadcast.heartbeat_at and broadcast.heartbeat_at > cutoff:
+        return False
+    return not (broadcast.next_slot_at and broadcast.next_slot_at > cutoff)
+
+
+def broadcast_watchdog(*, stale_after: float | None = None) -> list[int]:
+    """The beat's look at every broadcast that is sending (every 2 s): dead claims become in
+    doubt, and a broadcast with no running chain, no batch at the ESP and no claim for
+    `stale_after` seconds (a killed worker took its chains with it) gets its chains again.
+    Completed broadcasts with rows left in doubt are reconciled again every
+    RECONCILE_EVERY. Returns the broadcasts whose chains were restarted."""
+    stale_after = STALE_AFTER if stale_after is None else stale_after
+    from .tasks import broadcast_reconcile_task, broadcast_send_batch
+
+    kicked = []
+    for broadcast in Broadcast.objects.filter(status=BroadcastStatus.SENDING):
+        deliveries_mark_abandoned(broadcast_id=broadcast.pk)
+        live = broadcast_liveness(broadcast=broadcast)
+        if live.chains or live.at_esp or not _quiet(broadcast, stale_after):
+            continue
+        # Claimed by this look: the next one (2 s later) does not start them twice.
+        if not Broadcast.objects.filter(pk=broadcast.pk, heartbeat_at=broadcast.heartbeat_at,
+                                        status=BroadcastStatus.SENDING).update(
+                heartbeat_at=timezone.now()):
+            continue
+        for _chain in range(broadcast.parallelism):
+            broadcast_send_batch.delay(broadcast.pk)
+        kicked.append(broadcast.pk)
+    due = timezone.now() - RECONCILE_EVERY
+    for pk in (Broadcast.objects.filter(status=BroadcastStatus.COMPLETED,
+                                        deliveries__state=DeliveryState.IN_DOUBT)
+               .filter(Q(reconciled_at__isnull=True) | Q(reconciled_at__lt=due))
+               .values_list("pk", flat=True).distinct()):
+        broadcast_reconcile_task.delay(pk)
+    return kicked
 
 
 @transaction.atomic

@@ -313,6 +313,11 @@ class Broadcast(models.Model):
     default_locale = models.CharField(_("default language"), max_length=8)
     # {locale: {"subject": ..., "html": ..., "text": ...}}
     bodies = models.JSONField(_("rendered bodies"), default=dict)
+    # The account it goes through (the incident's ESP account); its credentials come from
+    # settings.AMENDS_ESP_ACCOUNTS like a campaign stop's. `provider` is copied from it.
+    esp_account = models.ForeignKey(EspAccount, on_delete=models.PROTECT, null=True,
+                                    blank=True, related_name="+",
+                                    verbose_name=_("ESP account"))
     provider = models.CharField(_("ESP"), max_length=32)
     status = models.CharField(_("status"), max_length=16, choices=BroadcastStatus.choices,
                               default=BroadcastStatus.DRAFT)
@@ -333,6 +338,11 @@ class Broadcast(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    # The last time the ESP was asked about rows in doubt, and what it answered when it
+    # could not tell (shown in the panel; the watchdog asks again while rows stay in doubt).
+    reconciled_at = models.DateTimeField(_("last asked the ESP"), null=True, blank=True)
+    reconcile_error = models.CharField(_("ESP's answer"), max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -361,6 +371,7 @@ class DeliveryState(models.TextChoices):
     IN_DOUBT = "in_doubt", _("In doubt")
     RESOLVED_SENT = "resolved_sent", _("Sent (confirmed by the ESP)")
     RESOLVED_MISSING = "resolved_missing", _("Not received by the ESP")
+    CANCELLED = "cancelled", _("Not sent (cancelled)")
 
 
 class Delivery(models.Model):

@@ -45,14 +45,17 @@ TASK_SLICE = 3.0
 
 @shared_task(ignore_result=True, acks_late=True)
 def broadcast_send_batch(broadcast_id: int) -> None:
-    """Batches of a broadcast's fan-out; the chain re-enqueues itself while work is left."""
+    """Batches of a broadcast's fan-out; the chain re-enqueues itself while work is left.
+    While it runs it holds the broadcast's chain lock, which is how the watchdog tells a
+    dead chain from a busy one."""
     started = time.monotonic()
-    while True:
-        outcome = broadcasts.broadcast_run_batch(broadcast_id=broadcast_id)
-        if outcome.note:
-            log.info("broadcast %s: %s", broadcast_id, outcome.note)
-        if outcome.next_in != 0 or time.monotonic() - started > TASK_SLICE:
-            break
+    with broadcasts.chain_running(broadcast_id):
+        while True:
+            outcome = broadcasts.broadcast_run_batch(broadcast_id=broadcast_id)
+            if outcome.note:
+                log.info("broadcast %s: %s", broadcast_id, outcome.note)
+            if outcome.next_in != 0 or time.monotonic() - started > TASK_SLICE:
+                break
     if outcome.next_in is not None:
         broadcast_send_batch.apply_async((broadcast_id,), countdown=outcome.next_in or None)
 
@@ -60,3 +63,17 @@ def broadcast_send_batch(broadcast_id: int) -> None:
 @shared_task(ignore_result=True)
 def broadcast_watchdog(stale_after: float | None = None) -> list[int]:
     return broadcasts.broadcast_watchdog(stale_after=stale_after)
+
+
+@shared_task(ignore_result=True)
+def broadcast_reconcile_task(broadcast_id: int) -> None:
+    """Ask the ESP again about a broadcast's rows in doubt (the watchdog's periodic retry);
+    rows it finds missing are sent (the broadcast reopens)."""
+    from .models import Broadcast
+
+    broadcast = Broadcast.objects.filter(pk=broadcast_id).first()
+    if broadcast is None:
+        log.warning("broadcast %s is gone; nothing to reconcile", broadcast_id)
+        return
+    result = broadcasts.broadcast_reconcile(broadcast=broadcast)
+    log.info("broadcast %s reconciled: %s", broadcast_id, result)

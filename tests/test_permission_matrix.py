@@ -182,13 +182,14 @@ RULES: dict[str, Rule] = {
     # Issue 10: one step open by address; the live poll (htmx only; else back to the page).
     "incidents:step-detail": Rule("GET", readers()),
     "incidents:incident-live": Rule("GET", readers(302)),
-    # Issue 4 (send): start, progress, pause, resume, reconcile, decide. The matrix's breach
+    # Issue 4 (send): start, progress, pause, resume, cancel, reconcile, decide. The matrix's breach
     # is not signed off: writers are turned back to the war room with the reasons (302).
     "incidents:apology-send": Rule("POST", writers(), {"confirm": "on",
                                                        "expected_count": "1"}),
     "incidents:apology-send-progress": Rule("GET", readers(302)),
     "incidents:apology-send-pause": Rule("POST", writers()),
     "incidents:apology-send-resume": Rule("POST", writers()),
+    "incidents:apology-send-cancel": Rule("POST", writers(), {"confirm": "on"}),
     "incidents:apology-send-reconcile": Rule("POST", writers()),
     "incidents:apology-send-decide": Rule("POST", writers(), {"decision": "drop"},
                                           kwargs={"delivery_id": lambda w: 1}),

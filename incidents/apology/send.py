@@ -46,24 +46,34 @@ def source_ref(incident: Incident) -> str:
 
 
 def apology_broadcast(*, incident: Incident) -> Broadcast | None:
-    """The incident's apology broadcast (the latest one not cancelled)."""
+    """The incident's apology broadcast (the latest; a cancelled one stays shown, so
+    nobody sends the apology a second time to people who already have it)."""
     return (Broadcast.objects.filter(source_ref=source_ref(incident))
-            .exclude(status=BroadcastStatus.CANCELLED).order_by("-created_at", "-id").first())
+            .select_related("esp_account").order_by("-created_at", "-id").first())
 
 
-def apology_send_account(*, incident: Incident) -> EspAccount | None:
-    """The ESP account of the incident's faulty campaigns (the first by label)."""
-    return (EspAccount.objects.filter(campaigns__in=AffectedAudience.campaigns.through.objects
-                                      .filter(affectedaudience__incident=incident)
-                                      .values("campaign_id"))
-            .order_by("label").first())
+def apology_esp_account(*, incident: Incident) -> EspAccount:
+    """The ESP account the apology goes through: the account of the faulty campaigns (the
+    one most of them used, by label when tied), as containment uses it to pause them."""
+    accounts = (EspAccount.objects.filter(
+        campaigns__in=AffectedAudience.campaigns.through.objects.filter(
+            affectedaudience__incident=incident).values("campaign"))
+        .annotate(n=Count("campaigns")).order_by("-n", "label"))
+    account = accounts.first()
+    if account is None:
+        raise ValidationError(_("The affected audience names no campaign, so there is no ESP "
+                                "account to send the apology through."))
+    return account
 
 
 def apology_send_limits(*, incident: Incident) -> AccountSendLimits:
-    """Rate and batch size the apology may use: the account's limits (issue 13); an account
-    Amends cannot send through, or none, falls back to the sandbox's."""
-    return (account_send_limits(apology_send_account(incident=incident))
-            or account_send_limits(None))
+    """Rate and batch size the apology may use: its account's limits (issue 13); with no
+    account yet, or one Amends cannot send through, the sandbox's."""
+    try:
+        account = apology_esp_account(incident=incident)
+    except ValidationError:
+        account = None
+    return account_send_limits(account) or account_send_limits(None)
 
 
 def _render_bodies(apology: Apology) -> dict[str, dict[str, str]]:
@@ -86,7 +96,8 @@ def apology_send_start(*, incident: Incident, actor: User,
     Raises signoff.ApologyBlocked (PermissionDenied) when the sign-off guard refuses, and
     ValidationError for everything else (linter errors, already sent, audience changed).
     `options`: rate_per_second, batch_size (at most the ESP account's limits; default
-    those limits), parallelism, provider for the Broadcast.
+    those limits), parallelism for the Broadcast. It sends through the incident's ESP
+    account (apology_esp_account).
     """
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.closed_at is not None:
@@ -117,7 +128,7 @@ def apology_send_start(*, incident: Incident, actor: User,
         subject=apology.subject, from_email=apology.from_email, from_name=apology.from_name,
         reply_to=apology.reply_to, brand_template=apology.brand_template,
         default_locale=apology.default_locale, bodies=_render_bodies(apology),
-        created_by=actor, **options)
+        created_by=actor, esp_account=apology_esp_account(incident=incident), **options)
     count = broadcasts.deliveries_materialise(
         broadcast=broadcast, recipients=affected_recipients(incident=incident))
     if count != check.affected_count:  # cannot happen under the locks; refuse if it does
@@ -144,14 +155,29 @@ def _broadcast_locked(incident: Incident) -> Broadcast:
 
 @transaction.atomic
 def apology_send_pause(*, incident: Incident, actor: User) -> Broadcast:
+    """Recorded and acknowledged at once: never waits for a batch at the ESP (those settle
+    as usual; the panel says so until they have)."""
     broadcast = broadcasts.broadcast_pause(broadcast=_broadcast_locked(incident))
-    counts = broadcast_counts(broadcast=broadcast)
+    at_esp = broadcasts.broadcast_liveness(broadcast=broadcast).at_esp
     with in_log_language():
         timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=_("%(who)s paused the apology: %(sent)s sent, %(left)s "
-                                  "waiting.") % {"who": actor_name(actor), "sent": counts.sent,
-                                                 "left": counts.remaining},
-                        data={"broadcast": broadcast.pk, "paused": True})
+                        message=_("%(who)s paused the apology: no further batch starts "
+                                  "(%(n)s already at the ESP will settle).") % {
+                            "who": actor_name(actor), "n": at_esp},
+                        data={"broadcast": broadcast.pk, "paused": True, "at_esp": at_esp})
+    return broadcast
+
+
+@transaction.atomic
+def apology_send_cancel(*, incident: Incident, actor: User) -> Broadcast:
+    """Stop the apology for good: nobody still waiting gets it, and it cannot be resumed."""
+    broadcast, dropped = broadcasts.broadcast_cancel(broadcast=_broadcast_locked(incident))
+    with in_log_language():
+        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                        message=_("%(who)s cancelled the apology: %(n)s people still waiting "
+                                  "will not get it.") % {"who": actor_name(actor), "n": dropped},
+                        data={"broadcast": broadcast.pk, "cancelled": True,
+                              "not_sent": dropped})
     return broadcast
 
 
@@ -206,18 +232,40 @@ def apology_send_reconcile(*, incident: Incident, actor: User
             _("%(who)s asked the ESP about messages in doubt; it could not tell: "
               "%(error)s") % {"who": actor_name(actor), "error": result.error or "-"},
             data={"broadcast": broadcast.pk, "reconciled": True})
-    if result.requeued and broadcast.status == BroadcastStatus.SENDING:
-        broadcasts.broadcast_enqueue(broadcast, chains=1)
     return result
+
+
+def _incident_of(broadcast: Broadcast) -> Incident | None:
+    if not broadcast.source_ref.startswith("incident:"):
+        return None
+    return Incident.objects.filter(pk=int(broadcast.source_ref.split(":", 1)[1])).first()
+
+
+@receiver(broadcasts.broadcast_reopened)
+def _apology_reopened(sender, broadcast: Broadcast, requeued: int, by: str,
+                      **kwargs) -> None:
+    """Rows went back to pending on a completed apology (from the button, the watchdog's
+    periodic reconciliation or a decision): it is sending again; say so on the timeline,
+    in the same transaction."""
+    incident = _incident_of(broadcast)
+    if incident is None:
+        return
+    with in_log_language():
+        timeline_record(
+            incident=incident, actor=None, kind=EventKind.UPDATED,
+            message=_("The apology is sending again: the ESP confirmed it never received "
+                      "%(n)s of its messages, and they were queued again.") % {"n": requeued}
+            if by == "reconcile" else
+            _("The apology is sending again (%(n)s message queued again by a decision).")
+            % {"n": requeued},
+            data={"broadcast": broadcast.pk, "reopened": True, "requeued": requeued})
 
 
 @receiver(broadcasts.broadcast_finished)
 def _apology_finished(sender, broadcast: Broadcast, **kwargs) -> None:
     """The worker completed a broadcast: write it on the incident's timeline (same
     transaction as the status change)."""
-    if not broadcast.source_ref.startswith("incident:"):
-        return
-    incident = Incident.objects.filter(pk=int(broadcast.source_ref.split(":", 1)[1])).first()
+    incident = _incident_of(broadcast)
     if incident is None:
         return
     counts = broadcast_counts(broadcast=broadcast)
@@ -251,6 +299,7 @@ class SendProgress:
     in_doubt: int = 0
     claimed: int = 0
     pending: int = 0
+    cancelled: int = 0  # not sent: the broadcast was cancelled before their turn
     recent: int = 0  # settled within the last RATE_WINDOW seconds
 
     @property
@@ -259,7 +308,7 @@ class SendProgress:
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed + self.in_doubt
+        return self.sent + self.failed + self.in_doubt + self.cancelled
 
     @property
     def rate(self) -> float:
@@ -296,7 +345,7 @@ def broadcast_counts(*, broadcast: Broadcast) -> SendProgress:
         sent=n(DeliveryState.SENT, DeliveryState.RESOLVED_SENT),
         failed=n(DeliveryState.FAILED, DeliveryState.RESOLVED_MISSING),
         in_doubt=n(DeliveryState.IN_DOUBT), claimed=n(DeliveryState.CLAIMED),
-        pending=n(DeliveryState.PENDING),
+        pending=n(DeliveryState.PENDING), cancelled=n(DeliveryState.CANCELLED),
         recent=sum(r["recent"] for r in by.values()))
 
 
@@ -331,6 +380,26 @@ class SendPanel:
         if self.broadcast is None:
             return SendProgress(broadcast=None)
         return broadcast_counts(broadcast=self.broadcast)
+
+    @cached_property
+    def liveness(self) -> broadcasts.Liveness:
+        """Batches at the ESP and running chains (one look at the lock table): the panel
+        says "Paused — 1 batch was already at the ESP, settling" and "recovering"."""
+        if self.broadcast is None:
+            return broadcasts.Liveness()
+        return broadcasts.broadcast_liveness(broadcast=self.broadcast)
+
+    @property
+    def settling(self) -> int:
+        """Batches still at the ESP after a pause or a cancel."""
+        if self.broadcast is None or self.broadcast.status == BroadcastStatus.SENDING:
+            return 0
+        return self.liveness.at_esp
+
+    @property
+    def live(self) -> bool:
+        """Whether the progress block keeps polling."""
+        return bool(self.progress.sending or self.progress.claimed or self.settling)
 
     @cached_property
     def in_doubt(self) -> list[Delivery]:

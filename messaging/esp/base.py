@@ -179,6 +179,16 @@ class EspTemporaryError(EspError):
         self.retry_after = retry_after
 
 
+class EspLookupIncomplete(EspError):
+    """A message search that failed part of the way: `found` holds what the pages answered
+    before the failure (certainly at the ESP), the message says what failed, in the ESP's
+    words. Nothing may be concluded about what was not found."""
+
+    def __init__(self, message: str, *, found: list[SentMessage], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.found = found
+
+
 class EspNotSupported(EspError):
     """This ESP's API cannot do that (e.g. SendGrid cannot stop a send already running)."""
 

@@ -1,23 +1,28 @@
 """Postmark: sending through anymail's Postmark backend (POST /email/batch, up to 500
 messages a call) and reconciliation through the outbound message search
-(GET /messages/outbound?count=&offset=&metadata_<key>=<value>). Postmark has no pause.
+(GET /messages/outbound?count=&offset=&fromdate=&todate=&metadata_<key>=<value>, paged by
+time window: offset + count may not exceed 10,000). Postmark has no pause.
 Auth: header "X-Postmark-Server-Token".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext_lazy as _
 
 from .anymail_sender import AnymailAdapter, AnymailSender
-from .base import Capabilities, EspError, SentMessage, StopAction
+from .base import Capabilities, EspError, EspLookupIncomplete, SentMessage, StopAction
 from .httpclient import EspHttpClient, RetryPolicy, client_options, describe
 
 DEFAULT_URL = "https://api.postmarkapp.com"
 PAGE = 500  # Postmark's largest page for message search
+SEARCH_LIMIT = 10_000  # Postmark's search: offset + count may not exceed this
+HISTORY = timedelta(days=45)  # how long Postmark keeps outbound messages searchable
+EASTERN = ZoneInfo("America/New_York")
 
 CAPABILITIES = Capabilities(
     can_stop_live_send=False,
@@ -68,28 +73,85 @@ class PostmarkAdapter(AnymailAdapter):
                                     headers={"X-Postmark-Server-Token": server_token},
                                     **options)
 
-    def lookup_messages(self, metadata: Mapping[str, str]) -> list[SentMessage]:
-        found: list[SentMessage] = []
-        offset = 0
+    def lookup_messages(self, metadata: Mapping[str, str], *, since: datetime | None = None,
+                        until: datetime | None = None) -> list[SentMessage]:
+        """Messages with all of `metadata`, accepted between `since` and `until` (default:
+        Postmark's 45 days of history up to now).
+
+        Postmark's search refuses offset + count above 10,000, so it never pages past that
+        with a bare offset: a time window holding more is split in two until each half
+        holds at most 10,000, then paged. Windows are whole seconds (fromdate / todate, in
+        Postmark's Eastern time), inclusive, so the halves do not overlap. A failed page
+        raises EspLookupIncomplete with what the earlier pages found.
+        """
+        now = datetime.now(UTC)
+        until = until or now
+        since = since or until - HISTORY
         query = {f"metadata_{k}": str(v) for k, v in metadata.items()}
-        while True:
-            response = self.client.request("GET", "/messages/outbound",
-                                           params={"count": str(PAGE), "offset": str(offset),
-                                                   **query})
-            if not response.ok:
-                raise EspError(f"Postmark: message search failed ({response.status}): "
-                               f"{describe(response.body)}", provider=self.provider,
-                               http_status=response.status)
-            page = response.body.get("Messages") or []
-            for item in page:
-                for recipient in item.get("Recipients") or []:
-                    found.append(SentMessage(
-                        message_id=item["MessageID"], recipient=recipient,
-                        metadata=item.get("Metadata") or {},
-                        accepted_at=_parse_time(item.get("ReceivedAt"))))
-            offset += len(page)
-            if not page or offset >= int(response.body.get("TotalCount", 0)):
-                return found
+        found: dict[tuple[str, str], SentMessage] = {}
+        windows = [(_whole_second(since), _whole_second(until) + timedelta(seconds=1))]
+        try:
+            while windows:
+                start, end = windows.pop()  # [start, end): whole seconds
+                page = self._search(query, start, end, offset=0)
+                total = int(page.get("TotalCount", 0))
+                if total > SEARCH_LIMIT:
+                    if end - start <= timedelta(seconds=1):
+                        raise EspError(
+                            f"Postmark: {total} messages in one second "
+                            f"({start.isoformat()}), more than its search can list "
+                            f"({SEARCH_LIMIT})", provider=self.provider)
+                    middle = start + timedelta(seconds=(end - start).total_seconds() // 2)
+                    windows += [(start, middle), (middle, end)]
+                    continue
+                offset = 0
+                while True:
+                    items = page.get("Messages") or []
+                    self._collect(items, found)
+                    offset += len(items)
+                    if not items or offset >= total:
+                        break
+                    page = self._search(query, start, end, offset=offset,
+                                        count=min(PAGE, SEARCH_LIMIT - offset))
+        except EspError as exc:
+            raise EspLookupIncomplete(str(exc), found=list(found.values()),
+                                      provider=self.provider,
+                                      http_status=exc.http_status) from exc
+        return list(found.values())
+
+    def _search(self, query: Mapping[str, str], start: datetime, end: datetime, *,
+                offset: int, count: int = PAGE) -> dict[str, Any]:
+        if count < 1:  # the window grew past the limit while we paged it
+            raise EspError(f"Postmark: more than {SEARCH_LIMIT} messages between "
+                           f"{start.isoformat()} and {end.isoformat()}", provider=self.provider)
+        last = end - timedelta(seconds=1)
+        response = self.client.request("GET", "/messages/outbound", params={
+            "count": str(count), "offset": str(offset), "fromdate": _eastern(start),
+            "todate": _eastern(last), **query})
+        if not response.ok or not isinstance(response.body, dict):
+            raise EspError(f"Postmark: message search failed ({response.status}): "
+                           f"{describe(response.body)}", provider=self.provider,
+                           http_status=response.status)
+        return response.body
+
+    @staticmethod
+    def _collect(items: list[dict[str, Any]], found: dict[tuple[str, str], SentMessage]
+                 ) -> None:
+        for item in items:
+            for recipient in item.get("Recipients") or []:
+                found.setdefault((item["MessageID"], recipient), SentMessage(
+                    message_id=item["MessageID"], recipient=recipient,
+                    metadata=item.get("Metadata") or {},
+                    accepted_at=_parse_time(item.get("ReceivedAt"))))
+
+
+def _whole_second(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _eastern(moment: datetime) -> str:
+    """Postmark's fromdate / todate are wall-clock times in US Eastern time."""
+    return moment.astimezone(EASTERN).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _parse_time(value: str | None) -> datetime:

@@ -173,3 +173,27 @@ def default_adapter(**overrides: Any) -> EspAdapter:
             options["store"] = RedisSandboxStore.from_settings()
         return get_adapter(provider, **{**options, **overrides})
     return get_adapter(provider, **overrides)
+
+
+def broadcast_sender_for(account: Any, **overrides: Any) -> EspAdapter:
+    """The adapter a broadcast (the apology) sends its batches through, for one EspAccount.
+
+    The one seam between the ledger and the ESPs: credentials come from the account's
+    secret variables (settings.AMENDS_ESP_ACCOUNTS, as a campaign stop's do), and each
+    provider's batch path is chosen here. `overrides` are adapter options the ledger adds
+    (a pause-aware `sleep` and `session`); a provider's adapter that takes neither gets
+    only what it accepts.
+    """
+    from messaging.stops import esp_adapter_for  # stops imports this module
+
+    from .accounts import account_key
+
+    if account.provider != Provider.SANDBOX and not settings.AMENDS_ESP_ACCOUNTS.get(
+            account_key(account.label)):
+        return esp_adapter_for(account)  # no credentials: raises, naming what to set
+    if account.provider == Provider.SANDBOX:
+        overrides = {k: v for k, v in overrides.items() if k not in ("session",)}
+        overrides.setdefault("emit_events", True)
+    # Each ESP's batch path (Postmark's per-person JSON, the HTTP batch senders); they all
+    # take the ledger's pause-aware sleep and session, so a pause interrupts their retries.
+    return sending_adapter_for(account, **overrides)

@@ -105,13 +105,14 @@ def test_progress_fragment_counts_and_stops_polling_when_paused(client, marketer
     assert 'id="send-count-sent">3<' in html and 'id="send-count-remaining">4<' in html
     assert 'hx-trigger="every 2s"' in html
     paused = client.post(url("apology-send-pause", sending.incident), **HX).content.decode()
-    assert "no further message leaves" in paused and 'id="send-resume"' in paused
+    assert "no further batch starts" in paused and 'id="send-resume"' in paused
     assert 'hx-trigger="every 2s"' not in paused
     assert Broadcast.objects.get().status == BroadcastStatus.PAUSED
     resumed = client.post(url("apology-send-resume", sending.incident), **HX).content.decode()
     assert 'id="send-pause"' in resumed
     events = list(sending.incident.events.values_list("message", flat=True))
-    assert any("paused the apology: 3 sent, 4 waiting" in m for m in events)
+    assert any("paused the apology: no further batch starts (0 already at the ESP" in m
+               for m in events)
     assert any("resumed sending the apology" in m for m in events)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .server import FaultPlan, LoopbackServer, RecordedCall, Reply
 
@@ -291,6 +292,23 @@ class SparkPostLoopback(LoopbackServer):
 
 # --- Postmark: batch send and outbound message search ------------------------------------
 
+EASTERN = ZoneInfo("America/New_York")  # Postmark's clock for fromdate / todate
+
+
+def _eastern_bound(value: str | None, *, end: bool) -> datetime | None:
+    """fromdate / todate: a date or a date and time (to the second) in Eastern time; a
+    todate covers its whole last second (or whole day)."""
+    if not value:
+        return None
+    if "T" in value:
+        moment = datetime.fromisoformat(value).replace(tzinfo=EASTERN)
+        step = timedelta(seconds=1)
+    else:
+        moment = datetime.fromisoformat(value + "T00:00:00").replace(tzinfo=EASTERN)
+        step = timedelta(days=1)
+    return (moment + step if end else moment).astimezone(UTC)
+
+
 @dataclass
 class PostmarkDelivery:
     message_id: str
@@ -299,6 +317,7 @@ class PostmarkDelivery:
     subject: str
     template_model: dict[str, Any] = field(default_factory=dict)
     received_at: str = ""
+    accepted: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class PostmarkLoopback(LoopbackServer):
@@ -339,7 +358,8 @@ class PostmarkLoopback(LoopbackServer):
         if len(messages) > self.max_per_call:
             return Reply(422, {"ErrorCode": 300, "Message": f"Batch is limited to "
                                                             f"{self.max_per_call} messages."})
-        now = datetime.now(UTC).isoformat()
+        accepted = datetime.now(UTC)
+        now = accepted.astimezone(EASTERN).isoformat()
         answers = []
         for message in messages:
             addresses = [addr for _name, addr in getaddresses([message.get("To", "")])]
@@ -364,12 +384,17 @@ class PostmarkLoopback(LoopbackServer):
                     message_id=message_id, recipient=address,
                     metadata=dict(message.get("Metadata") or {}),
                     subject=message.get("Subject", ""),
-                    template_model=dict(message.get("TemplateModel") or {}), received_at=now))
+                    template_model=dict(message.get("TemplateModel") or {}), received_at=now,
+                    accepted=accepted))
             answers.append({"ErrorCode": 0, "Message": "OK", "MessageID": message_id,
                             "SubmittedAt": now, "To": message.get("To", "")})
         return Reply(200, answers)
 
+    SEARCH_LIMIT = 10_000  # documented: offset + count may not exceed it
+
     def outbound_search(self, call: RecordedCall, match: re.Match) -> Reply:
+        """Newest first, like Postmark; fromdate / todate are Eastern wall-clock times,
+        inclusive, to the second; offset + count above 10,000 is refused as Postmark does."""
         if (denied := self._auth(call)) is not None:
             return denied
         q = {k: v[0] for k, v in call.query.items()}
@@ -379,11 +404,22 @@ class PostmarkLoopback(LoopbackServer):
             return Reply(422, {"ErrorCode": 1100, "Message": "count and offset are required."})
         if not 1 <= count <= 500:
             return Reply(422, {"ErrorCode": 1100, "Message": "count must be 1..500."})
+        if offset + count > self.SEARCH_LIMIT:
+            return Reply(422, {"ErrorCode": 1100, "Message": (
+                f"Offset + count must be less than or equal to {self.SEARCH_LIMIT:,}; use "
+                f"fromdate and todate to narrow the search.")})
+        try:
+            since = _eastern_bound(q.get("fromdate"), end=False)
+            until = _eastern_bound(q.get("todate"), end=True)
+        except ValueError as exc:
+            return Reply(422, {"ErrorCode": 1100, "Message": f"Invalid date: {exc}"})
         wanted = {k[len("metadata_"):]: v for k, v in q.items() if k.startswith("metadata_")}
         recipient = q.get("recipient", "").lower()
-        found = [d for d in self.deliveries
+        found = [d for d in reversed(self.deliveries)
                  if all(d.metadata.get(k) == v for k, v in wanted.items())
-                 and (not recipient or d.recipient.lower() == recipient)]
+                 and (not recipient or d.recipient.lower() == recipient)
+                 and (since is None or d.accepted >= since)
+                 and (until is None or d.accepted < until)]
         page = found[offset:offset + count]
         return Reply(200, {"TotalCount": len(found), "Messages": [
             {"MessageID": d.message_id, "To": [{"Email": d.recipient, "Name": None}],

@@ -27,6 +27,7 @@ class RecordedCall:
     body: bytes
     status: int = 0
     fault: bool = False
+    at: float = 0.0  # time.time() when its request line and headers had arrived
 
     @property
     def json(self) -> Any:
@@ -185,12 +186,14 @@ class LoopbackServer:
         return None
 
     def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        arrived = time.time()  # request line and headers are in; the body may follow
         parts = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         call = RecordedCall(method=h.command, path=parts.path,
                             query=parse_qs(parts.query, keep_blank_values=True),
-                            headers={k.lower(): v for k, v in h.headers.items()}, body=body)
+                            headers={k.lower(): v for k, v in h.headers.items()}, body=body,
+                            at=arrived)
         with self.lock:
             fault = self._take_fault(call.path)
             if fault is not None:

@@ -19,8 +19,8 @@ class KillableWorker:
     """A `celery worker --pool=solo` on the test queue, sending through `esp` (a loopback).
 
     `start()` waits until it answers a ping; `kill()` is SIGKILL (no cleanup, no ack);
-    `stop()` is a polite TERM. The ESP is chosen through the worker's environment, as in
-    production: AMENDS_SEND_PROVIDER and AMENDS_SEND_ESP_OPTIONS.
+    `stop()` is a polite TERM. The ESP account's credentials reach the worker through its
+    environment, as in production: AMENDS_ESP_ACCOUNTS (see LOOPBACK_ACCOUNT).
     """
 
     def __init__(self, *, db_url: str, queue: str, env: dict[str, str]) -> None:
@@ -70,6 +70,14 @@ class KillableWorker:
                 self.kill()
 
 
+LOOPBACK_ACCOUNT = "Postmark loopback"  # the EspAccount label sendable_incident(provider=…) uses
+
+
+def loopback_account_options(esp, max_per_call: int = 500) -> dict:
+    return {"server_token": esp.server_token, "base_url": esp.url,
+            "max_per_call": max_per_call}
+
+
 @pytest.fixture(scope="module")
 def send_esp():
     """One Postmark loopback for a module's worker (its URL goes into the worker's env)."""
@@ -80,11 +88,12 @@ def send_esp():
 
 
 @pytest.fixture
-def send_worker(send_esp, django_db_setup, django_db_blocker):
-    """A killable worker sending through `send_esp`; the ESP is reset for every test."""
-    from django.conf import settings
-
+def send_worker(send_esp, django_db_setup, django_db_blocker, settings):
+    """A killable worker sending through `send_esp` (the account LOOPBACK_ACCOUNT); the ESP
+    is reset for every test. This process gets the same account and timings, for what the
+    page does (reconcile)."""
     from config.celery import app
+    from messaging.esp.accounts import account_key
 
     with django_db_blocker.unblock():
         db_url = _database_url()
@@ -93,6 +102,7 @@ def send_worker(send_esp, django_db_setup, django_db_blocker):
     send_esp.set_faults(0.0)
     with send_esp.lock:
         send_esp._delays.clear()
+        send_esp._scripted.clear()
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     # The session's shared worker (tests/conftest.py) reads the same queue with other ESP
     # settings: it steps aside while this one runs, so every task here is this worker's.
@@ -100,11 +110,12 @@ def send_worker(send_esp, django_db_setup, django_db_blocker):
     if others:
         app.control.cancel_consumer(queue, destination=others, reply=True)
     app.control.purge()
+    options = loopback_account_options(send_esp)
+    settings.AMENDS_ESP_ACCOUNTS = {**settings.AMENDS_ESP_ACCOUNTS,
+                                    account_key(LOOPBACK_ACCOUNT): options}
+    settings.AMENDS_SEND = {**settings.AMENDS_SEND, "CLAIM_GRACE": 1.0, "SETTLE": 0.5}
     worker = KillableWorker(db_url=db_url, queue=queue, env={
-        "AMENDS_SEND_PROVIDER": "postmark",
-        "AMENDS_SEND_ESP_OPTIONS": json.dumps({"server_token": send_esp.server_token,
-                                               "base_url": send_esp.url,
-                                               "max_per_call": 500}),
+        "AMENDS_ESP_ACCOUNTS": json.dumps({LOOPBACK_ACCOUNT: options}),
         "AMENDS_SEND_CLAIM_GRACE": "1", "AMENDS_SEND_SETTLE": "0.5",
         "AMENDS_ESP_BACKOFF_BASE": "0.02", "AMENDS_ESP_BACKOFF_MAX": "0.2",
         "AMENDS_ESP_MAX_ATTEMPTS": "6",

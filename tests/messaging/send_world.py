@@ -27,9 +27,12 @@ class SendWorld:
 
 
 def sendable_incident(actor, n: int, *, excluded: int = 3, kind: str = Kind.WRONG_SEGMENT,
-                      tag: str = "p", **declare_kwargs) -> SendWorld:
+                      tag: str = "p", provider: str = "sandbox", **declare_kwargs
+                      ) -> SendWorld:
     """`n` affected people (every fifth reads Dutch) plus `excluded` who got the faulty
-    email but are unsubscribed, bounced or complained."""
+    email but are unsubscribed, bounced or complained. The faulty campaign went out through
+    an ESP account of `provider` (Postmark: the loopback account of send_worker.py), which
+    is the account the apology goes through."""
     people = Subscriber.objects.bulk_create(
         [Subscriber(email=f"{tag}{i}@example.test", name=f"Person{i} Tester",
                     locale="nl" if i % 5 == 0 else "en") for i in range(n)]
@@ -39,8 +42,10 @@ def sendable_incident(actor, n: int, *, excluded: int = 3, kind: str = Kind.WRON
     segment = Segment.objects.create(name=f"Everyone {tag}")
     SegmentMembership.objects.bulk_create(
         [SegmentMembership(segment=segment, subscriber=s) for s in people], batch_size=2000)
-    account, _ = EspAccount.objects.get_or_create(label="Sandbox",
-                                                  defaults={"provider": "sandbox"})
+    from tests.messaging.send_worker import LOOPBACK_ACCOUNT
+
+    label = {"sandbox": "Sandbox", "postmark": LOOPBACK_ACCOUNT}.get(provider, provider)
+    account, _ = EspAccount.objects.get_or_create(label=label, defaults={"provider": provider})
     sent = timezone.now() - timedelta(hours=1)
     campaign = Campaign.objects.create(esp_account=account, esp_campaign_id=f"sale-{tag}",
                                        name=f"Spring sale {tag}", subject="Sale",

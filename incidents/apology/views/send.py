@@ -1,5 +1,5 @@
 """Step 5, sending the apology: start (with confirmation), live progress, pause, resume,
-and decisions on messages the ESP could not account for."""
+cancel (with confirmation), and decisions on messages the ESP could not account for."""
 
 from django import forms
 from django.contrib import messages
@@ -32,6 +32,11 @@ class SendForm(forms.Form):
         label=gettext_lazy("Messages per second"), required=False, min_value=1)
     batch_size = forms.IntegerField(
         label=gettext_lazy("Messages per ESP call"), required=False, min_value=1)
+
+
+class CancelForm(forms.Form):
+    confirm = forms.BooleanField(error_messages={"required": gettext_lazy(
+        "Tick the confirmation: cancelling the apology cannot be undone.")})
 
 
 class DecideForm(forms.Form):
@@ -102,7 +107,23 @@ def apology_send_pause_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         apology_send.apology_send_pause(incident=incident, actor=request.user)
     except ValidationError as exc:
         return _progress(request, incident, error=error_text(exc))
-    return _progress(request, incident, notice=_("Paused: no further message leaves."))
+    return _progress(request, incident, notice=_("Paused: no further batch starts."))
+
+
+
+@login_required
+@require_POST
+def apology_send_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return _progress(request, incident, error=" ".join(form.errors["confirm"]))
+    try:
+        apology_send.apology_send_cancel(incident=incident, actor=request.user)
+    except ValidationError as exc:
+        return _progress(request, incident, error=error_text(exc))
+    return _progress(request, incident, notice=_(
+        "Cancelled: nobody still waiting will get the apology."))
 
 
 @login_required
