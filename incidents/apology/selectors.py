@@ -31,10 +31,17 @@ def apology_initial(*, incident: Incident) -> Apology:
     breach = incident.kind == Kind.DATA_BREACH or incident.pii_exposed
     with translation.override(settings.LANGUAGE_CODE):
         subject = _("Notice of data breach") if breach else _("We made a mistake")
+    # The signed plan carries forward: what subscribers are told opens the body, what they
+    # must do are the protective steps, the compensation is the offer.
+    plan = incident.plan_versions.order_by("-number").first()
+    body = plan.subscriber_message if plan else ""
+    steps = (plan.subscriber_actions if plan and plan.subscriber_action_required else "")
     return Apology(
         incident=incident, subject=subject, brand_template=brand,
         from_name=brand.brand_name if brand else "", default_locale=settings.LANGUAGE_CODE,
-        bodies={}, protective_steps=PROTECTIVE_STEPS_DEFAULT if breach else "",
+        bodies={settings.LANGUAGE_CODE: body} if body else {},
+        protective_steps=steps or (PROTECTIVE_STEPS_DEFAULT if breach else ""),
+        compensation_text=plan.compensation_value if plan else "",
         version=0,
     )
 

@@ -27,6 +27,7 @@ from incidents.plan.forms import (
     SignForm,
 )
 from incidents.plan.models import PlanVersion
+from incidents.plan.selectors import plan_initial
 from incidents.war_room import war_room_answer
 
 # The parts of the war room a sign-off or breach change touches, after the step cards.
@@ -68,7 +69,8 @@ def plan_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         form = PlanForm(request.POST)
         follow_ups = FollowUpFormSet(request.POST, prefix="fu")
     else:
-        form = PlanForm(instance=latest) if latest else PlanForm()
+        form = (PlanForm(instance=latest) if latest
+                else PlanForm(initial=plan_initial(incident=incident)))
         form.initial["note"] = ""
         initial = []
         if latest:

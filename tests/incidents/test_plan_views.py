@@ -151,3 +151,34 @@ def test_admin_lists_of_plans_respect_restriction(rf, marketer, outsider, admin_
         request = rf.get("/")
         request.user = user
         assert model_admin.get_queryset(request).count() == count
+
+
+def test_a_first_plan_is_drafted_from_the_assessment(client, marketer):
+    from decimal import Decimal
+
+    from incidents.models import AffectedAudience, Assessment, PiiField
+
+    incident = declare(marketer, title="Passwords in the footer")
+    AffectedAudience.objects.create(incident=incident, computed_at=incident.declared_at,
+                                    affected_count=2500)
+    Assessment.objects.create(incident=incident, pii_fields=[PiiField.PASSWORD],
+                              compensation_per_person=Decimal("10.00"), currency="EUR")
+    client.force_login(marketer)
+    page = client.get(reverse("incidents:plan-edit", args=[incident.pk])).content.decode()
+    assert "The 2,500 people of the affected audience (step 3)." in page
+    assert "A coupon worth 10.00 EUR" in page
+    assert "Change your password, and turn on two-factor authentication." in page
+
+
+def test_the_plan_carries_into_the_first_apology_draft(marketer):
+    from incidents.apology.selectors import apology_draft
+
+    incident = declare(marketer, title="Coupon SORRY10 did not work")
+    plan_version_create(incident=incident, actor=marketer, internal_steps="Fix the code",
+                        subscriber_message="The code SORRY15 works now.",
+                        compensation_kind="coupon", compensation_value="15 % off with SORRY15",
+                        compensation_eligibility="Everyone who got it",
+                        process_changes="Test codes first", follow_ups=[])
+    draft = apology_draft(incident=incident)
+    assert draft.bodies == {"en": "The code SORRY15 works now."}
+    assert draft.compensation_text == "15 % off with SORRY15"
