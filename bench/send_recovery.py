@@ -108,13 +108,13 @@ def run(args) -> None:
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
-    from incidents.apology_send import apology_send_start
-    from incidents.apology_services import apology_save
-    from incidents.audience import affected_audience_compute
 
     from accounts.roles import Role
     from accounts.services import user_create_with_role
     from config.celery import app
+    from incidents.apology.send import apology_send_start
+    from incidents.apology.services import apology_save
+    from incidents.assessment.services import affected_audience_compute
     from incidents.services import incident_declare
     from messaging.models import Campaign, Delivery, DeliveryState, EspAccount
     from messaging.services import brand_template_ensure_demo

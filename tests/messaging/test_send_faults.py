@@ -19,8 +19,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-from incidents.apology_send import apology_send_start
 
+from incidents.apology.send import apology_send_start
 from incidents.models import TimelineEvent
 from messaging import broadcasts
 from messaging.esp.postmark import PostmarkAdapter

@@ -8,14 +8,14 @@ from collections import Counter
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
-from incidents.apology_send import (
+
+from incidents.apology.send import (
     apology_esp_account,
     apology_send_cancel,
     apology_send_pause,
     apology_send_resume,
     apology_send_start,
 )
-
 from messaging import broadcasts
 from messaging.esp.base import EspError, RecipientResult, RecipientStatus
 from messaging.esp.postmark import PostmarkAdapter
