@@ -16,3 +16,6 @@ class IncidentsConfig(AppConfig):
                                       dispatch_uid="incidents.containment.timeline")
         # Issue 4, send: the receiver that writes "the apology finished sending".
         from incidents.apology import send  # noqa: F401
+
+        # The learn step: closing asks for the post-mortem (incidents.signals.incident_closing).
+        from incidents.learn import services as learn_services  # noqa: F401

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from django.utils.translation import gettext_lazy as _
 
-from incidents.models import Kind, Severity
+from incidents.choices import Kind, Severity
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from django.utils.translation import ngettext
 
 from incidents import playbook
 from incidents.learn.selectors import playbook_lessons_for
-from incidents.learn.services import incident_close_requirement
 from incidents.models import (
     ChecklistItem,
     EventKind,
@@ -30,6 +29,7 @@ from incidents.models import (
     StepStatus,
     TimelineEvent,
 )
+from incidents.signals import incident_closing
 from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
@@ -165,8 +165,8 @@ def incident_close(*, incident: Incident, actor: User, postmortem_skip_reason: s
         raise ValidationError(
             _("Finish or skip every step before closing (open: %(steps)s).")
             % {"steps": ", ".join(str(s.number) for s in open_steps)})
-    incident_close_requirement(incident=incident, actor=actor,
-                               postmortem_skip_reason=postmortem_skip_reason)
+    incident_closing.send(sender=Incident, incident=incident, actor=actor,
+                          postmortem_skip_reason=postmortem_skip_reason)
     incident.closed_at = timezone.now()
     incident.save(update_fields=["closed_at"])
     with in_log_language():

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from incidents.models import Cause, Kind
+from incidents.choices import Cause, Kind
 
 
 class PostMortemStatus(models.TextChoices):

@@ -11,12 +11,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from incidents.learn.models import FollowUpAction, PlaybookLesson, PostMortem, PostMortemStatus
 from incidents.learn.selectors import follow_ups_initial, postmortem_initial
 from incidents.models import EventKind, Incident, Kind
+from incidents.signals import incident_closing
 from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
@@ -130,10 +132,11 @@ def postmortem_skip(*, incident: Incident, actor: User, reason: str) -> PostMort
     return postmortem
 
 
-def incident_close_requirement(*, incident: Incident, actor: User,
-                               postmortem_skip_reason: str = "") -> None:
+@receiver(incident_closing, dispatch_uid="incidents.learn.close_requirement")
+def incident_close_requirement(sender=None, *, incident: Incident, actor: User,
+                               postmortem_skip_reason: str = "", **kwargs) -> None:
     """Closing asks for a finished post-mortem, or a reason to go without one (recorded).
-    Called by incidents.services.incident_close inside its transaction."""
+    Receives incident_closing, inside incident_close's transaction."""
     postmortem = PostMortem.objects.filter(incident=incident).first()
     if postmortem is not None and postmortem.status in (PostMortemStatus.FINISHED,
                                                         PostMortemStatus.SKIPPED):
