@@ -5,6 +5,7 @@ from incidents.apology.views import send as apology_send_views
 from incidents.apology.views.compose import apology_check, apology_compose, apology_preview
 from incidents.assessment import views as views_assessment
 from incidents.containment import views as views_containment
+from incidents.learn import views as learn_views
 from incidents.plan import views as plan_views
 
 app_name = "incidents"
@@ -12,6 +13,10 @@ app_name = "incidents"
 urlpatterns = [
     path("", views.incident_list, name="incident-list"),
     path("declare/", views.incident_declare, name="incident-declare"),
+    # Learn: the managers' crisis summary (issue 11).
+    path("summary/", learn_views.summary, name="summary"),
+    path("summary/poll/", learn_views.summary_poll, name="summary-poll"),
+    path("summary/export.csv", learn_views.summary_export, name="summary-export"),
     path("<int:pk>/", views.incident_detail, name="incident-detail"),
     path("<int:pk>/edit/", views.incident_edit, name="incident-edit"),
     path("<int:pk>/close/", views.incident_close, name="incident-close"),
