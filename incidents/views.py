@@ -78,7 +78,7 @@ def incident_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, "incidents/detail.html", war_room_context(request, incident))
 
 
-STEP_PARTS = ["header", "tracker", "timeline-events"]
+STEP_PARTS = ["header", "tracker", "six-steps", "timeline-events"]
 
 
 def _step_for(request, pk: int, number: int) -> tuple[Incident, ResponseStep]:

@@ -253,3 +253,44 @@ def test_query_count_does_not_grow_with_incidents(client, manager, marketer, law
     with django_assert_num_queries(len(few.captured_queries)):
         assert client.get(URL).status_code == 200
     assert len(few.captured_queries) <= 12
+
+
+# --- The per-incident six-step table (war room section; the PDF includes the same partial) --
+
+def test_war_room_shows_the_six_step_table(client, marketer, lawyer):
+    incident = declare(marketer, title="Wrong coupon")
+    services.step_assign_owner(step=step(incident, 1), actor=marketer, owner=lawyer)
+    set_status(incident, 1, StepStatus.DONE, marketer)
+    client.force_login(marketer)
+    page = client.get(reverse("incidents:incident-detail", args=[incident.pk])).content.decode()
+    table = page.split('id="six-steps"', 1)[1].split("</section>", 1)[0]
+    assert "The six-step crisis response" in table
+    for heading in ("Step", "Goal", "Primary owners", "Deliverability and risk impact",
+                    "Status", "Owner", "Done at"):
+        assert f">{heading}</th>" in table
+    assert table.count("<tr class=\"six-step-") == 6
+    first = table.split('data-step="1"', 1)[1].split("</tr>", 1)[0]
+    assert "Leo" in first and "Done" in first and "<time" in first
+    assert "Marketing, leadership" in first
+
+
+def test_step_change_refreshes_the_six_step_table_out_of_band(client, marketer):
+    incident = declare(marketer)
+    client.force_login(marketer)
+    response = client.post(reverse("incidents:step-status", args=[incident.pk, 1]),
+                           {"status": "done"}, **HTMX)
+    html = response.content.decode()
+    section = html.split('id="six-steps"', 1)[1].split("</section>", 1)[0]
+    assert 'hx-swap-oob="true"' in section
+    assert 'class="six-step-done" data-step="1"' in section
+
+
+def test_six_step_partial_renders_on_its_own(marketer):
+    from django.template.loader import render_to_string
+
+    from incidents.selectors import incident_steps
+
+    incident = declare(marketer, title="<script>alert(1)</script>")
+    html = render_to_string("learn/_six_step_table.html",
+                            {"steps": incident_steps(incident=incident)})
+    assert html.count("<tr class=\"six-step-") == 6 and "Put out the fire" in html
