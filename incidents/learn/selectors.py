@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -36,7 +36,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import GreaterThan
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -197,6 +197,13 @@ class StepCell:
     done_at: datetime | None
     due_at: datetime | None
     late: bool  # resolved after its time target
+    key: str = ""  # "<incident id>-<step number>", for element ids
+    owner_text: str = ""  # the tooltip's lines, ready to show
+    when_text: str = ""
+
+    @property
+    def heading(self) -> str:
+        return f"{self.number}. {self.title}"
 
 
 @dataclass(frozen=True)
@@ -222,7 +229,10 @@ class SummaryRow:
     breach: BreachCell
     age: timedelta
     overdue_count: int = 0
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return str(self.incident.pk)
 
     @property
     def affected(self) -> int:
@@ -242,14 +252,33 @@ STEP_LABELS = {
 }
 
 
+def _short(moment: datetime) -> str:
+    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")
+
+
 def step_cell(step: ResponseStep, now: datetime) -> StepCell:
-    """One step as the summary shows it: overdue wins over "in progress" or "not started"."""
+    """One step as the summary shows it: overdue wins over "in progress" or "not started".
+    The tooltip's text is composed here, once, rather than by template tags per cell."""
     due = step.due_at
     state = "overdue" if step.is_overdue(now) else step.status
     late = bool(step.is_resolved and due and step.done_at and step.done_at > due)
+    owner = person_name(step.owner)
+    if step.done_at:
+        when = _("Done at %(when)s") % {"when": _short(step.done_at)}
+        if late:
+            when += " · " + _("after its time target")
+    elif due and state == "overdue":
+        when = _("Overdue since %(when)s") % {"when": _short(due)}
+    elif due:
+        when = _("Due by %(when)s") % {"when": _short(due)}
+    else:
+        when = _("No time target")
     return StepCell(number=step.number, title=step.title, state=state,
-                    label=str(STEP_LABELS[state]), owner=person_name(step.owner),
-                    started_at=step.started_at, done_at=step.done_at, due_at=due, late=late)
+                    label=str(STEP_LABELS[state]), owner=owner, started_at=step.started_at,
+                    done_at=step.done_at, due_at=due, late=late,
+                    key=f"{step.incident_id}-{step.number}",
+                    owner_text=_("Owner: %(who)s") % {"who": owner} if owner
+                    else _("No owner yet"), when_text=when)
 
 
 def signoff_cell(incident: Incident) -> SignoffCell:
@@ -327,20 +356,23 @@ class Fact:
 
 def _facts(*, user: AbstractBaseUser, filters: SummaryFilters, since: datetime,
            now: datetime) -> list[Fact]:
-    """Incidents declared since `since`, or still open, or closed since `since`: one grouped
-    query (steps are aggregated, never fetched)."""
-    target = ExpressionWrapper(F("steps__target_minutes") * Value(timedelta(minutes=1)),
+    """Incidents declared since `since`, or still open, or closed since `since`, in one
+    query: the step figures are correlated subqueries on the (incident, number) index, so
+    no step row travels and nothing is grouped."""
+    target = ExpressionWrapper(F("target_minutes") * Value(timedelta(minutes=1)),
                                output_field=DurationField())
-    due = ExpressionWrapper(F("declared_at") + target, output_field=DateTimeField())
-    finished = Coalesce(F("steps__done_at"), F("closed_at"), Value(now),
+    due = ExpressionWrapper(OuterRef("declared_at") + target, output_field=DateTimeField())
+    finished = Coalesce(F("done_at"), OuterRef("closed_at"), Value(now),
                         output_field=DateTimeField())
-    late = Q(steps__target_minutes__isnull=False) & Q(GreaterThan(finished, due))
+    steps = ResponseStep.objects.filter(incident=OuterRef("pk"))
+    late = (steps.filter(target_minutes__isnull=False).filter(GreaterThan(finished, due))
+            .order_by().values("incident").annotate(n=Count("pk")).values("n"))
     rows = (_scoped(user, filters)
             .filter(Q(declared_at__gte=since) | Q(closed_at__isnull=True)
                     | Q(closed_at__gte=since))
-            .annotate(contained_at=Max("steps__done_at", filter=Q(
-                          steps__number=2, steps__status=StepStatus.DONE)),
-                      late_steps=Count("steps", filter=late),
+            .annotate(contained_at=Subquery(steps.filter(number=2, status=StepStatus.DONE)
+                                            .values("done_at")[:1]),
+                      late_steps=Coalesce(Subquery(late, output_field=IntegerField()), 0),
                       notified_at=_apology_started_at(),
                       reached=Coalesce(F("affected_audience__reached_count"), 0),
                       apology_audience=Coalesce(F("affected_audience__affected_count"), 0),
@@ -413,21 +445,24 @@ def _month_start(moment: datetime) -> datetime:
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _next_month(month: datetime) -> datetime:
-    return _month_start(month + timedelta(days=32))
-
-
 def _trend(facts: list[Fact], now: datetime) -> list[TrendMonth]:
+    """Each milestone lands in the month (local time) it happened in; one pass."""
     months = [_month_start(now)]
     while len(months) < TREND_MONTHS:
         months.insert(0, _month_start(months[0] - timedelta(days=1)))
-    out = []
-    for month in months:
-        end = _next_month(month)
-        values = {m: [getattr(f, m) - f.declared_at for f in facts
-                      if _within(getattr(f, m), month, end)] for m in MILESTONES}
-        out.append(TrendMonth(month, {m: _median_hours(v) for m, v in values.items()}))
-    return out
+    index = {(m.year, m.month): i for i, m in enumerate(months)}
+    values: list[dict[str, list[timedelta]]] = [{m: [] for m in MILESTONES} for _ in months]
+    for f in facts:
+        for m in MILESTONES:
+            moment = getattr(f, m)
+            if moment is None or moment < months[0]:
+                continue
+            local = timezone.localtime(moment)
+            i = index.get((local.year, local.month))
+            if i is not None:
+                values[i][m].append(moment - f.declared_at)
+    return [TrendMonth(month, {m: _median_hours(v) for m, v in bucket.items()})
+            for month, bucket in zip(months, values, strict=True)]
 
 
 @dataclass(frozen=True)
