@@ -21,10 +21,9 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
-    DurationField,
     Exists,
-    ExpressionWrapper,
     F,
+    Func,
     IntegerField,
     Max,
     OuterRef,
@@ -36,7 +35,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import GreaterThan
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -253,7 +252,9 @@ STEP_LABELS = {
 
 
 def _short(moment: datetime) -> str:
-    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")
+    # ISO-like and unambiguous in every language; Django's localised date_format costs
+    # ~50 µs a call, and a page has 150 of these.
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
 
 def step_cell(step: ResponseStep, now: datetime) -> StepCell:
@@ -354,14 +355,33 @@ class Fact:
     currency: str
 
 
+class PlusMinutes(Func):
+    """A timestamp plus a whole number of minutes, on PostgreSQL and on the embedded SQLite
+    (Django's duration arithmetic refuses integer × interval on SQLite)."""
+
+    arity = 2
+    output_field = DateTimeField()
+
+    def _parts(self, compiler, connection):
+        when, when_params = compiler.compile(self.source_expressions[0])
+        minutes, minutes_params = compiler.compile(self.source_expressions[1])
+        return when, minutes, (*when_params, *minutes_params)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        when, minutes, params = self._parts(compiler, connection)
+        return f"({when} + {minutes} * interval '1 minute')", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        when, minutes, params = self._parts(compiler, connection)
+        return f"datetime({when}, '+' || {minutes} || ' minutes')", params
+
+
 def _facts(*, user: AbstractBaseUser, filters: SummaryFilters, since: datetime,
            now: datetime) -> list[Fact]:
     """Incidents declared since `since`, or still open, or closed since `since`, in one
     query: the step figures are correlated subqueries on the (incident, number) index, so
     no step row travels and nothing is grouped."""
-    target = ExpressionWrapper(F("target_minutes") * Value(timedelta(minutes=1)),
-                               output_field=DurationField())
-    due = ExpressionWrapper(OuterRef("declared_at") + target, output_field=DateTimeField())
+    due = PlusMinutes(OuterRef("declared_at"), F("target_minutes"))
     finished = Coalesce(F("done_at"), OuterRef("closed_at"), Value(now),
                         output_field=DateTimeField())
     steps = ResponseStep.objects.filter(incident=OuterRef("pk"))
