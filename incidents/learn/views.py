@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -23,28 +23,23 @@ PAGE_SIZE = 25
 EXPORT_CHUNK = 500
 
 
-def _filters(request: HtmxHttpRequest) -> tuple[SummaryFilterForm, selectors.SummaryFilters]:
+def _params(request: HtmxHttpRequest, *drop: str) -> QueryDict:
     params = request.GET.copy()
-    for key in ("page", "v"):
+    for key in drop:
         params.pop(key, None)
-    form = SummaryFilterForm(params or None)
+    return params
+
+
+def _filters(request: HtmxHttpRequest) -> tuple[SummaryFilterForm, selectors.SummaryFilters]:
+    form = SummaryFilterForm(_params(request, "page", "v") or None)
     if form.is_bound:
         form.is_valid()
     return form, form.filters()
 
 
-def _poll_query(request: HtmxHttpRequest) -> str:
-    """The page's own parameters, page number included, for the poll to repeat."""
-    params = request.GET.copy()
-    params.pop("v", None)
-    return params.urlencode()
-
-
 def _query(request: HtmxHttpRequest, *drop: str) -> str:
-    params = request.GET.copy()
-    for key in ("page", "v", *drop):
-        params.pop(key, None)
-    return params.urlencode()
+    """The filters and order for links (pages, headings, export), without the page."""
+    return _params(request, "page", "v", *drop).urlencode()
 
 
 @dataclass(frozen=True)
@@ -105,7 +100,8 @@ def _summary_context(request: HtmxHttpRequest, form: SummaryFilterForm,
         "headline": headline, "trend_svg": trend_chart_svg(months=headline.trend),
         "cards": headline_cards(headline), "sort_links": _sort_links(request, filters.sort),
         "query": _query(request),
-        "poll_query": _poll_query(request),
+        # The poll repeats the page's own parameters, page number included.
+        "poll_query": _params(request, "v").urlencode(),
         "version": selectors.summary_version(user=request.user, now=now),
         "step_numbers": range(1, 7),
     }

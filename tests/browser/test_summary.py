@@ -2,27 +2,16 @@
 marketing completes a step in another browser context; the manager's cell changes by
 itself (the htmx poll), without a reload."""
 
-import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from incidents.models import StepStatus
 from incidents.services import step_set_status
-from tests.conftest import PASSWORD
+from tests.browser.helpers import login
 from tests.factories import declare
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def login(browser, live_server, username: str) -> Page:
-    page = browser.new_context(locale="en").new_page()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
-    expect(page.get_by_role("link", name="Incidents", exact=True)).to_be_visible()
-    return page
 
 
 def test_manager_summary_follows_a_step_done_elsewhere(browser, live_server, marketer, manager):
