@@ -3,8 +3,9 @@ the period before, and the monthly trend of the response times.
 
 Query cost is fixed, whatever the number of incidents: the table is one annotated query
 per page (sign-off, breach clock, alert and audience are subqueries, not per-row lookups)
-plus one prefetch of the page's steps; the figures and the trend come from one grouped
-query whose rows are folded in Python (medians stay portable to the embedded SQLite).
+plus one prefetch of the page's steps; the figures and the trend come from one query (a
+row per incident, step figures as correlated subqueries) folded in Python, so medians
+stay portable to the embedded SQLite.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from incidents.models import (
     TimelineEvent,
 )
 from incidents.permissions import incidents_visible_to
+from incidents.plan.breach import needs_breach_clock
 from incidents.plan.models import (
     BreachClock,
     Decision,
@@ -121,7 +123,8 @@ def _scoped(user: AbstractBaseUser, filters: SummaryFilters) -> QuerySet[Inciden
 
 
 def _apology_started_at() -> Subquery:
-    """When the incident's apology began to reach subscribers (its broadcast started)."""
+    """When the incident's apology began to reach subscribers (its broadcast started).
+    Broadcasts name their incident as "incident:<id>" (incidents.apology.send.source_ref)."""
     ref = Concat(Value("incident:"), Cast(OuterRef("pk"), CharField()),
                  output_field=CharField())
     return Subquery(Broadcast.objects.filter(source_ref=ref, started_at__isnull=False)
@@ -308,7 +311,7 @@ def signoff_cell(incident: Incident) -> SignoffCell:
 
 
 def breach_cell(incident: Incident, now: datetime) -> BreachCell:
-    if not (incident.kind == "data_breach" or incident.pii_exposed):
+    if not needs_breach_clock(incident):
         return BreachCell("", "")
     if not incident.breach_aware:
         return BreachCell("unknown", _("Awareness not recorded"))
