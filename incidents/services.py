@@ -1,6 +1,7 @@
 """Writes to an incident. Every state change records a TimelineEvent in the same
 transaction; notifications leave only after commit."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from incidents import playbook
+from incidents.containment.services import incident_campaigns_link
 from incidents.models import (
     ChecklistItem,
     EventKind,
@@ -28,6 +30,7 @@ from incidents.models import (
     TimelineEvent,
 )
 from incidents.timeline import actor_name, in_log_language, timeline_record
+from messaging.models import Campaign
 
 User = AbstractBaseUser
 
@@ -37,7 +40,7 @@ User = AbstractBaseUser
 @transaction.atomic
 def incident_declare(*, actor: User, title: str, kind: str, severity: int,
                      detected_at: datetime, summary: str = "", pii_exposed: bool = False,
-                     lead: User | None = None) -> Incident:
+                     lead: User | None = None, campaigns: Iterable[Campaign] = ()) -> Incident:
     now = timezone.now()
     if detected_at > now:
         raise ValidationError({"detected_at": _("Detection time cannot be in the future.")})
@@ -74,6 +77,9 @@ def incident_declare(*, actor: User, title: str, kind: str, severity: int,
                 "kind": Kind(kind).label, "lead": actor_name(lead)},
             data={"kind": kind, "severity": severity, "lead": lead.pk},
         )
+    if campaigns:
+        # Known at once, so step 2 can pause them before anyone assesses anything.
+        incident_campaigns_link(incident=incident, actor=actor, campaigns=campaigns)
     return incident
 
 

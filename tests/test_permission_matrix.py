@@ -168,6 +168,10 @@ RULES: dict[str, Rule] = {
     # Issue 4 (step 2): pause the incident's campaigns and watch the ESPs answer.
     "incidents:containment": Rule("GET", readers()),
     "incidents:campaigns-stop": Rule("POST", writers()),
+    "incidents:campaigns-link": Rule("POST", writers()),
+    # Issue 10: one step open by address; the live poll (htmx only; else back to the page).
+    "incidents:step-detail": Rule("GET", readers()),
+    "incidents:incident-live": Rule("GET", readers(302)),
     # Issue 4 (send): start, progress, pause, resume, reconcile, decide. The matrix's breach
     # is not signed off: writers are turned back to the war room with the reasons (302).
     "incidents:apology-send": Rule("POST", writers(), {"confirm": "on",
