@@ -11,11 +11,13 @@ stay portable to the embedded SQLite.
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
@@ -343,9 +345,9 @@ def summary_page_rows(incidents: Iterable[Incident], now: datetime) -> list[Summ
 
 # --- Headline figures and the trend ------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Fact:
-    """One incident's milestones and figures, folded into the headline and the trend."""
+class Fact(NamedTuple):
+    """One incident's milestones and figures, folded into the headline and the trend (a
+    tuple: a thousand of them are built per request)."""
     severity: int
     declared_at: datetime
     closed_at: datetime | None
@@ -469,21 +471,17 @@ def _month_start(moment: datetime) -> datetime:
 
 
 def _trend(facts: list[Fact], now: datetime) -> list[TrendMonth]:
-    """Each milestone lands in the month (local time) it happened in; one pass."""
+    """Each milestone lands in the month (local time) it happened in: one pass, a binary
+    search over the month starts per milestone."""
     months = [_month_start(now)]
     while len(months) < TREND_MONTHS:
         months.insert(0, _month_start(months[0] - timedelta(days=1)))
-    index = {(m.year, m.month): i for i, m in enumerate(months)}
     values: list[dict[str, list[timedelta]]] = [{m: [] for m in MILESTONES} for _ in months]
     for f in facts:
-        for m in MILESTONES:
-            moment = getattr(f, m)
-            if moment is None or moment < months[0]:
-                continue
-            local = timezone.localtime(moment)
-            i = index.get((local.year, local.month))
-            if i is not None:
-                values[i][m].append(moment - f.declared_at)
+        for m, moment in zip(MILESTONES, (f.contained_at, f.notified_at, f.closed_at),
+                             strict=True):
+            if moment is not None and moment >= months[0]:
+                values[bisect_right(months, moment) - 1][m].append(moment - f.declared_at)
     return [TrendMonth(month, {m: _median_hours(v) for m, v in bucket.items()})
             for month, bucket in zip(months, values, strict=True)]
 
