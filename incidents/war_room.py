@@ -93,6 +93,9 @@ def war_room_answer(request: HtmxHttpRequest, incident: Incident, *, parts: list
     incident.refresh_from_db()
     context = war_room_context(request, incident, open_steps=tuple(steps))
     by_number = {step.number: step for step in context["steps"]}
+    current = context["current_step"]
+    if steps and current is not None and current not in steps:
+        steps = [*steps, current]  # a step was finished: the next one opens beside it
     # The poller's mark moves too, so the person's own change does not come back as news.
     fragments = ([("step", by_number[n]) for n in steps] + [(part, None) for part in parts]
                  + [("live", None)])

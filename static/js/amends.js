@@ -65,10 +65,13 @@
     });
   }
 
+  // A part is busy while the person is in it: focus inside (typing, or a button just
+  // clicked whose request may still wait in the queue; replacing it would drop that
+  // request), an edited form, or a request of its own under way.
   function busyIn(el) {
     var active = document.activeElement;
-    if (active && el.contains(active) && active.matches("input, textarea, select")) { return true; }
-    return !!el.querySelector("form[data-dirty]");
+    if (active && active !== document.body && el.contains(active)) { return true; }
+    return !!el.querySelector("form[data-dirty], .htmx-request");
   }
 
   document.addEventListener("toggle", function (e) {
@@ -85,9 +88,24 @@
     var form = e.target.closest && e.target.closest("form");
     if (form) { delete form.dataset.dirty; }
   });
-  // Live updates arrive out of band: skip the parts someone is working in.
+  // Live updates arrive out of band: skip the parts someone is working in; the next
+  // change brings them up to date.
   document.addEventListener("htmx:oobBeforeSwap", function (e) {
-    if (e.detail.target && busyIn(e.detail.target)) { e.detail.shouldSwap = false; }
+    if (e.detail.target && busyIn(e.detail.target)) {
+      e.detail.shouldSwap = false;
+      e.detail.target.dataset.stale = "1";
+    }
+  });
+  // A step card skipped while someone was in it catches up once they leave it.
+  document.addEventListener("focusout", function () {
+    setTimeout(function () {
+      document.querySelectorAll("[data-stale][data-refresh]").forEach(function (el) {
+        if (!busyIn(el) && window.htmx) {
+          delete el.dataset.stale;
+          window.htmx.ajax("GET", el.dataset.refresh, { target: el, swap: "outerHTML" });
+        }
+      });
+    }, 0);
   });
   document.addEventListener("htmx:afterSettle", function () { restore(); });
   window.addEventListener("hashchange", function () { openFor(location.hash); });

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from incidents.models import StepStatus
 from incidents.services import step_set_status
-from tests.browser.helpers import login
+from tests.browser import login, open_step
 from tests.factories import declare
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -29,6 +29,7 @@ def test_manager_summary_follows_a_step_done_elsewhere(browser, live_server, mar
 
     maya = login(browser, live_server, "maya")
     maya.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    open_step(maya, 1)
     expect(maya.locator("#step-1").get_by_label("Owner")).to_have_value(str(marketer.pk))
     maya.locator("#step-1").get_by_role("button", name="Mark done").click()
     expect(maya.locator("#step-1 .status")).to_have_text("Done")

@@ -3,6 +3,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import open_step
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,6 +36,7 @@ def test_marketer_declares_and_works_steps_one_and_two(page: Page, live_server, 
     expect(step1.locator(".status")).to_have_text("In progress")
 
     step2 = page.locator("#step-2")
+    open_step(page, 2)
     step2.get_by_role("checkbox",
                       name="Pause or cancel every campaign still sending or scheduled").check()
     expect(timeline).to_contain_text("ticked “Pause or cancel every campaign")
