@@ -89,5 +89,11 @@ def rate_chart_svg(*, title: str, points: Sequence[Point], baseline: float | Non
         for label, limit in thresholds:
             chart.add(str(label), [limit] * n, show_dots=False,
                       stroke_style={"dasharray": "2, 3", "width": 1.5})
+    return svg_markup(chart)
+
+
+def svg_markup(chart: pygal.graph.graph.Graph) -> SafeString:
+    """A pygal chart as inline SVG without its config <script> (see the module docstring);
+    other charts (the crisis summary's trend) render through here too."""
     # pygal serialises through an XML tree, so every label and value is escaped.
     return mark_safe(_SCRIPT.sub("", chart.render(is_unicode=True)))  # noqa: S308

@@ -5,7 +5,8 @@ from incidents.apology.views import send as apology_send_views
 from incidents.apology.views.compose import apology_check, apology_compose, apology_preview
 from incidents.assessment import views as views_assessment
 from incidents.containment import views as views_containment
-from incidents.learn import views as learn_views
+from incidents.learn.views import postmortem as postmortem_views
+from incidents.learn.views import summary as summary_views
 from incidents.plan import views as plan_views
 
 app_name = "incidents"
@@ -13,6 +14,10 @@ app_name = "incidents"
 urlpatterns = [
     path("", views.incident_list, name="incident-list"),
     path("declare/", views.incident_declare, name="incident-declare"),
+    # Learn: the managers' crisis summary (issue 11).
+    path("summary/", summary_views.summary, name="summary"),
+    path("summary/poll/", summary_views.summary_poll, name="summary-poll"),
+    path("summary/export.csv", summary_views.summary_export, name="summary-export"),
     path("<int:pk>/", views.incident_detail, name="incident-detail"),
     path("<int:pk>/edit/", views.incident_edit, name="incident-edit"),
     path("<int:pk>/close/", views.incident_close, name="incident-close"),
@@ -79,17 +84,17 @@ urlpatterns = [
     path("<int:pk>/apology/send/deliveries/<int:delivery_id>/decide/",
          apology_send_views.apology_send_decide_view, name="apology-send-decide"),
     # The learn step: post-mortem, follow-ups, lessons for the playbook, the PDF (issue 11).
-    path("<int:pk>/postmortem/", learn_views.postmortem, name="postmortem"),
-    path("<int:pk>/postmortem/save/", learn_views.postmortem_save, name="postmortem-save"),
-    path("<int:pk>/postmortem/finish/", learn_views.postmortem_finish,
+    path("<int:pk>/postmortem/", postmortem_views.postmortem, name="postmortem"),
+    path("<int:pk>/postmortem/save/", postmortem_views.postmortem_save, name="postmortem-save"),
+    path("<int:pk>/postmortem/finish/", postmortem_views.postmortem_finish,
          name="postmortem-finish"),
-    path("<int:pk>/postmortem/follow-ups/", learn_views.follow_up_add, name="follow-up-add"),
-    path("<int:pk>/postmortem/follow-ups/<int:follow_up_id>/done/", learn_views.follow_up_done,
+    path("<int:pk>/postmortem/follow-ups/", postmortem_views.follow_up_add, name="follow-up-add"),
+    path("<int:pk>/postmortem/follow-ups/<int:follow_up_id>/done/", postmortem_views.follow_up_done,
          name="follow-up-done"),
-    path("<int:pk>/postmortem/lessons/", learn_views.lesson_adopt, name="lesson-adopt"),
-    path("<int:pk>/postmortem/pdf/", learn_views.postmortem_export, name="postmortem-export"),
-    path("<int:pk>/postmortem/pdf/<int:export_id>/", learn_views.postmortem_export_status,
+    path("<int:pk>/postmortem/lessons/", postmortem_views.lesson_adopt, name="lesson-adopt"),
+    path("<int:pk>/postmortem/pdf/", postmortem_views.postmortem_export, name="postmortem-export"),
+    path("<int:pk>/postmortem/pdf/<int:export_id>/", postmortem_views.postmortem_export_status,
          name="postmortem-export-status"),
     path("<int:pk>/postmortem/pdf/<int:export_id>/download/",
-         learn_views.postmortem_export_download, name="postmortem-export-download"),
+         postmortem_views.postmortem_export_download, name="postmortem-export-download"),
 ]

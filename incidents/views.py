@@ -112,7 +112,7 @@ def incident_live(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return war_room_live(request, incident, since=since)
 
 
-STEP_PARTS = ["header", "tracker", "timeline-events"]
+STEP_PARTS = ["header", "tracker", "six-steps", "timeline-events"]
 
 
 def _step_for(request, pk: int, number: int) -> tuple[Incident, ResponseStep]:

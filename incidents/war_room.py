@@ -115,7 +115,7 @@ def war_room_answer(request: HtmxHttpRequest, incident: Incident, *, parts: list
 
 
 # What a change anywhere can alter, refreshed for everyone who has the page open.
-LIVE_PARTS = ["header", "tracker", "stakeholders", "timeline-events"]
+LIVE_PARTS = ["header", "tracker", "six-steps", "stakeholders", "timeline-events"]
 
 
 def war_room_live(request: HtmxHttpRequest, incident: Incident, *, since: int) -> HttpResponse:

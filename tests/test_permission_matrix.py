@@ -104,6 +104,11 @@ RULES: dict[str, Rule] = {
     "accounts:login": Rule("GET", {**everyone(302), "anonymous": 200}),
     "accounts:logout": Rule("POST", everyone(302, anonymous=302)),
     "incidents:incident-list": Rule("GET", everyone(200)),
+    # Issue 11: the crisis summary; every role sees the rows it may see (the outsider's
+    # table simply lacks the restricted incident).
+    "incidents:summary": Rule("GET", everyone(200)),
+    "incidents:summary-poll": Rule("GET", everyone(200)),
+    "incidents:summary-export": Rule("GET", everyone(200)),
     "incidents:incident-declare": Rule("GET", {
         **everyone(200), "legal": 403, "deliverability": 403, "manager": 403}),
     "incidents:incident-detail": Rule("GET", readers()),

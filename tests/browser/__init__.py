@@ -1,8 +1,21 @@
-"""Browser tests share how a person opens a step of the war room."""
+"""Browser tests share how a person signs in and opens a step of the war room."""
 
 import re
 
 from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSWORD
+
+
+def login(browser, live_server, username: str) -> Page:
+    """A signed-in page in a browser context of its own (one person, one context)."""
+    page = browser.new_context(locale="en").new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
+    expect(page.get_by_role("link", name="Incidents", exact=True)).to_be_visible()
+    return page
 
 
 def open_step(page: Page, number: int) -> None:

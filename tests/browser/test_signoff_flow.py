@@ -5,25 +5,14 @@ then does the send button enable; the timeline tells the whole story."""
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from incidents.models import Kind, Severity
 from incidents.services import stakeholder_add
-from tests.browser import open_step
-from tests.conftest import PASSWORD
+from tests.browser import login, open_step
 from tests.factories import declare
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def login(browser, live_server, username: str) -> Page:
-    page = browser.new_context(locale="en").new_page()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
-    expect(page.get_by_role("link", name="Incidents", exact=True)).to_be_visible()
-    return page
 
 
 def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, security_officer):

@@ -141,7 +141,8 @@ def test_a_live_update_never_replaces_what_someone_is_typing(browser: Browser, l
 
 @pytest.mark.parametrize("path", ["/incidents/", "/incidents/declare/", "/incidents/{pk}/",
                                   "/incidents/{pk}/steps/3/", "/incidents/{pk}/plan/",
-                                  "/incidents/{pk}/apology/", "/incidents/signoffs/"])
+                                  "/incidents/{pk}/apology/", "/incidents/signoffs/",
+                                  "/incidents/summary/"])
 def test_no_page_scrolls_sideways_on_a_phone(browser: Browser, live_server, marketer, path):
     incident = declare(marketer, title="A rather long incident title that has to wrap on a "
                                         "phone without pushing the page sideways")

@@ -1,0 +1,2 @@
+"""Pages of the learn step: the post-mortem (postmortem) and the managers' crisis summary
+(summary)."""
