@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from incidents.models import StepStatus
 from incidents.services import step_set_status
-from tests.browser import login, open_step
+from tests.browser import login, mark_done, open_step
 from tests.factories import declare
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,7 +31,7 @@ def test_manager_summary_follows_a_step_done_elsewhere(browser, live_server, mar
     maya.goto(f"{live_server.url}/incidents/{incident.pk}/")
     open_step(maya, 1)
     expect(maya.locator("#step-1").get_by_label("Owner")).to_have_value(str(marketer.pk))
-    maya.locator("#step-1").get_by_role("button", name="Mark done").click()
+    mark_done(maya, 1, "Leadership was told on the call")
     expect(maya.locator("#step-1 .status")).to_have_text("Done")
 
     # The manager's page polls a cheap version and swaps the table when it changed.

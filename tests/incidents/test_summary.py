@@ -35,6 +35,8 @@ def step(incident: Incident, number: int) -> ResponseStep:
 
 
 def set_status(incident, number, status, actor, **kwargs):
+    if status == StepStatus.DONE:
+        kwargs.setdefault("note", "Handled on the call")  # items may be open
     return services.step_set_status(step=step(incident, number), actor=actor, status=status,
                                     **kwargs)
 
@@ -123,7 +125,8 @@ def test_filters_sort_and_fragment(client, manager, marketer):
     closed = declare(marketer, title="Old slip", severity=4)
     for n in range(1, 7):
         set_status(closed, n, StepStatus.SKIPPED, marketer, skip_reason="Cosmetic")
-    services.incident_close(incident=closed, actor=marketer)
+    services.incident_close(incident=closed, actor=marketer,
+                            postmortem_skip_reason="A test incident.")
     client.force_login(manager)
     page = client.get(URL, {"kind": Kind.WRONG_OFFER}).content.decode()
     assert "Coupon typo" in page and "Everyone got VIP" not in page
@@ -278,7 +281,7 @@ def test_step_change_refreshes_the_six_step_table_out_of_band(client, marketer):
     incident = declare(marketer)
     client.force_login(marketer)
     response = client.post(reverse("incidents:step-status", args=[incident.pk, 1]),
-                           {"status": "done"}, **HTMX)
+                           {"status": "done", "note": "Handled"}, **HTMX)
     html = response.content.decode()
     section = html.split('id="six-steps"', 1)[1].split("</section>", 1)[0]
     assert 'hx-swap-oob="true"' in section
@@ -294,3 +297,19 @@ def test_six_step_partial_renders_on_its_own(marketer):
     html = render_to_string("learn/_six_step_table.html",
                             {"steps": incident_steps(incident=incident)})
     assert html.count("<tr class=\"six-step-") == 6 and "Put out the fire" in html
+
+
+def test_overdue_follow_ups_show_on_the_summary(client, manager, marketer):
+    from datetime import date, timedelta
+
+    from incidents.learn.services import follow_up_add
+
+    incident = declare(marketer, title="Wrong coupon in the spring mail")
+    follow_up_add(incident=incident, actor=marketer, action="Test codes at checkout",
+                  owner=marketer, due_on=date.today() - timedelta(days=2))
+    follow_up_add(incident=incident, actor=marketer, action="Not yet due",
+                  owner=marketer, due_on=date.today() + timedelta(days=5))
+    client.force_login(manager)
+    page = client.get(reverse("incidents:summary")).content.decode()
+    assert "1 follow-up past its date" in page and "Test codes at checkout" in page
+    assert "Not yet due" not in page

@@ -17,9 +17,11 @@ from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents.learn import summary as selectors
 from incidents.learn.charts import hours_text, trend_chart_svg
 from incidents.learn.forms import SummaryFilterForm
+from incidents.learn.selectors import follow_ups_overdue
 from incidents.models import Severity
 
 PAGE_SIZE = 25
+OVERDUE_SHOWN = 20
 EXPORT_CHUNK = 500
 
 
@@ -104,6 +106,9 @@ def _summary_context(request: HtmxHttpRequest, form: SummaryFilterForm,
         "poll_query": _params(request, "v").urlencode(),
         "version": selectors.summary_version(user=request.user, now=now),
         "step_numbers": range(1, 7),
+        # Follow-ups of post-mortems past their date, on incidents this person may see.
+        "overdue_follow_ups": list(follow_ups_overdue(user=request.user)
+                                   .order_by("due_on", "pk")[:OVERDUE_SHOWN]),
     }
 
 
