@@ -15,22 +15,14 @@ BENCH_DB (default amends_bench).
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-import psycopg
+from benchdb import django_setup, fresh_database  # bench/ is sys.path[0] when run
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 DB = os.environ.get("BENCH_DB", "amends_bench")
 SEGMENTS = 20
 SUPPRESSED = 50_000
 
-
-def admin(sql: str) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def load(cursor, n: int) -> None:
@@ -114,28 +106,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    admin(f'DROP DATABASE IF EXISTS "{DB}"')
-    admin(f'CREATE DATABASE "{DB}"')
-    try:
+    with fresh_database(DB):
         run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin(f'DROP DATABASE IF EXISTS "{DB}"')
 
 
 def run(args) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB}"
-    os.environ.setdefault("AMENDS_EMBEDDED", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("REDIS_URL", "")
-    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
+    django_setup(DB, LOG_LEVEL="WARNING")
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
