@@ -33,6 +33,21 @@ def new_page(browser: Browser, base_url: str, username: str, **context) -> Page:
     return page
 
 
+def two_people_on(browser: Browser, live_server, marketer, lawyer, title: str
+                  ) -> tuple[Page, Page]:
+    """Maya (marketing) and Leo (legal, a stakeholder) with the same war room open."""
+    from incidents.services import stakeholder_add
+
+    incident = declare(marketer, title=title)
+    stakeholder_add(incident=incident, actor=marketer, user=lawyer, role="legal")
+    url = f"{live_server.url}/incidents/{incident.pk}/"
+    maya = new_page(browser, live_server.url, "maya")
+    leo = new_page(browser, live_server.url, "leo")
+    maya.goto(url)
+    leo.goto(url)
+    return maya, leo
+
+
 def open_cards(page: Page) -> list[str]:
     return page.eval_on_selector_all("details.step-card[open]",
                                      "cards => cards.map(c => c.dataset.step)")
@@ -95,15 +110,8 @@ def test_the_current_step_is_open_and_a_step_address_opens_its_step(page: Page, 
 
 def test_a_second_persons_page_follows_without_reload(browser: Browser, live_server,
                                                       marketer, lawyer):
-    from incidents.services import stakeholder_add
-
-    incident = declare(marketer, title="Dear <FirstName> in the subject")
-    stakeholder_add(incident=incident, actor=marketer, user=lawyer, role="legal")
-    url = f"{live_server.url}/incidents/{incident.pk}/"
-    maya = new_page(browser, live_server.url, "maya")
-    leo = new_page(browser, live_server.url, "leo")
-    maya.goto(url)
-    leo.goto(url)
+    maya, leo = two_people_on(browser, live_server, marketer, lawyer,
+                              "Dear <FirstName> in the subject")
     leo.evaluate("window.notReloaded = true")
     expect(leo.locator("#step-1 .status")).to_have_text("Not started")
 
@@ -119,15 +127,8 @@ def test_a_second_persons_page_follows_without_reload(browser: Browser, live_ser
 
 def test_a_live_update_never_replaces_what_someone_is_typing(browser: Browser, live_server,
                                                              marketer, lawyer):
-    from incidents.services import stakeholder_add
-
-    incident = declare(marketer, title="Wrong country in the footer")
-    stakeholder_add(incident=incident, actor=marketer, user=lawyer, role="legal")
-    url = f"{live_server.url}/incidents/{incident.pk}/"
-    maya = new_page(browser, live_server.url, "maya")
-    leo = new_page(browser, live_server.url, "leo")
-    maya.goto(url)
-    leo.goto(url)
+    maya, leo = two_people_on(browser, live_server, marketer, lawyer,
+                              "Wrong country in the footer")
     draft = leo.locator("#add-1")
     draft.fill("Check the Dutch footer too")  # Leo is typing in step 1 and stays there
 
