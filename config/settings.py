@@ -224,6 +224,14 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Amends <amends@localhost>")
 AMENDS_BASE_URL = env.str("AMENDS_BASE_URL", default="http://127.0.0.1:8000")
+# Who is asked to sign for a role when an incident first needs it (a username each). Unset:
+# every active user in that role is asked (and becomes a stakeholder of the incident).
+AMENDS_DEFAULT_SIGNERS = {
+    role: username for role, username in (
+        ("legal", env.str("AMENDS_DEFAULT_SIGNER_LEGAL", default="")),
+        ("security", env.str("AMENDS_DEFAULT_SIGNER_SECURITY", default="")),
+    ) if username
+}
 
 # --- ESP adapter (messaging.esp) -------------------------------------------------------
 # Retries with backoff on 429/5xx for every ESP call; the sandbox ESP is the default.

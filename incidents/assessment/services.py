@@ -37,6 +37,7 @@ from incidents.models import (
     Incident,
     Kind,
 )
+from incidents.plan.signoff import signoffs_void_for_change
 from incidents.services import incident_update
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.models import Campaign, CampaignRecipient
@@ -176,6 +177,11 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
                         data={"audience": {"campaigns": campaign_ids,
                                            "segments": segment_ids,
                                            "before": before, "after": after}})
+        change = _("The affected audience changed (%(affected)s people)") % {
+            "affected": after["affected"]}
+    # Who gets the apology is part of what legal and security sign.
+    signoffs_void_for_change(incident=incident, actor=actor, change=change,
+                             why="affected audience recomputed")
     return audience
 
 
