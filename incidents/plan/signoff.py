@@ -32,7 +32,8 @@ from incidents.plan.models import (
     SignerRole,
     SignOff,
 )
-from incidents.plan.package import package_changes, package_current
+from incidents.plan.package import package_changes, package_current, package_diff
+from incidents.plan.services import FieldDiff
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus
@@ -579,6 +580,38 @@ def signoff_request_notify(*, incident_id: int, user_ids: list[int]) -> int:
                   settings.DEFAULT_FROM_EMAIL, [user.email])
         sent += 1
     return sent
+
+
+# --- The signer's page ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignoffReview:
+    state: SignoffState
+    my_roles: list[str]
+    roles: list[RoleState]  # the required roles this user signs for
+    last_signed: SignOff | None  # the last package this user decided on (void or not)
+    diff: list[FieldDiff]
+    drops: list[SignerRequirement]  # lowering requests waiting for this user's roles
+
+    @property
+    def changed(self) -> list[FieldDiff]:
+        return [d for d in self.diff if d.changed]
+
+
+def signoff_review(*, incident: Incident, user: User) -> SignoffReview:
+    state = signoff_state(incident)
+    my_roles = signer_roles_of(user)
+    last = (SignOff.objects.filter(incident_id=incident.pk, signer_id=user.pk)
+            .exclude(package={}).select_related("version").order_by("-signed_at", "-id")
+            .first())
+    drops = list(SignerRequirement.objects.filter(
+        incident_id=incident.pk, released_at__isnull=True, drop_requested_at__isnull=False,
+        role__in=my_roles).select_related("drop_requested_by"))
+    return SignoffReview(
+        state=state, my_roles=my_roles, roles=[r for r in state.roles if r.role in my_roles],
+        last_signed=last, diff=package_diff(old=last.package if last else None,
+                                            new=state.package),
+        drops=drops)
 
 
 # --- The signer's inbox -----------------------------------------------------------------
