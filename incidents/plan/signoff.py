@@ -21,6 +21,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.roles import roles_of
+from incidents.apology.lint import apology_lint
+from incidents.apology.models import Apology
 from incidents.models import EventKind, Incident, Kind, Severity, Stakeholder, StakeholderRole
 from incidents.permissions import incidents_visible_to
 from incidents.plan.models import (
@@ -310,9 +312,25 @@ def signoff_state(incident: Incident) -> SignoffState:
             elif r.rejected:
                 reasons.append(_("%(role)s rejected plan version %(n)s: %(reason)s") % {
                     "role": r.label, "n": version.number, "reason": r.signoff.reason})
+    if version is not None:
+        reasons += _plan_and_email_disagree(incident, version)
     voided = list(SignOff.objects.select_related("signer", "version")
                   .filter(incident=incident, voided_at__isnull=False)[:10])
     return SignoffState(version, roles, not reasons, reasons, voided, snapshot, digest)
+
+
+PLAN_RULES = frozenset({"plan_mismatch", "no_action_promise"})
+
+
+def _plan_and_email_disagree(incident: Incident, version: PlanVersion) -> list[str]:
+    """The linter's plan ↔ email errors (coupon, amounts, dates, "no action needed"): part of
+    the guard, so every sending path refuses an email that contradicts the signed plan."""
+    apology = Apology.objects.filter(incident_id=incident.pk).first()
+    if apology is None:
+        return []
+    return [str(f.message) for f in apology_lint(apology=apology, incident=incident,
+                                                 audience=None, plan=version)
+            if f.code in PLAN_RULES]
 
 
 def apology_send_allowed(incident: Incident) -> tuple[bool, list[str]]:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import oversees_everything
-from core.forms import error_text, form_apply
+from core.forms import form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents.permissions import can_work, get_incident_for_user
 from incidents.plan import breach, signoff

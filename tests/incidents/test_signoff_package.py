@@ -7,8 +7,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
-from incidents.apology.services import apology_save
 from incidents.apology.send import apology_send_start
+from incidents.apology.services import apology_save
 from incidents.assessment.services import affected_audience_compute
 from incidents.models import EventKind, Kind, Severity, Stakeholder
 from incidents.plan.models import SignerRequirement, SignOff
@@ -24,13 +24,13 @@ from incidents.plan.signoff import (
     signoff_withdraw,
 )
 from incidents.services import incident_update
-from messaging.models import Broadcast, BroadcastStatus, BrandTemplate, Campaign
+from messaging.models import BrandTemplate, Broadcast, BroadcastStatus, Campaign
 from tests.messaging.send_world import sendable_incident
 
 pytestmark = pytest.mark.django_db
 
 
-def write_plan(incident, actor, text="We exposed names and emails. Use SORRY15 for 15% off."):
+def write_plan(incident, actor, text="We exposed names and emails; we are sorry."):
     return plan_version_create(incident=incident, actor=actor, internal_steps="Rotate keys",
                                subscriber_message=text)
 
@@ -152,7 +152,8 @@ def test_replacing_the_body_after_signoff_voids_both_signatures(signed, marketer
     voids = signed.events.filter(kind=EventKind.SIGNOFF, data__voided=True)
     assert voids.count() == 2
     assert voids.filter(message__startswith="The apology email changed (version 2: body "
-                                            "(English, Dutch)), so the approval of Leo (Legal)").exists()
+                                            "(English, Dutch)), so the approval of Leo "
+                                            "(Legal)").exists()
     with pytest.raises(ApologyBlocked, match="Legal has not signed plan version 1 yet"):
         apology_send_start(incident=signed, actor=marketer)
 
@@ -256,9 +257,9 @@ def test_declaring_a_breach_makes_every_signer_a_stakeholder_and_emails_them(
 
 
 def test_a_configured_default_signer_is_the_only_one_asked(marketer, lawyer, settings):
+    from accounts.roles import Role
     from tests.conftest import make_user
     from tests.factories import declare
-    from accounts.roles import Role
 
     other = make_user("lena", Role.LEGAL)
     settings.AMENDS_DEFAULT_SIGNERS = {"legal": "lena"}
