@@ -411,16 +411,15 @@ def signoff_record(*, incident: Incident, version: PlanVersion, actor: User, dec
                                      signer=actor, decision=decision, reason=reason,
                                      signed_at=now, package=snapshot, package_digest=current)
     with in_log_language():
+        # The package (apology, audience) is named by its digest in the event's data and
+        # stored whole on the SignOff.
         if decision == Decision.APPROVED:
-            message = _("%(who)s (%(role)s) approved plan version %(n)s with the apology "
-                        "and audience as they stand (package %(digest)s).")
+            message = _("%(who)s (%(role)s) approved plan version %(n)s.")
         else:
-            message = _("%(who)s (%(role)s) rejected plan version %(n)s (package "
-                        "%(digest)s). Reason: %(reason)s")
+            message = _("%(who)s (%(role)s) rejected plan version %(n)s. Reason: %(reason)s")
         timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
                         message=message % {"who": actor_name(actor), "role": _role_label(role),
-                                           "n": version.number, "reason": reason,
-                                           "digest": current[:12]},
+                                           "n": version.number, "reason": reason},
                         data={"version": version.number, "role": role, "decision": decision,
                               "signoff": signoff.pk, "digest": current})
         allowed, _reasons = apology_send_allowed(incident)
@@ -566,7 +565,7 @@ def signoffs_voided_notify(*, signoff_ids: list[int]) -> int:
         if not s.signer.email or not s.signer.is_active:
             continue
         with in_log_language():
-            subject = _("[Amends] Sign again: the plan of “%(title)s” changed") % {
+            subject = _("[Amends] Sign again: what goes out for “%(title)s” changed") % {
                 "title": s.incident.title}
             body = _("Your decision (%(decision)s) on plan version %(n)s is void because "
                      "what goes out changed (%(why)s). Please read the changes and sign "
