@@ -9,7 +9,6 @@ both, so the send guard can compare digests and a signer can read what changed s
 package they signed.
 """
 
-import difflib
 import hashlib
 import json
 from typing import Any
@@ -21,7 +20,7 @@ from incidents.apology.models import Apology
 from incidents.assessment.models import AffectedAudience
 from incidents.models import Incident
 from incidents.plan.models import CompensationKind, PlanVersion
-from incidents.plan.services import PLAN_FIELDS, FieldDiff
+from incidents.plan.services import PLAN_FIELDS, FieldDiff, diff_lines
 
 PACKAGE_FORMAT = 1
 APOLOGY_FIELDS = ("subject", "from_name", "from_email", "reply_to", "default_locale",
@@ -163,16 +162,7 @@ def package_diff(*, old: dict[str, Any] | None, new: dict[str, Any]) -> list[Fie
         if previous == lines:
             result.append(FieldDiff(key, label, False, [("same", t) for t in lines]))
             continue
-        rows = []
-        for row in difflib.ndiff(previous, lines):
-            tag, text = row[:2], row[2:]
-            if tag == "+ ":
-                rows.append(("add", text))
-            elif tag == "- ":
-                rows.append(("del", text))
-            elif tag == "  ":
-                rows.append(("same", text))
-        result.append(FieldDiff(key, label, True, rows))
+        result.append(FieldDiff(key, label, True, diff_lines(previous, lines)))
     return result
 
 
