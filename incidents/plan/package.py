@@ -11,6 +11,7 @@ package they signed.
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -32,13 +33,32 @@ BRAND_FIELDS = ("name", "brand_name", "logo_url", "primary_color", "text_color",
 DISPLAY_ONLY = "names"
 
 
-def package_snapshot(*, incident: Incident) -> dict[str, Any]:
-    """Everything that goes out, as plain JSON; three queries."""
-    plan = PlanVersion.objects.filter(incident_id=incident.pk).order_by("-number").first()
-    apology = (Apology.objects.select_related("brand_template")
-               .filter(incident_id=incident.pk).first())
-    audience = (AffectedAudience.objects.filter(incident_id=incident.pk)
-                .prefetch_related("campaigns", "segments").first())
+@dataclass(frozen=True)
+class PackageParts:
+    """The rows the package is made of, read once (the guard reuses them)."""
+
+    plan: PlanVersion | None
+    apology: Apology | None
+    audience: AffectedAudience | None
+
+
+def package_parts(*, incident: Incident) -> PackageParts:
+    """Three queries, plus two for the audience's campaigns and segments."""
+    return PackageParts(
+        plan=PlanVersion.objects.filter(incident_id=incident.pk).order_by("-number").first(),
+        apology=(Apology.objects.select_related("brand_template")
+                 .filter(incident_id=incident.pk).first()),
+        audience=(AffectedAudience.objects.filter(incident_id=incident.pk,
+                                                  computed_at__isnull=False)
+                  .prefetch_related("campaigns", "segments").first()))
+
+
+def package_snapshot(*, incident: Incident | None = None,
+                     parts: PackageParts | None = None) -> dict[str, Any]:
+    """Everything that goes out, as plain JSON."""
+    if parts is None:
+        parts = package_parts(incident=incident)
+    plan, apology, audience = parts.plan, parts.apology, parts.audience
     snapshot: dict[str, Any] = {"format": PACKAGE_FORMAT, "plan": None, "apology": None,
                                 "audience": None}
     if plan is not None:
@@ -52,7 +72,7 @@ def package_snapshot(*, incident: Incident) -> dict[str, Any]:
             "brand_template": None if brand is None else {
                 "id": brand.pk, **{name: getattr(brand, name) for name in BRAND_FIELDS}},
         }
-    if audience is not None and audience.computed_at is not None:
+    if audience is not None:
         campaigns = sorted(audience.campaigns.all(), key=lambda c: c.pk)
         segments = sorted(audience.segments.all(), key=lambda s: s.pk)
         snapshot["audience"] = {
@@ -75,8 +95,9 @@ def package_digest(snapshot: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def package_current(*, incident: Incident) -> tuple[dict[str, Any], str]:
-    snapshot = package_snapshot(incident=incident)
+def package_current(*, incident: Incident | None = None, parts: PackageParts | None = None
+                    ) -> tuple[dict[str, Any], str]:
+    snapshot = package_snapshot(incident=incident, parts=parts)
     return snapshot, package_digest(snapshot)
 
 

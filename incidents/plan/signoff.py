@@ -34,7 +34,12 @@ from incidents.plan.models import (
     SignerRole,
     SignOff,
 )
-from incidents.plan.package import package_changes, package_current, package_diff
+from incidents.plan.package import (
+    package_changes,
+    package_current,
+    package_diff,
+    package_parts,
+)
 from incidents.plan.services import FieldDiff
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging import broadcasts
@@ -79,11 +84,9 @@ def required_signers(incident: Incident,
             why = _("%(why)s; dropping it waits for %(role)s's approval") % {
                 "why": why, "role": _role_label(row.role)}
         needed[row.role] = why
-    if requested is None:
-        requested = set()
-        if incident.pk is not None:
-            requested = set(incident.signer_requests.values_list("role", flat=True))
-    for role, why in _needed_now(incident, requested).items():
+    # The lead's requests are always on the record (signer_requests_set syncs them), so
+    # only the incident's own fields are re-checked here, without a query.
+    for role, why in _needed_now(incident, requested or set()).items():
         needed.setdefault(role, str(RequirementWhy(why).label))
     return dict(sorted(needed.items(), key=lambda item: SignerRole.values.index(item[0])))
 
@@ -277,8 +280,9 @@ def signoff_state(incident: Incident) -> SignoffState:
     stale object in a long-running task cannot let a send through."""
     incident = Incident.objects.get(pk=incident.pk)
     needed = required_signers(incident)
-    version = incident.plan_versions.order_by("-number").first()
-    snapshot, digest = package_current(incident=incident)
+    parts = package_parts(incident=incident)
+    version = parts.plan
+    snapshot, digest = package_current(parts=parts)
     live = {}
     if version is not None:
         live = {s.role: s for s in SignOff.objects.select_related("signer").filter(
@@ -312,8 +316,8 @@ def signoff_state(incident: Incident) -> SignoffState:
             elif r.rejected:
                 reasons.append(_("%(role)s rejected plan version %(n)s: %(reason)s") % {
                     "role": r.label, "n": version.number, "reason": r.signoff.reason})
-    if version is not None:
-        reasons += _plan_and_email_disagree(incident, version)
+    if version is not None and parts.apology is not None:
+        reasons += _plan_and_email_disagree(incident, version, parts.apology)
     voided = list(SignOff.objects.select_related("signer", "version")
                   .filter(incident=incident, voided_at__isnull=False)[:10])
     return SignoffState(version, roles, not reasons, reasons, voided, snapshot, digest)
@@ -322,12 +326,10 @@ def signoff_state(incident: Incident) -> SignoffState:
 PLAN_RULES = frozenset({"plan_mismatch", "no_action_promise"})
 
 
-def _plan_and_email_disagree(incident: Incident, version: PlanVersion) -> list[str]:
+def _plan_and_email_disagree(incident: Incident, version: PlanVersion,
+                             apology: Apology) -> list[str]:
     """The linter's plan ↔ email errors (coupon, amounts, dates, "no action needed"): part of
     the guard, so every sending path refuses an email that contradicts the signed plan."""
-    apology = Apology.objects.filter(incident_id=incident.pk).first()
-    if apology is None:
-        return []
     return [str(f.message) for f in apology_lint(apology=apology, incident=incident,
                                                  audience=None, plan=version)
             if f.code in PLAN_RULES]

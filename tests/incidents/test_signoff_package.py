@@ -169,7 +169,10 @@ def test_replacing_the_body_after_signoff_voids_both_signatures(signed, marketer
 def test_any_change_to_the_email_voids_the_signatures(signed, marketer, change):
     edit_apology(signed, marketer, **change)
     allowed, reasons = apology_send_allowed(signed)
-    assert not allowed and len(reasons) == 2
+    assert not allowed
+    assert reasons[:2] == [
+        "Legal has not signed plan version 1 yet (needed: a data breach).",
+        "Security has not signed plan version 1 yet (needed: a data breach)."]
 
 
 def test_a_different_brand_template_voids_the_signatures(signed, marketer):
@@ -305,3 +308,17 @@ def test_a_second_approve_click_from_the_page_is_refused_with_the_reason(client,
     response = client.post(url, {"decision": "approved", "next": "review"}, follow=True)
     assert "Leo already approved this package for Legal" in response.content.decode()
     assert SignOff.objects.filter(incident=breach).count() == 1
+
+
+def test_the_edit_page_lowers_with_a_reason_and_the_signers_stay(client, breach, marketer):
+    client.force_login(marketer)
+    response = client.post(reverse("incidents:incident-edit", args=[breach.pk]), {
+        "title": breach.title, "kind": Kind.OTHER, "severity": Severity.SEV4, "cause": "",
+        "lead": marketer.pk, "summary": "", "change_reason": "Only test records leaked"})
+    assert response.status_code == 302
+    breach.refresh_from_db()
+    assert breach.kind == Kind.OTHER and not breach.pii_exposed
+    assert breach.events.filter(data__action="drop_requested",
+                                message__endswith="Reason given: Only test records "
+                                                  "leaked").count() == 2
+    assert set(required_signers(breach)) == {"legal", "security"}
