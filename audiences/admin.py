@@ -1,6 +1,8 @@
 from django.contrib import admin
 
-from .models import Segment, Subscriber, SuppressionEntry, SuppressionList
+from core.admin import ReadOnlyAdmin
+
+from .models import AudienceImport, Segment, Subscriber, SuppressionEntry, SuppressionList
 
 
 @admin.register(Subscriber)
@@ -28,3 +30,11 @@ class SuppressionEntryAdmin(admin.ModelAdmin):
     list_filter = ["suppression_list"]
     search_fields = ["email"]
     show_full_result_count = False
+
+
+@admin.register(AudienceImport)
+class AudienceImportAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "kind", "original_name", "size", "dry_run", "status", "created_by",
+                    "created_at", "finished_at"]
+    list_filter = ["status", "kind", "dry_run"]
+    list_select_related = ["created_by"]

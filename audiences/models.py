@@ -1,5 +1,6 @@
 """Who we mail: subscribers, segments and suppression lists. Knows nothing of campaigns."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -106,3 +107,53 @@ class SuppressionEntry(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class AudienceImport(models.Model):
+    """One uploaded CSV file and what its import (a Celery task) made of it.
+
+    The file lives in the default storage (MEDIA_ROOT) until a real import has read it;
+    `result` is the engine's ImportResult as JSON, written once the import has finished.
+    """
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, related_name="+")
+    created_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=32)
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    encoding = models.CharField(_("encoding"), max_length=16, default="auto")
+    dry_run = models.BooleanField(_("preview only"), default=False)
+    skip_bad_rows = models.BooleanField(_("skip bad rows"), default=False)
+    # Emptied once the stored file is deleted (read by a real import, or pruned).
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/", max_length=255,
+                            blank=True)
+    original_name = models.CharField(_("file name"), max_length=255)
+    size = models.BigIntegerField(_("size in bytes"))
+    status = models.CharField(_("status"), max_length=16, choices=ImportStatus.choices,
+                              default=ImportStatus.QUEUED)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    report_name = models.CharField(_("error report"), max_length=80, blank=True)
+    failure = models.TextField(_("failure"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=ImportStatus.values),
+                                   name="audience_import_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)

@@ -129,7 +129,10 @@ if REDIS_URL:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # On disk, not in memory: the web server and the worker are separate processes and
+    # share what they put here (an import's progress, debounce flags).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
     # Embedded mode: a serverless broker that a solo-pool worker reads from disk.
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -223,6 +226,17 @@ MEDIA_ROOT = VAR_DIR / "media"
 # Embedded and test runs serve static files straight from the source folders.
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
 WHITENOISE_AUTOREFRESH = DEBUG or TESTING
+
+# --- Audience imports (audiences/imports/, docs/audiences.md) ---------------------------
+# Uploads larger than MAX_BYTES are refused before anything is stored; files wait under
+# MEDIA_ROOT/imports/ for the worker and are deleted once imported, or KEEP_HOURS after a
+# preview that nobody imported.
+AMENDS_IMPORTS = {
+    "MAX_BYTES": env.int("AMENDS_IMPORT_MAX_BYTES", default=200 * 1024 * 1024),
+    "KEEP_HOURS": env.float("AMENDS_IMPORT_KEEP_HOURS", default=24.0),
+}
+if AMENDS_IMPORTS["MAX_BYTES"] < 1:
+    raise ImproperlyConfigured("AMENDS_IMPORT_MAX_BYTES must be a positive number of bytes.")
 
 # --- Mail ------------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
@@ -335,3 +349,16 @@ for _name in ("MAILGUN_WEBHOOK_SIGNING_KEY", "MANDRILL_WEBHOOK_KEY", "MANDRILL_W
 DELIVERABILITY_MONITORING_DAYS = env.int("DELIVERABILITY_MONITORING_DAYS", default=14)
 DELIVERABILITY_THRESHOLD_PRESET = env.str("DELIVERABILITY_THRESHOLD_PRESET",
                                           default="mailbox_providers")
+# Mailgun signatures older or newer than this many seconds are refused (replay protection;
+# a token is also good for one body only, remembered in the cache for twice this long).
+MAILGUN_WEBHOOK_TOLERANCE_SECONDS = env.int("MAILGUN_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Amazon SNS: a message's SigningCertURL (and a SubscribeURL) must match this pattern. The
+# default allows only HTTPS on an SNS host, sns.<region>.amazonaws.com(.cn); tests point it
+# at a loopback server. Certificates are cached (AMAZON_SNS_CERT_CACHE_SECONDS).
+AMAZON_SNS_CERT_URL_PATTERN = env.str(
+    "AMAZON_SNS_CERT_URL_PATTERN",
+    default=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*\.pem$")
+AMAZON_SNS_CERT_CACHE_SECONDS = env.int("AMAZON_SNS_CERT_CACHE_SECONDS", default=86400)
+# Raw webhook payloads are deleted this many days after receipt, once their normalised
+# events exist (deliverability.tasks.prune_raw_delivery_events, daily).
+DELIVERABILITY_RAW_RETENTION_DAYS = env.int("DELIVERABILITY_RAW_RETENTION_DAYS", default=90)

@@ -9,6 +9,10 @@ BEAT_SCHEDULE: dict = {
         "task": "deliverability.tasks.sweep_delivery_events",
         "schedule": 300.0,
     },
+    "deliverability-prune-raw-events": {
+        "task": "deliverability.tasks.prune_raw_delivery_events",
+        "schedule": 86400.0,
+    },
     "incidents-check-deliverability": {
         "task": "incidents.tasks.check_deliverability",
         "schedule": 60.0,
@@ -20,4 +24,11 @@ BEAT_SCHEDULE: dict = {
 BEAT_SCHEDULE["messaging-broadcast-watchdog"] = {
     "task": "messaging.tasks.broadcast_watchdog",
     "schedule": 15.0,
+}
+
+# Issue 12: imports whose worker died are queued again; uploads of previews nobody
+# imported do not pile up under MEDIA_ROOT.
+BEAT_SCHEDULE["audiences-import-watchdog"] = {
+    "task": "audiences.tasks.audience_import_watchdog",
+    "schedule": 300.0,
 }

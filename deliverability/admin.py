@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin
 
-from .models import DeliveryEvent, RawDeliveryBatch
+from .models import DeliveryEvent, RawDeliveryBatch, SnsSubscriptionConfirmation
 
 
 @admin.register(DeliveryEvent)
@@ -17,5 +17,11 @@ class DeliveryEventAdmin(ReadOnlyAdmin):
 
 @admin.register(RawDeliveryBatch)
 class RawDeliveryBatchAdmin(ReadOnlyAdmin):
-    list_display = ("id", "received_at", "esp", "event_count", "processed_at")
+    list_display = ("id", "received_at", "esp", "event_count", "processed_at", "repairs")
     list_filter = ("esp",)
+
+
+@admin.register(SnsSubscriptionConfirmation)
+class SnsSubscriptionConfirmationAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "topic_arn", "outcome", "subscribe_url")
+    list_filter = ("outcome",)

@@ -11,6 +11,10 @@ class DeliverabilityConfig(AppConfig):
 
         tracking.connect(tracking_received, dispatch_uid="deliverability.tracking_received")
 
+        from .webhooks import install_tolerant_json
+
+        install_tolerant_json()
+
         from .feedback import SubscriberFeedback, delivery_listener_register
         from .subscriber_feedback import AudiencesPort
 

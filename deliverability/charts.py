@@ -16,6 +16,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from pygal.style import Style
 
+from .formatting import percent_value
+
 STYLE = Style(
     background="transparent",
     plot_background="transparent",
@@ -52,7 +54,7 @@ class Point:
 
 
 def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.2f} %"
+    return "" if value is None else f"{percent_value(value)} %"
 
 
 def rate_chart_svg(*, title: str, points: Sequence[Point], baseline: float | None,

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from anymail.signals import AnymailTrackingEvent
 from django.db import transaction
 
+from messaging.demo import FAULTY_ID
+
 from . import services
 from .ingest import raw_event_from_anymail
 from .models import DeliveryKind, RawDeliveryEvent
@@ -55,7 +57,7 @@ def demo_delivery_events_seed(*, declared_at: datetime, now: datetime,
                DeliveryKind.COMPLAINED: 0.006, DeliveryKind.UNSUBSCRIBED: 0.02,
                DeliveryKind.OPENED: 0.15}
     rows += _events(rng=rng, start=declared_at, end=max(now, declared_at), count=3000,
-                    rates=fallout, prefix="demo-after", metadata={"campaign_id": "spring-vip"})
+                    rates=fallout, prefix="demo-after", metadata={"campaign_id": FAULTY_ID})
     for start in range(0, len(rows), 1000):
         services.raw_events_store(esp="sandbox", rows=rows[start:start + 1000])
     return len(rows)

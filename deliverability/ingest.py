@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from anymail.signals import AnymailTrackingEvent
 
-from . import services
+from . import repair, services
 from .normalise import classify, dedupe_key, esp_slug, our_ids
 
 _collected: ContextVar[list["RawEvent"] | None] = ContextVar(
@@ -48,34 +48,47 @@ class RawEvent(NamedTuple):
     description: str
     mta_response: str
     esp_event: Any
+    # What was repaired to make the event storable (see repair.py); {} almost always.
+    # The JSON columns are checked when they are encoded (services._copy_raw), which
+    # adds to this same dict.
+    repairs: dict
 
 
-def _text(value: Any, limit: int) -> str:
-    return "" if value is None else str(value)[:limit]
+def _text(value: Any, limit: int, repairs: repair.Repairs) -> str:
+    if value is None:
+        return ""
+    return repair.clean_text(str(value), repairs)[:limit]
 
 
 def raw_event_from_anymail(event: AnymailTrackingEvent, esp_name: str) -> RawEvent:
     esp = esp_slug(esp_name)
+    repairs: repair.Repairs = dict(getattr(event, "amends_repairs", None) or ())
     metadata = event.metadata if isinstance(event.metadata, dict) else {}
-    recipient = _text(event.recipient, 254).strip().lower()
-    event_type = _text(event.event_type, 32)
-    event_id = _text(event.event_id, 255)
-    message_id = _text(event.message_id, 255)
+    recipient = _text(event.recipient, 254, repairs).strip().lower()
+    event_type = _text(event.event_type, 32, repairs)
+    event_id = _text(event.event_id, 255, repairs)
+    message_id = _text(event.message_id, 255, repairs)
     campaign_key, broadcast_id, recipient_id = our_ids(metadata)
+    occurred_at = event.timestamp
+    if repair.implausible(occurred_at):
+        repair.count(repairs, "timestamp")
+        repairs["original_timestamp"] = occurred_at.isoformat()
+        occurred_at = None
     return RawEvent(
         esp=esp,
-        esp_account=_text(metadata.get("esp_account") or esp, 100),
+        esp_account=_text(metadata.get("esp_account") or esp, 100, repairs),
         event_type=event_type,
         kind=classify(esp=esp, event_type=event_type, esp_event=event.esp_event),
         dedupe_key=dedupe_key(esp=esp, event_id=event_id, message_id=message_id,
-                              event_type=event_type, occurred_at=event.timestamp,
+                              event_type=event_type, occurred_at=occurred_at,
                               recipient=recipient),
         event_id=event_id, message_id=message_id, recipient=recipient,
-        occurred_at=event.timestamp, campaign_key=campaign_key, broadcast_id=broadcast_id,
-        recipient_id=recipient_id, metadata=metadata,
-        tags=list(event.tags or []), reject_reason=_text(event.reject_reason, 32),
-        description=_text(event.description, 2000), mta_response=_text(event.mta_response, 2000),
-        esp_event=_jsonable(event.esp_event),
+        occurred_at=occurred_at, campaign_key=_text(campaign_key, 100, repairs),
+        broadcast_id=broadcast_id, recipient_id=recipient_id, metadata=metadata,
+        tags=list(event.tags or []), reject_reason=_text(event.reject_reason, 32, repairs),
+        description=_text(event.description, 2000, repairs),
+        mta_response=_text(event.mta_response, 2000, repairs),
+        esp_event=_jsonable(event.esp_event), repairs=repairs,
     )
 
 

@@ -38,11 +38,17 @@ class RawDeliveryBatch(models.Model):
     esp = models.CharField(max_length=40)
     event_count = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Repairs made to store this request's content, summed (see deliverability/repair.py):
+    # {"nul": 3, "timestamp": 1, "depth": 1, "unicode": 0}; empty when nothing was wrong.
+    repairs = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["id"], name="rawdeliverybatch_pending",
                          condition=Q(processed_at__isnull=True)),
+            # Retention (services.raw_events_prune) walks processed batches by age.
+            models.Index(fields=["received_at"], name="rawdeliverybatch_processed",
+                         condition=Q(processed_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -80,6 +86,9 @@ class RawDeliveryEvent(models.Model):
     description = models.TextField(blank=True)
     mta_response = models.TextField(blank=True)
     esp_event = models.JSONField(null=True, blank=True)
+    # What had to be repaired to store this event, with counts, and the original value of
+    # a dropped timestamp when jsonb could not hold it (Infinity): see repair.py.
+    repairs = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.esp} {self.event_type} {self.recipient}"
@@ -132,3 +141,25 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.recipient} ({self.esp})"
+
+
+class SnsSubscriptionConfirmation(models.Model):
+    """An Amazon SNS SubscriptionConfirmation that reached the SES webhook.
+
+    Recorded whether or not it could be confirmed, so an operator who sees "not
+    confirmed" has the SubscribeURL to confirm it by hand (SNS console or a browser).
+    """
+
+    class Outcome(models.TextChoices):
+        CONFIRMED = "confirmed", _("Confirmed")
+        NOT_CONFIRMED = "not_confirmed", _("Not confirmed")
+
+    received_at = models.DateTimeField(default=timezone.now)
+    topic_arn = models.CharField(max_length=256)
+    message_id = models.CharField(max_length=100)
+    subscribe_url = models.URLField(max_length=2000)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.topic_arn} ({self.get_outcome_display()})"

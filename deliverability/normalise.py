@@ -28,6 +28,12 @@ ANYMAIL_KINDS: dict[str, str] = {
     "clicked": DeliveryKind.CLICKED,
 }
 
+# Postmark bounce Types that mean the address will never accept mail. anymail files
+# BadEmailAddress and ManuallyDeactivated under "rejected" (Postmark did not send), but
+# for the subscriber they are as final as a hard bounce: Postmark itself deactivates the
+# address. A SubscriptionChange names the same reasons in SuppressionReason.
+POSTMARK_HARD_TYPES = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated"})
+
 # SparkPost bounce classes that are permanent (invalid recipient, generic bounce with no
 # RCPT, unsubscribe); the others are soft, block or administrative.
 SPARKPOST_HARD_CLASSES = frozenset({"10", "30", "90"})
@@ -57,6 +63,11 @@ def _sparkpost_event(esp_event: Any) -> Mapping:
     return {}
 
 
+def _postmark_hard(esp_event: Any) -> bool:
+    return (_get(esp_event, "Type") in POSTMARK_HARD_TYPES
+            or _get(esp_event, "SuppressionReason") in POSTMARK_HARD_TYPES)
+
+
 def bounce_kind(esp: str, esp_event: Any) -> str:
     """Hard or soft, for an event anymail calls "bounced"."""
     soft, hard = DeliveryKind.BOUNCED_SOFT, DeliveryKind.BOUNCED_HARD
@@ -72,7 +83,7 @@ def bounce_kind(esp: str, esp_event: Any) -> str:
         severity = _get(esp_event, "event-data", "severity")
         return soft if severity == "temporary" else hard
     if esp == "postmark":
-        return hard if _get(esp_event, "Type") in ("HardBounce", "BadEmailAddress") else soft
+        return hard if _postmark_hard(esp_event) else soft
     if esp == "sparkpost":
         bounce_class = str(_sparkpost_event(esp_event).get("bounce_class", ""))
         return hard if bounce_class in SPARKPOST_HARD_CLASSES else soft
@@ -91,6 +102,8 @@ def classify(*, esp: str, event_type: str, esp_event: Any) -> str:
     if esp == "sandbox":
         return event_type if event_type in DeliveryKind.values else DeliveryKind.OTHER
     kind = ANYMAIL_KINDS.get(event_type, DeliveryKind.OTHER)
+    if esp == "postmark" and kind == DeliveryKind.REJECTED and _postmark_hard(esp_event):
+        return DeliveryKind.BOUNCED_HARD
     if kind == DeliveryKind.BOUNCED_HARD:
         kind = bounce_kind(esp, esp_event)
     return kind

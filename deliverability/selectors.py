@@ -37,10 +37,43 @@ GROUPS = {"esp_account": "esp_account", "campaign": "campaign_key", "broadcast":
 
 
 @dataclass(frozen=True)
+class MailOf:
+    """Some of our own mail: messaging campaigns and broadcasts, by primary key.
+
+    An event belongs to it when it names one of the broadcasts (`broadcast_id`, from the
+    metadata our send path puts on every message), carries one of the campaigns' ESP ids
+    as its campaign key (metadata `campaign_id`), or has a message id from one of the
+    campaigns' recipient logs (the ESP's own campaigns carry no metadata of ours).
+    """
+
+    campaign_ids: tuple[int, ...] = ()
+    broadcast_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class EventFilters:
     esp_accounts: tuple[str, ...] = ()
     campaign_keys: tuple[str, ...] = ()
     broadcast_ids: tuple[int, ...] = ()
+    # Only this mail (None: no such restriction; an empty MailOf matches nothing).
+    mail_of: MailOf | None = None
+
+
+def _mail_of_q(mail: MailOf) -> Q:
+    from messaging.models import Campaign, CampaignRecipient
+
+    q = Q(id__lt=0)  # matches nothing: an incident with no mail of its own has no rates
+    if mail.broadcast_ids:
+        q |= Q(broadcast_id__in=mail.broadcast_ids)
+    if mail.campaign_ids:
+        q |= Q(campaign_key__in=Campaign.objects.filter(pk__in=mail.campaign_ids)
+               .values("esp_campaign_id"))
+        # One hashed sub-plan over the campaigns' send logs; the window's time filter
+        # (deliveryevent_time_kind) keeps the probe side small.
+        q |= Q(message_id__in=CampaignRecipient.objects.filter(
+            campaign_id__in=mail.campaign_ids).exclude(esp_message_id="")
+            .values("esp_message_id"))
+    return q
 
 
 def _window(*, start: datetime, end: datetime, filters: EventFilters) -> QuerySet:
@@ -52,6 +85,8 @@ def _window(*, start: datetime, end: datetime, filters: EventFilters) -> QuerySe
         qs = qs.filter(campaign_key__in=filters.campaign_keys)
     if filters.broadcast_ids:
         qs = qs.filter(broadcast_id__in=filters.broadcast_ids)
+    if filters.mail_of is not None:
+        qs = qs.filter(_mail_of_q(filters.mail_of))
     return qs.order_by()
 
 

@@ -2,12 +2,12 @@
 
 import json
 import logging
-import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -15,7 +15,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from . import feedback
+from . import feedback, repair
 from .models import DeliveryEvent, RawDeliveryBatch, RawDeliveryEvent
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 RAW_FIELDS = ("esp", "esp_account", "event_type", "kind", "dedupe_key", "event_id",
               "message_id", "recipient", "occurred_at", "campaign_key", "broadcast_id",
               "recipient_id", "metadata", "tags", "reject_reason", "description",
-              "mta_response", "esp_event")
+              "mta_response", "esp_event", "repairs")
 
 NORMALISE_BATCH = 20000
 # Per queue, so that test runs and benchmarks sharing one Redis never see each other's.
@@ -36,16 +36,25 @@ DISPATCH_BATCH = 1000
 
 
 @transaction.atomic
-def raw_events_store(*, esp: str, rows: "Sequence[RawEvent]") -> RawDeliveryBatch | None:
-    """Write one request's events as one batch and queue their processing after commit."""
+def raw_events_store(*, esp: str, rows: "Sequence[RawEvent]",
+                     request_repairs: Counter | None = None) -> RawDeliveryBatch | None:
+    """Write one request's events as one batch and queue their processing after commit.
+
+    What had to be repaired to store them (repair.py) is counted on each raw row and
+    summed on the batch, with `request_repairs` (made while parsing the body) added.
+    """
     if not rows:
         return None
     batch = RawDeliveryBatch.objects.create(esp=esp, event_count=len(rows))
+    repairs: Counter = Counter(request_repairs or {})
     if connection.vendor == "postgresql":
-        _copy_raw(batch.pk, rows)
+        _copy_raw(batch.pk, rows, repairs)
     else:
         RawDeliveryEvent.objects.bulk_create(
-            [RawDeliveryEvent(batch=batch, **row._asdict()) for row in rows], batch_size=500)
+            [_raw_instance(batch, row, repairs) for row in rows], batch_size=500)
+    if repairs:
+        batch.repairs = dict(repairs)
+        batch.save(update_fields=["repairs"])
     transaction.on_commit(_schedule_normalisation)
     return batch
 
@@ -67,37 +76,8 @@ def _schedule_normalisation() -> None:
         log.exception("could not queue delivery event normalisation; the sweep will")
 
 
-# Re-encoding each event's payload was a sixth of a 1,000-event request with the standard
-# library; orjson does it in a tenth of the time (and writes NaN as null, which jsonb
-# accepts). The standard encoder stays for what orjson refuses (integers over 64 bits).
-_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
-_EMPTY_JSON = {0: "[]", 1: "{}"}
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-
-
-def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not value and isinstance(value, list | dict):
-        return _EMPTY_JSON[isinstance(value, dict)]
-    try:
-        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
-    except orjson.JSONEncodeError:
-        return _ENCODER.encode(_finite(value))
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities (which Python's json parser accepts) as null, as jsonb needs."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _copy_raw(batch_id: int, rows: "Sequence[RawEvent]") -> None:
+def _copy_raw(batch_id: int, rows: "Sequence[RawEvent]", total: Counter) -> None:
+    """COPY the rows, adding the repairs made to `total` (JSON columns are checked here)."""
     # COPY, not bulk_create: a 1,000-event webhook costs milliseconds this way against
     # hundreds of ms for an INSERT whose parameters are quoted one by one in Python.
     table = RawDeliveryEvent._meta.db_table
@@ -105,12 +85,33 @@ def _copy_raw(batch_id: int, rows: "Sequence[RawEvent]") -> None:
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for r in rows:
+                fixes = dict(r.repairs) if r.repairs else {}
+                metadata = repair.jsonb_text(r.metadata, fixes)
+                tags = repair.jsonb_text(r.tags, fixes)
+                esp_event = repair.jsonb_text(r.esp_event, fixes)
                 copy.write_row((batch_id, r.esp, r.esp_account, r.event_type, r.kind,
                                 r.dedupe_key, r.event_id, r.message_id, r.recipient,
                                 r.occurred_at, r.campaign_key, r.broadcast_id,
-                                r.recipient_id, _json(r.metadata), _json(r.tags),
-                                r.reject_reason, r.description, r.mta_response,
-                                _json(r.esp_event)))
+                                r.recipient_id, metadata, tags, r.reject_reason,
+                                r.description, r.mta_response, esp_event,
+                                repair.jsonb_text(dict(fixes), fixes) if fixes else "{}"))
+                if fixes:
+                    total.update(_counts(fixes))
+
+
+def _counts(fixes: dict) -> dict:
+    return {k: v for k, v in fixes.items() if isinstance(v, int)}
+
+
+def _raw_instance(batch: RawDeliveryBatch, row: "RawEvent", total: Counter) -> RawDeliveryEvent:
+    fixes = dict(row.repairs)
+    values = row._asdict()
+    for name in ("metadata", "tags", "esp_event"):
+        encoded = repair.jsonb_text(values[name], fixes)
+        values[name] = None if encoded is None else json.loads(encoded)
+    values["repairs"] = dict(fixes)
+    total.update(_counts(fixes))
+    return RawDeliveryEvent(batch=batch, **values)
 
 
 @dataclass(frozen=True)
@@ -268,3 +269,40 @@ def delivery_events_dispatch(*, batch_size: int = DISPATCH_BATCH) -> int:
             if len(done) < len(events):
                 # Failures stay pending; stop here rather than spin on them.
                 return dispatched
+
+
+PRUNE_CHUNK = 5000
+
+
+def raw_events_prune(*, now: datetime | None = None, chunk: int = PRUNE_CHUNK) -> int:
+    """Delete raw webhook rows received more than DELIVERABILITY_RAW_RETENTION_DAYS ago
+    whose normalised event exists, then the batches left empty. Returns rows deleted.
+
+    A raw row goes only once a DeliveryEvent with its (esp, dedupe_key) exists (checked on
+    the unique index), so a batch not normalised yet keeps its payloads whatever its age.
+    Deletes run `chunk` rows per transaction: short locks, and a beat run that dies
+    half-way leaves nothing half-done. DeliveryEvent.raw_id is not a foreign key for this.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.DELIVERABILITY_RAW_RETENTION_DAYS)
+    old = RawDeliveryBatch.objects.filter(processed_at__isnull=False, received_at__lt=cutoff)
+    normalised = DeliveryEvent.objects.filter(esp=OuterRef("esp"),
+                                              dedupe_key=OuterRef("dedupe_key"))
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(RawDeliveryEvent.objects.filter(batch__in=old.values("id"))
+                       .filter(Exists(normalised)).order_by("id")
+                       .values_list("id", flat=True)[:chunk])
+            if not ids:
+                break
+            deleted += RawDeliveryEvent.objects.filter(id__in=ids).delete()[0]
+    while True:
+        with transaction.atomic():
+            empty = list(old.filter(~Exists(RawDeliveryEvent.objects.filter(
+                batch_id=OuterRef("pk")))).order_by("id").values_list("id", flat=True)[:chunk])
+            if not empty:
+                break
+            RawDeliveryBatch.objects.filter(id__in=empty).delete()
+    if deleted:
+        log.info("pruned %d raw webhook rows older than %s", deleted, cutoff.date())
+    return deleted

@@ -27,3 +27,9 @@ def sweep_delivery_events() -> int:
     """Periodic safety net: anything left pending by a lost task or a failed listener."""
     result = services.delivery_events_normalise()
     return result.processed + services.delivery_events_dispatch()
+
+
+@shared_task(ignore_result=True)
+def prune_raw_delivery_events() -> int:
+    """Daily: raw webhook payloads past DELIVERABILITY_RAW_RETENTION_DAYS, once normalised."""
+    return services.raw_events_prune()

@@ -2,7 +2,8 @@
 
 `anymail_urlpatterns` are anymail's own routes (same paths and names, namespace
 "anymail": e.g. /webhooks/sendgrid/tracking/ is "anymail:sendgrid_tracking_webhook"),
-each view wrapped by accept_events. `urlpatterns` holds the sandbox ESP's endpoint.
+each view rebuilt from our hardened subclass (deliverability/webhooks/) and wrapped by
+accept_events. `urlpatterns` holds the sandbox ESP's endpoint.
 """
 
 from anymail import urls as anymail_urls
@@ -10,11 +11,12 @@ from django.urls import path
 from django.urls.resolvers import URLPattern
 
 from .views import accept_events, sandbox_tracking
+from .webhooks import hardened_view
 
 app_name = "deliverability"
 
 anymail_urlpatterns = [
-    URLPattern(p.pattern, accept_events(p.callback), p.default_args, p.name)
+    URLPattern(p.pattern, accept_events(hardened_view(p.callback)), p.default_args, p.name)
     for p in anymail_urls.urlpatterns
 ]
 

@@ -8,7 +8,6 @@ would answer 400 and 500 — and stores nothing in either case.
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,12 +23,19 @@ from django.utils.crypto import constant_time_compare
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
-from . import ingest, services
+from . import ingest, repair, services
 from .models import DeliveryKind
+from .webhooks.amazon_ses import WebhookNotConfigured
+from .webhooks.sns import SnsCertificateUnavailable
+from .webhooks.timestamps import note_repair
 
 log = logging.getLogger(__name__)
 
-MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, AnymailAPIError)
+# What a payload that cannot be parsed raises in anymail's parsers (and ours). Overflow and
+# recursion are listed so that anything content can still provoke is a 400, never a 500;
+# what can be stored is repaired first (repair.py, webhooks/timestamps.py).
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError,
+             RecursionError, AnymailAPIError)
 
 
 def _secrets() -> list[str]:
@@ -55,11 +61,20 @@ def accept_events(view: Callable) -> Callable:
             # Authentication is never optional: no secret configured, no events accepted.
             return HttpResponse("Webhooks are disabled: ANYMAIL_WEBHOOK_SECRET is not set.\n",
                                 status=403, content_type="text/plain")
-        with ingest.collect() as rows:
+        with ingest.collect() as rows, repair.counting() as request_repairs:
             try:
                 response = view(request, *args, **kwargs)
             except AnymailWebhookValidationFailure as exc:
                 return _refuse(request, str(exc))
+            except WebhookNotConfigured as exc:
+                return HttpResponse(f"{exc}\n", status=403, content_type="text/plain")
+            except SnsCertificateUnavailable as exc:
+                # Our side (network, cache): SNS retries a 5xx later.
+                log.error("webhook %s: %s", request.path, exc)
+                response = HttpResponse("Cannot verify the signature right now.\n",
+                                        status=503, content_type="text/plain")
+                response["Retry-After"] = "60"
+                return response
             except ImproperlyConfigured as exc:
                 # e.g. Mailgun's signing key is not set: we cannot authenticate the post.
                 log.error("webhook %s is not configured: %s", request.path, exc)
@@ -71,7 +86,12 @@ def accept_events(view: Callable) -> Callable:
                 return HttpResponse(f"Malformed webhook payload: {exc}\n"[:500], status=400,
                                     content_type="text/plain")
         if response.status_code < 300 and rows:
-            services.raw_events_store(esp=rows[0].esp, rows=rows)
+            batch = services.raw_events_store(esp=rows[0].esp, rows=rows,
+                                              request_repairs=request_repairs)
+            if batch.repairs:
+                log.warning("webhook %s: stored %d events in batch %s, repaired %s",
+                            request.path, len(rows), batch.pk,
+                            ", ".join(f"{k}={v}" for k, v in sorted(batch.repairs.items())))
         return response
 
     return wrapped
@@ -91,9 +111,13 @@ _SANDBOX_TO_ANYMAIL = {
 }
 
 
-def _sandbox_timestamp(value, where: str) -> datetime:
+def _sandbox_timestamp(value, where: str) -> datetime | None:
+    """None for a number no calendar holds (the caller notes the repair)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, ValueError, OSError):
+            return None
     parsed = parse_datetime(value) if isinstance(value, str) else None
     if parsed is None or parsed.tzinfo is None:
         raise ValueError(f"{where}.timestamp: expected ISO 8601 with a time zone, "
@@ -125,7 +149,7 @@ class SandboxTrackingWebhookView(AnymailCoreWebhookView):
             raise AnymailWebhookValidationFailure("Missing or invalid basic auth")
 
     def parse_events(self, request: HttpRequest) -> list[AnymailTrackingEvent]:
-        payload = json.loads(request.body.decode("utf-8"))
+        payload = repair.loads(request.body.decode("utf-8"))
         if not isinstance(payload, list):
             raise ValueError("body: expected a JSON list of events")
         return [self._event(item, f"events[{i}]") for i, item in enumerate(payload)]
@@ -149,14 +173,16 @@ class SandboxTrackingWebhookView(AnymailCoreWebhookView):
         for name in ("event_id", "message_id", "description"):
             if not isinstance(item.get(name, ""), str):
                 raise ValueError(f"{where}.{name}: expected a string")
+        timestamp = _sandbox_timestamp(item.get("timestamp"), where)
         event = AnymailTrackingEvent(
-            event_type=_SANDBOX_TO_ANYMAIL[kind], esp_event=item,
-            timestamp=_sandbox_timestamp(item.get("timestamp"), where),
+            event_type=_SANDBOX_TO_ANYMAIL[kind], esp_event=item, timestamp=timestamp,
             event_id=item.get("event_id") or None, message_id=item.get("message_id") or None,
             recipient=recipient, metadata=metadata, description=item.get("description"),
         )
         # The raw row keeps our exact kind (bounced_hard vs bounced_soft).
         event.event_type = kind
+        if timestamp is None and item.get("timestamp") is not None:
+            note_repair(event, item["timestamp"])
         return event
 
 

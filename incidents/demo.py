@@ -62,7 +62,8 @@ def demo_seed() -> list[Incident]:
         for step in incident.steps.filter(number=1):  # step 2 (pause) is the demo's next move
             for item in step.items.all():
                 services.checklist_item_set_done(item=item, actor=maya, done=True)
-            services.step_set_status(step=step, actor=maya, status=StepStatus.DONE)
+            services.step_set_status(step=step, actor=maya, status=StepStatus.DONE,
+                                     note="Handled in the morning call")
         step3 = incident.steps.get(number=3)
         services.checklist_item_set_done(item=step3.items.first(), actor=maya, done=True)
         services.timeline_note_add(incident=incident, actor=maya,
@@ -95,7 +96,8 @@ def demo_seed() -> list[Incident]:
             actor=maya, title=title, kind=Kind.WRONG_OFFER, severity=Severity.SEV3,
             detected_at=now - timedelta(days=2))
         for step in incident.steps.all():
-            services.step_set_status(step=step, actor=maya, status=StepStatus.DONE)
+            services.step_set_status(step=step, actor=maya, status=StepStatus.DONE,
+                                     note="Handled in the morning call")
         services.incident_close(incident=incident, actor=maya)
         created.append(incident)
     return created

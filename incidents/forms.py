@@ -4,6 +4,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from incidents.containment.forms import faulty_campaigns_field
 from incidents.models import (
     SEVERITY_DEFINITIONS,
     Incident,
@@ -43,6 +44,7 @@ class DeclareForm(forms.Form):
     pii_exposed = forms.BooleanField(label=_("Personal data was exposed"), required=False)
     lead = UserChoiceField(label=_("Lead"), queryset=assignable_users(), required=False,
                            empty_label=_("Me"))
+    campaigns = faulty_campaigns_field(required=False)
 
     def clean_detected_at(self):
         value = self.cleaned_data["detected_at"] or timezone.now()
@@ -70,6 +72,8 @@ class IncidentEditForm(forms.ModelForm):
 class StepStatusForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), choices=StepStatus.choices)
     skip_reason = forms.CharField(label=_("Why skip it?"), required=False, max_length=1000)
+    note = forms.CharField(label=_("Why is it done with items open?"), required=False,
+                           max_length=1000)
 
     def clean(self):
         data = super().clean()

@@ -26,6 +26,11 @@ class StepDefinition:
 H = 60
 D = 24 * H
 
+# Items an action in Amends proves done: the action ticks them (as Amends) when it happens.
+PROOF_PAUSED = _("Pause or cancel every campaign still sending or scheduled")
+PROOF_AUDIENCE = _("Count the subscribers and segments that received the email")
+PROOF_SENT_ONCE = _("Send only to the affected audience, once")
+
 STEPS: list[StepDefinition] = [
     StepDefinition(
         1, _("Own the problem"),
@@ -46,7 +51,7 @@ STEPS: list[StepDefinition] = [
         _("No further wrong sends or data exposure."),
         {Severity.SEV1: 15, Severity.SEV2: 1 * H, Severity.SEV3: 4 * H, Severity.SEV4: 1 * D},
         [
-            _("Pause or cancel every campaign still sending or scheduled"),
+            PROOF_PAUSED,
             _("Check automations and journeys that could send the same content"),
             _("Confirm at the ESP that nothing more is leaving"),
         ],
@@ -59,7 +64,7 @@ STEPS: list[StepDefinition] = [
         {Severity.SEV1: 2 * H, Severity.SEV2: 4 * H, Severity.SEV3: 1 * D,
          Severity.SEV4: 3 * D},
         [
-            _("Count the subscribers and segments that received the email"),
+            PROOF_AUDIENCE,
             _("Decide whether personal data was exposed"),
             _("Find the cause: technical fault, miscommunication, coordination or human error"),
             _("Estimate the cost, compensation included"),
@@ -89,7 +94,7 @@ STEPS: list[StepDefinition] = [
         [
             _("Use a clear subject and the brand's usual template"),
             _("Send from an address that accepts replies"),
-            _("Send only to the affected audience, once"),
+            PROOF_SENT_ONCE,
         ],
     ),
     StepDefinition(

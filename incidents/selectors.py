@@ -60,3 +60,11 @@ def assignable_users() -> QuerySet:
 
 def open_incident_count(*, user: AbstractBaseUser) -> int:
     return incidents_visible_to(user).filter(closed_at__isnull=True).count()
+
+
+def incident_last_event_id(*, incident: Incident) -> int:
+    """The newest timeline event's id: every state change writes one, so this is the
+    incident's version for live pages (one index-only lookup)."""
+    last = (TimelineEvent.objects.filter(incident=incident).order_by("-pk")
+            .values_list("pk", flat=True).first())
+    return last or 0

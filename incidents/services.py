@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from incidents import playbook
 from incidents.models import (
@@ -199,14 +200,23 @@ def _locked_step(step: ResponseStep) -> ResponseStep:
 
 
 @transaction.atomic
-def step_set_status(*, step: ResponseStep, actor: User, status: str,
-                    skip_reason: str = "") -> ResponseStep:
+def step_set_status(*, step: ResponseStep, actor: User | None, status: str,
+                    skip_reason: str = "", note: str = "") -> ResponseStep:
+    """Move a step. Done with checklist items still open needs a `note` saying why (for
+    Amends itself, what proved it done)."""
     step = _locked_step(step)
     if status not in StepStatus.values:
         raise ValidationError({"status": _("Unknown step status.")})
-    skip_reason = skip_reason.strip()
+    skip_reason, note = skip_reason.strip(), note.strip()
     if status == StepStatus.SKIPPED and not skip_reason:
         raise ValidationError({"skip_reason": _("Say why this step is skipped.")})
+    open_items = (step.items.filter(done=False).count()
+                  if status == StepStatus.DONE and step.status != StepStatus.DONE else 0)
+    if open_items and not note:
+        raise ValidationError({"note": ngettext(
+            "%(n)s checklist item is still open: say why the step is done anyway.",
+            "%(n)s checklist items are still open: say why the step is done anyway.",
+            open_items) % {"n": open_items}})
     if status == step.status and skip_reason == step.skip_reason:
         return step
     now = timezone.now()
@@ -225,9 +235,16 @@ def step_set_status(*, step: ResponseStep, actor: User, status: str,
             "status": StepStatus(status).label}
         if status == StepStatus.SKIPPED:
             message += " " + _("Reason: %(reason)s") % {"reason": skip_reason}
+        elif open_items:
+            message += " " + ngettext(
+                "%(n)s item left open: %(note)s", "%(n)s items left open: %(note)s",
+                open_items) % {"n": open_items, "note": note}
+        elif note:
+            message += " " + note
         timeline_record(incident=step.incident, actor=actor, kind=EventKind.STEP,
                         message=message,
-                        data={"step": step.number, "from": old, "to": status})
+                        data={"step": step.number, "from": old, "to": status,
+                              "open_items": open_items})
     incident_refresh_status(incident=step.incident, actor=actor)
     return step
 
@@ -305,7 +322,8 @@ def checklist_item_edit(*, item: ChecklistItem, actor: User, text: str) -> Check
 
 
 @transaction.atomic
-def checklist_item_set_done(*, item: ChecklistItem, actor: User, done: bool) -> ChecklistItem:
+def checklist_item_set_done(*, item: ChecklistItem, actor: User | None, done: bool,
+                            proof: str = "") -> ChecklistItem:
     step = _locked_step(item.step)
     item = ChecklistItem.objects.get(pk=item.pk)
     if item.done == done:
@@ -317,14 +335,40 @@ def checklist_item_set_done(*, item: ChecklistItem, actor: User, done: bool) -> 
     with in_log_language():
         template = (_("%(who)s ticked “%(text)s” (step %(n)s).") if done
                     else _("%(who)s unticked “%(text)s” (step %(n)s)."))
+        message = template % {"who": actor_name(actor), "text": item.text, "n": step.number}
+        if proof:
+            message += " " + proof
         timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
-                        message=template % {"who": actor_name(actor), "text": item.text,
-                                            "n": step.number},
+                        message=message,
                         data={"step": step.number, "item": item.pk,
                               "action": "tick" if done else "untick"})
     if done:
         _start_if_idle(step, actor)
     return item
+
+
+@transaction.atomic
+def checklist_item_prove(*, incident: Incident, step_number: int, text: str,
+                         proof: str) -> ChecklistItem | None:
+    """Tick, as Amends, the playbook item an action has just proved done (the pause, the
+    audience, the send), saying what proved it. Items edited or already ticked stay as
+    people left them."""
+    with in_log_language():
+        wanted = str(text)
+    item = (ChecklistItem.objects.select_related("step")
+            .filter(step__incident=incident, step__number=step_number, from_playbook=True,
+                    text=wanted, done=False).first())
+    if item is None:
+        return None
+    return checklist_item_set_done(item=item, actor=None, done=True, proof=proof)
+
+
+@transaction.atomic
+def step_complete_by_proof(*, incident: Incident, step_number: int, proof: str) -> None:
+    """Amends marks a step done when its work is proved done (the apology went out)."""
+    step = ResponseStep.objects.get(incident=incident, number=step_number)
+    if step.status not in (StepStatus.DONE, StepStatus.SKIPPED):
+        step_set_status(step=step, actor=None, status=StepStatus.DONE, note=proof)
 
 
 @transaction.atomic

@@ -16,6 +16,8 @@ urlpatterns = [
     path("<int:pk>/edit/", views.incident_edit, name="incident-edit"),
     path("<int:pk>/close/", views.incident_close, name="incident-close"),
     path("<int:pk>/reopen/", views.incident_reopen, name="incident-reopen"),
+    path("<int:pk>/live/", views.incident_live, name="incident-live"),
+    path("<int:pk>/steps/<int:number>/", views.step_detail, name="step-detail"),
     path("<int:pk>/steps/<int:number>/status/", views.step_status, name="step-status"),
     path("<int:pk>/steps/<int:number>/owner/", views.step_owner, name="step-owner"),
     path("<int:pk>/steps/<int:number>/items/", views.checklist_add, name="checklist-add"),
@@ -48,6 +50,8 @@ urlpatterns = [
     path("<int:pk>/containment/", views_containment.containment, name="containment"),
     path("<int:pk>/containment/stop/", views_containment.campaigns_stop,
          name="campaigns-stop"),
+    path("<int:pk>/containment/campaigns/", views_containment.campaigns_link,
+         name="campaigns-link"),
     # Step 3: affected audience and assessment
     path("<int:pk>/audience/", views_assessment.audience_compute, name="audience-compute"),
     path("<int:pk>/audience/lookup/", views_assessment.audience_lookup,

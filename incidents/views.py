@@ -3,7 +3,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.forms import error_text, form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents import selectors, services
+from incidents.containment.services import incident_declare_with_campaigns
 from incidents.forms import (
     ChecklistItemForm,
     ChecklistMoveForm,
@@ -27,7 +28,7 @@ from incidents.forms import (
 )
 from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
 from incidents.permissions import can_declare, get_incident_for_user
-from incidents.war_room import war_room_answer, war_room_context
+from incidents.war_room import war_room_answer, war_room_context, war_room_live
 
 PAGE_SIZE = 25
 
@@ -59,10 +60,11 @@ def incident_declare(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            incident = services.incident_declare(
+            incident = incident_declare_with_campaigns(
                 actor=request.user, title=data["title"], kind=data["kind"],
                 severity=data["severity"], detected_at=data["detected_at"],
-                summary=data["summary"], pii_exposed=data["pii_exposed"], lead=data["lead"])
+                summary=data["summary"], pii_exposed=data["pii_exposed"], lead=data["lead"],
+                campaigns=data["campaigns"])
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -76,6 +78,33 @@ def incident_declare(request: HtmxHttpRequest) -> HttpResponse:
 def incident_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk)
     return render(request, "incidents/detail.html", war_room_context(request, incident))
+
+
+@login_required
+@require_GET
+def step_detail(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    """The war room with one step open: the address a link in an email points to."""
+    incident = get_incident_for_user(request.user, pk)
+    if not ResponseStep.objects.filter(incident=incident, number=number).exists():
+        raise Http404
+    context = war_room_context(request, incident, open_steps=(number,))
+    if wants_fragment(request):
+        step = next(s for s in context["steps"] if s.number == number)
+        return render(request, "incidents/detail.html#step", {**context, "step": step})
+    return render(request, "incidents/detail.html", {**context, "focus_step": number})
+
+
+@login_required
+@require_GET
+def incident_live(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk)
+    try:
+        since = int(request.GET.get("since", "0"))
+    except ValueError:
+        since = 0
+    if not wants_fragment(request):
+        return redirect("incidents:incident-detail", pk=pk)
+    return war_room_live(request, incident, since=since)
 
 
 STEP_PARTS = ["header", "tracker", "timeline-events"]

@@ -33,15 +33,31 @@ STEP_PANELS: dict[int, tuple[str, ...]] = {
 }
 
 
-def war_room_context(request: HtmxHttpRequest, incident: Incident) -> dict:
+def current_step_number(steps) -> int | None:
+    """The step at hand: the first one neither done nor skipped."""
+    return next((s.number for s in steps if not s.is_resolved), None)
+
+
+def war_room_context(request: HtmxHttpRequest, incident: Incident, *,
+                     open_steps: tuple[int, ...] = ()) -> dict:
+    """Everything the page shows. The step at hand is open, and so are `open_steps` (the
+    one a link named, or the ones a change just touched); the others show one line."""
     user = request.user
     steps = selectors.incident_steps(incident=incident)
+    current = current_step_number(steps)
     for step in steps:
         step.panels = STEP_PANELS.get(step.number, ())
+        step.is_current = step.number == current
+        step.is_open = step.is_current or step.number in open_steps
+        step.open_items = sum(1 for item in step.items.all() if not item.done)  # prefetched
+    events = list(selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE))
     return {
         "incident": incident,
         "steps": steps,
-        "events": selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE),
+        "current_step": current,
+        # The live poll's mark, from the page of events already read (no extra query).
+        "last_event_id": max((e.pk for e in events), default=0),
+        "events": events,
         "stakeholders": selectors.incident_stakeholders(incident=incident),
         "users": selectors.assignable_users(),
         "can_work": can_work(user) and incident.is_open,
@@ -76,9 +92,14 @@ def war_room_answer(request: HtmxHttpRequest, incident: Incident, *, parts: list
         url = reverse("incidents:incident-detail", args=[incident.pk])
         return redirect(f"{url}#{anchor}" if anchor else url)
     incident.refresh_from_db()
-    context = war_room_context(request, incident)
+    context = war_room_context(request, incident, open_steps=tuple(steps))
     by_number = {step.number: step for step in context["steps"]}
-    fragments = [("step", by_number[n]) for n in steps] + [(part, None) for part in parts]
+    current = context["current_step"]
+    if steps and current is not None and current not in steps:
+        steps = [*steps, current]  # a step was finished: the next one opens beside it
+    # The poller's mark moves too, so the person's own change does not come back as news.
+    fragments = ([("step", by_number[n]) for n in steps] + [(part, None) for part in parts]
+                 + [("live", None)])
     html = []
     for i, (part, step) in enumerate(fragments):
         extra = {"oob": i > 0, "error": error if i == 0 else ""}
@@ -86,4 +107,26 @@ def war_room_answer(request: HtmxHttpRequest, incident: Incident, *, parts: list
             extra["step"] = step
         html.append(render_to_string(f"incidents/detail.html#{part}", {**context, **extra},
                                      request=request))
+    return HttpResponse("".join(html))
+
+
+# What a change anywhere can alter, refreshed for everyone who has the page open.
+LIVE_PARTS = ["header", "tracker", "stakeholders", "timeline-events"]
+
+
+def war_room_live(request: HtmxHttpRequest, incident: Incident, *, since: int) -> HttpResponse:
+    """The cheap poll every open war room makes: nothing (204) while the timeline has no
+    newer event — every state change writes one — else the poller itself with the new mark,
+    and the header, tracker, step cards and side column out of band."""
+    last = selectors.incident_last_event_id(incident=incident)
+    if last <= since:
+        return HttpResponse(status=204)
+    context = {**war_room_context(request, incident), "last_event_id": last}
+    html = [render_to_string("incidents/detail.html#live", context, request=request)]
+    for step in context["steps"]:
+        html.append(render_to_string("incidents/detail.html#step",
+                                     {**context, "step": step, "oob": True}, request=request))
+    for part in LIVE_PARTS:
+        html.append(render_to_string(f"incidents/detail.html#{part}",
+                                     {**context, "oob": True}, request=request))
     return HttpResponse("".join(html))

@@ -159,6 +159,13 @@ RULES: dict[str, Rule] = {
     "audiences:import-report": Rule("GET", {
         **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
         "outsider": 404}, kwargs={"name": lambda w: "no-such-report.csv"}),
+    # Issue 12: an import that does not exist (owners are tested in test_import_views).
+    "audiences:import-detail": Rule("GET", {
+        **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
+        "outsider": 404}, kwargs={"pk": lambda w: 999_999}),
+    "audiences:import-confirm": Rule("POST", {
+        **everyone(403), "marketing": 404, "deliverability": 404, "admin": 404,
+        "outsider": 404}, kwargs={"pk": lambda w: 999_999}),
     # Issue 4 (content): the apology composer and the brand templates.
     "incidents:apology-compose": Rule("GET", readers()),
     "incidents:apology-check": Rule("POST", writers(200), {"subject": "We made a mistake"}),
@@ -171,6 +178,10 @@ RULES: dict[str, Rule] = {
     # Issue 4 (step 2): pause the incident's campaigns and watch the ESPs answer.
     "incidents:containment": Rule("GET", readers()),
     "incidents:campaigns-stop": Rule("POST", writers()),
+    "incidents:campaigns-link": Rule("POST", writers()),
+    # Issue 10: one step open by address; the live poll (htmx only; else back to the page).
+    "incidents:step-detail": Rule("GET", readers()),
+    "incidents:incident-live": Rule("GET", readers(302)),
     # Issue 4 (send): start, progress, pause, resume, reconcile, decide. The matrix's breach
     # is not signed off: writers are turned back to the war room with the reasons (302).
     "incidents:apology-send": Rule("POST", writers(), {"confirm": "on",

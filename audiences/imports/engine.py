@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import heapq
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from typing import IO, Any
 
 from django.db import connection, transaction
@@ -28,6 +28,25 @@ BATCH = 2000
 SHOWN_ERRORS = 50
 SAMPLE_ROWS = 5
 STAGING = "amends_import_staging"
+# No value we store is longer (kinds check their own, shorter limits on top); this keeps
+# one hostile cell from travelling into staging, attributes or error messages.
+MAX_VALUE_CHARS = 1000
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+Progress = Callable[[str, int], None]  # (phase, rows read so far)
+
+
+def neutralise_cell(value: object) -> object:
+    """A report cell a spreadsheet shows as text: a leading quote defuses formulas."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def shown_value(value: str, limit: int = 60) -> str:
+    """A value quoted back in a message, cut short so a long cell stays readable."""
+    return value if len(value) <= limit else value[:limit] + "…"
 
 
 @dataclass(order=True)
@@ -85,6 +104,26 @@ class ImportResult:
         if self.file_problem:
             return [self.file_problem]
         return [str(e) for e in self.errors]
+
+    def as_json(self) -> dict[str, Any]:
+        """Everything but the report file, for storing with the import."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "report"}
+        data["errors"] = [[e.line, e.column, e.problem] for e in self.errors]
+        data["mapping"] = [list(pair) for pair in self.mapping]
+        # jsonb does not keep key order: dicts travel as lists of pairs.
+        data["counts"] = list(self.counts.items())
+        data["sample"] = [list(row.items()) for row in self.sample]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImportResult:
+        known = {f.name for f in fields(cls)} - {"report"}
+        values = {k: v for k, v in data.items() if k in known}
+        values["errors"] = [RowError(*e) for e in data.get("errors", [])]
+        values["mapping"] = [tuple(pair) for pair in data.get("mapping", [])]
+        values["counts"] = dict(data.get("counts", []))
+        values["sample"] = [dict(row) for row in data.get("sample", [])]
+        return cls(**values)
 
 
 class ImportKind:
@@ -207,8 +246,12 @@ class _ErrorSink:
 
 
 def import_csv(*, kind: ImportKind, fileobj, encoding: str = "auto", dry_run: bool = False,
-               skip_bad_rows: bool = False) -> ImportResult:
-    """Import one CSV file (a binary file object, read line by line)."""
+               skip_bad_rows: bool = False, progress: Progress | None = None) -> ImportResult:
+    """Import one CSV file (a binary file object, read in chunks). `progress`, when given,
+    hears ("reading", rows) every few thousand rows, then ("checking", rows) and
+    ("applying", rows); it runs inside the import's transaction, so it must not write to
+    the database."""
+    progress = progress or (lambda phase, rows: None)
     result = ImportResult(kind=kind.key, dry_run=dry_run, skip_bad_rows=skip_bad_rows)
     try:
         kind.check_options()
@@ -217,8 +260,7 @@ def import_csv(*, kind: ImportKind, fileobj, encoding: str = "auto", dry_run: bo
     except FileProblem as exc:
         result.file_problem = str(exc)
         return result
-    result.encoding = {"utf-8-sig": "UTF-8 (BOM)", "utf-8": "UTF-8",
-                       "latin-1": "Latin-1"}[stream.encoding]
+    result.encoding = stream.encoding_label
     result.mapping = header_map.describe(kind.columns)
     extra_headers = list(header_map.extra.values())
     if kind.keeps_extra_columns:
@@ -233,12 +275,19 @@ def import_csv(*, kind: ImportKind, fileobj, encoding: str = "auto", dry_run: bo
             with connection.cursor() as cursor:
                 _create_staging(cursor, kind)
                 try:
-                    _stage(stream, kind, header_map, cursor, sink, result)
+                    _stage(stream, kind, header_map, cursor, sink, result, progress)
                 except DecodeProblem as exc:
                     result.file_problem = str(exc)
                     transaction.set_rollback(True)
                     return result
+                if not result.rows:
+                    result.file_problem = _("Line %(line)s is the header and no rows follow "
+                                            "it: there is nothing to import.") % {
+                        "line": stream.header_line}
+                    transaction.set_rollback(True)
+                    return result
                 # Checks that need the whole file (duplicates, unknown references).
+                progress("checking", result.rows)
                 set_errors = _set_checks(cursor, kind, sink, skip_bad_rows)
                 result.error_count = sink.count
                 result.errors = sorted(sink.shown)[:SHOWN_ERRORS]
@@ -248,6 +297,7 @@ def import_csv(*, kind: ImportKind, fileobj, encoding: str = "auto", dry_run: bo
                 else:
                     from django.utils import timezone
 
+                    progress("applying", result.rows)
                     result.counts = kind.apply(cursor, timezone.now())
                     if dry_run:
                         transaction.set_rollback(True)
@@ -262,17 +312,42 @@ def import_csv(*, kind: ImportKind, fileobj, encoding: str = "auto", dry_run: bo
     return result
 
 
+def _cell_problems(record_values: list[str], headers: list[str],
+                   stored: list[int]) -> list[tuple[str, str]]:
+    """What no kind could store: NUL characters anywhere, over-long values we keep."""
+    problems = [(headers[i], _("contains a NUL character (byte 0x00), which cannot be "
+                               "stored; remove it."))
+                for i, value in enumerate(record_values) if "\x00" in value]
+    problems += [(headers[i], _("%(n)s characters long; at most %(max)s are accepted.") % {
+                     "n": f"{len(record_values[i].strip()):,}", "max": f"{MAX_VALUE_CHARS:,}"})
+                 for i in stored if len(record_values[i].strip()) > MAX_VALUE_CHARS]
+    return problems
+
+
 def _stage(stream: CsvStream, kind: ImportKind, header_map: HeaderMap, cursor,
-           sink: _ErrorSink, result: ImportResult) -> None:
+           sink: _ErrorSink, result: ImportResult, progress: Progress) -> None:
     width = len(stream.headers)
+    stored = sorted([*header_map.index.values(),
+                     *(header_map.extra if kind.keeps_extra_columns else ())])
     with _Loader(cursor, kind) as loader:
         for record in stream.records():
             result.rows += 1
+            if result.rows % BATCH == 0:
+                progress("reading", result.rows)
+            if record.problem:
+                sink.add(RowError(record.line, "", record.problem))
+                result.bad_rows += 1
+                continue
             if len(record.values) != width:
                 sink.add(RowError(record.line, "", _(
                     "expected %(want)s fields like the header, found %(got)s (a stray "
                     "delimiter or quote?).") % {"want": width, "got": len(record.values)}))
                 result.bad_rows += 1
+                continue
+            if problems := _cell_problems(record.values, stream.headers, stored):
+                result.bad_rows += 1
+                for column, problem in problems:
+                    sink.add(RowError(record.line, column, problem))
                 continue
             values = {name: record.values[i].strip() for name, i in header_map.index.items()}
             extra = ({header: record.values[i].strip() for i, header in
@@ -306,12 +381,14 @@ def _set_checks(cursor, kind: ImportKind, sink: _ErrorSink, skip_bad_rows: bool)
 
 
 def _merged_report(sink: _ErrorSink) -> IO[str]:
-    """Every error in line order, as CSV, merged from the spooled runs (streaming)."""
+    """Every error in line order, as CSV, merged from the spooled runs (streaming).
+    Column names and problems quote the uploaded file, so no cell may start a formula."""
     out = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
     writer = csv.writer(out)
     writer.writerow([_("line"), _("column"), _("problem")])
     for error in heapq.merge(*sink.runs()):
-        writer.writerow([error.line, error.column, error.problem])
+        writer.writerow([neutralise_cell(cell)
+                         for cell in (error.line, error.column, error.problem)])
     sink.close()
     out.seek(0)
     return out

@@ -17,7 +17,7 @@ from ..models import (
     SuppressionEntry,
     SuppressionList,
 )
-from .engine import STAGING, ImportKind, RowInvalid
+from .engine import STAGING, ImportKind, RowInvalid, shown_value
 from .reader import Column, FileProblem
 
 # Deliberately simple: one @, something before, a dotted domain, no spaces. ESP exports
@@ -47,7 +47,8 @@ def clean_email(value: str, errors: list, header: str) -> str:
     if not value:
         errors.append((header, _("the email address is empty.")))
     elif len(value) > 254 or not EMAIL_RE.match(value):
-        errors.append((header, _("“%(value)s” is not an email address.") % {"value": value}))
+        errors.append((header, _("“%(value)s” is not an email address.")
+                       % {"value": shown_value(value)}))
     return value
 
 
@@ -89,14 +90,14 @@ class SubscriberImport(ImportKind):
         if len(locale) > 16:
             errors.append((self.header_of("locale"), _(
                 "“%(value)s” is not a locale (use a code such as en or nl-BE).")
-                % {"value": locale}))
+                % {"value": shown_value(locale)}))
         status = ""
         if values.get("status"):
             status = STATUS_WORDS.get(re.sub(r"[^a-z]", "", values["status"].lower()), "")
             if not status:
                 errors.append((self.header_of("status"), _(
                     "“%(value)s” is not a status we know (active, unsubscribed, bounced, "
-                    "complained).") % {"value": values["status"]}))
+                    "complained).") % {"value": shown_value(values["status"])}))
         if errors:
             raise RowInvalid(errors)
         attributes = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else "{}"

@@ -20,12 +20,14 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from incidents import playbook
 from incidents.apology.lint import AudienceCheck, apology_lint, lint_blocks_sending
 from incidents.apology.models import Apology
 from incidents.apology.selectors import apology_audience_check, apology_locale_for, apology_render
 from incidents.assessment.services import affected_recipients
 from incidents.models import AffectedAudience, EventKind, Incident
 from incidents.plan.signoff import require_signoff_for_send
+from incidents.services import checklist_item_prove, step_complete_by_proof
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
@@ -201,6 +203,13 @@ def _apology_finished(sender, broadcast: Broadcast, **kwargs) -> None:
                       "%(doubt)s in doubt (listed for a decision).") % {
                 "sent": counts.sent, "failed": counts.failed, "doubt": counts.in_doubt},
             data={"broadcast": broadcast.pk, "completed": True})
+        proof = _("The apology reached %(sent)s people, each once.") % {"sent": counts.sent}
+    if counts.sent and not counts.in_doubt:
+        # Sent to the ledger's audience, once each: that is what step 5 asks. Rows still in
+        # doubt wait for a person, and so does the step.
+        checklist_item_prove(incident=incident, step_number=5,
+                             text=playbook.PROOF_SENT_ONCE, proof=proof)
+        step_complete_by_proof(incident=incident, step_number=5, proof=proof)
 
 
 # --- Live progress ---------------------------------------------------------------------------

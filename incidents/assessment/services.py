@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences.models import Segment, SegmentMembership, Subscriber, SuppressionEntry
+from incidents import playbook
 from incidents.models import (
     AffectedAudience,
     AffectedRecipient,
@@ -38,7 +39,7 @@ from incidents.models import (
     Kind,
 )
 from incidents.plan.signoff import signoffs_void_for_change
-from incidents.services import incident_update
+from incidents.services import checklist_item_prove, incident_update
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.models import Campaign, CampaignRecipient
 
@@ -177,8 +178,12 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
                         data={"audience": {"campaigns": campaign_ids,
                                            "segments": segment_ids,
                                            "before": before, "after": after}})
+        proof = _("The affected audience is computed: %(reached)s reached.") % {
+            "reached": after["reached"]}
         change = _("The affected audience changed (%(affected)s people)") % {
             "affected": after["affected"]}
+    checklist_item_prove(incident=incident, step_number=3, text=playbook.PROOF_AUDIENCE,
+                         proof=proof)
     # Who gets the apology is part of what legal and security sign.
     signoffs_void_for_change(incident=incident, actor=actor, change=change,
                              why="affected audience recomputed")

@@ -9,6 +9,7 @@ transaction that records it (connected in IncidentsConfig.ready).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -16,10 +17,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from incidents import playbook
+from incidents.containment.selectors import campaigns_recent
 from incidents.models import AffectedAudience, EventKind, Incident
+from incidents.services import checklist_item_prove, incident_declare
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.esp.base import Capabilities
 from messaging.models import OPEN_STOP_OUTCOMES, Campaign, CampaignStop, StopOutcome
@@ -32,6 +37,53 @@ def incident_campaigns(*, incident: Incident):
     audience = AffectedAudience.objects.filter(incident=incident)
     return Campaign.objects.filter(
         pk__in=audience.values("campaigns")).select_related("esp_account").order_by("name", "pk")
+
+
+@transaction.atomic
+def incident_campaigns_link(*, incident: Incident, actor: AbstractBaseUser | None,
+                            campaigns: Iterable[Campaign]) -> list[Campaign]:
+    """Mark campaigns as this incident's faulty ones, at declaration or in step 2, so they
+    can be paused at once; step 3 starts from them when it computes the audience.
+
+    Adds, never removes (narrowing the scope is step 3's decision). Returns the campaigns
+    newly linked.
+    """
+    if not incident.is_open:
+        raise ValidationError(_("This incident is closed; reopen it to change its campaigns."))
+    audience, _created = AffectedAudience.objects.get_or_create(incident=incident)
+    linked = set(audience.campaigns.values_list("pk", flat=True))
+    new = [c for c in campaigns if c.pk not in linked]
+    if not new:
+        return []
+    audience.campaigns.add(*new)
+    names = ", ".join(f"“{c.name}”" for c in new)
+    with in_log_language():
+        message = ngettext("%(who)s marked campaign %(names)s as faulty.",
+                           "%(who)s marked campaigns %(names)s as faulty.",
+                           len(new)) % {"who": actor_name(actor), "names": names}
+        if audience.computed_at is not None:
+            message += " " + _("The affected audience was computed without it; compute "
+                               "it again in step 3.")
+        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                        message=message, data={"campaigns_linked": [c.pk for c in new]})
+    return new
+
+
+@transaction.atomic
+def incident_declare_with_campaigns(*, campaigns: Iterable[Campaign] = (),
+                                    **details) -> Incident:
+    """Declare, and mark the faulty campaigns named at declaration in the same transaction,
+    so step 2 can pause them before anyone assesses anything."""
+    incident = incident_declare(**details)
+    if campaigns:
+        incident_campaigns_link(incident=incident, actor=details["actor"], campaigns=campaigns)
+    return incident
+
+
+def _every_campaign_stopped(incident: Incident) -> bool:
+    campaigns = list(incident_campaigns(incident=incident))
+    return bool(campaigns) and not any(c.status in STOPPABLE_STATUSES for c in campaigns) \
+        and not _stops_of(incident).filter(outcome__in=OPEN_STOP_OUTCOMES).exists()
 
 
 def _stops_of(incident: Incident):
@@ -113,6 +165,11 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
                         "action": stop.action, "http_status": stop.http_status,
                         "esp_status": stop.esp_status,
                         "sent_before_stop": stop.recipients_sent_before_stop}})
+    if _every_campaign_stopped(requested_for):
+        with in_log_language():
+            proof = _("Every faulty campaign is stopped at its ESP.")
+        checklist_item_prove(incident=requested_for, step_number=2,
+                             text=playbook.PROOF_PAUSED, proof=proof)
 
 
 # --- The step-2 panel ------------------------------------------------------------------
@@ -129,19 +186,35 @@ class CampaignRow:
 
 
 class ContainmentPanel:
-    """What the step-2 card shows; two queries, read when the card renders."""
+    """What the step-2 card shows; two queries, read when the card renders: the campaigns
+    (the incident's, and the recent ones it may still mark as faulty) and the stops."""
 
     def __init__(self, incident: Incident) -> None:
         self.incident = incident
 
     @cached_property
+    def _campaigns(self) -> list[Campaign]:
+        linked = AffectedAudience.campaigns.through.objects.filter(
+            affectedaudience__incident=self.incident, campaign=OuterRef("pk"))
+        recent = campaigns_recent().values("pk")
+        return list(Campaign.objects.select_related("esp_account")
+                    .annotate(is_linked=Exists(linked))
+                    .filter(Q(is_linked=True) | Q(pk__in=recent))
+                    .order_by("name", "pk"))
+
+    @cached_property
     def rows(self) -> list[CampaignRow]:
-        campaigns = list(incident_campaigns(incident=self.incident))
         latest: dict[int, CampaignStop] = {}
         for stop in _stops_of(self.incident).order_by("requested_at", "pk"):
             latest[stop.campaign_id] = stop
         return [CampaignRow(campaign=c, stop=latest.get(c.pk),
-                            capabilities=stop_capabilities(c.esp_account)) for c in campaigns]
+                            capabilities=stop_capabilities(c.esp_account))
+                for c in self._campaigns if c.is_linked]
+
+    @property
+    def candidates(self) -> list[Campaign]:
+        """Recent campaigns not yet marked as this incident's: what step 2 offers to mark."""
+        return [c for c in self._campaigns if not c.is_linked]
 
     @property
     def pending(self) -> bool:

@@ -12,10 +12,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from core.forms import error_text
+from core.forms import error_text, form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents import selectors
-from incidents.containment.services import ContainmentPanel, incident_campaigns_stop
+from incidents.containment.forms import CampaignLinkForm
+from incidents.containment.services import (
+    ContainmentPanel,
+    incident_campaigns_link,
+    incident_campaigns_stop,
+)
 from incidents.models import Incident
 from incidents.permissions import can_work, get_incident_for_user
 from incidents.war_room import TIMELINE_PAGE, war_room_context
@@ -56,6 +61,21 @@ def campaigns_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "Asked the ESP to stop %(count)d campaign; the answer appears in step 2.",
             "Asked the ESPs to stop %(count)d campaigns; the answers appear in step 2.",
             len(stops)) % {"count": len(stops)})
+    return redirect(reverse("incidents:incident-detail", args=[incident.pk]) + "#containment")
+
+
+@login_required
+@require_POST
+def campaigns_link(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Mark faulty campaigns right in step 2, so pausing never waits on step 3."""
+    incident = get_incident_for_user(request.user, pk, write=True)
+    form = CampaignLinkForm(request.POST)
+    error = form_apply(form, lambda data: incident_campaigns_link(
+        incident=incident, actor=request.user, campaigns=data["campaigns"]))
+    if wants_fragment(request):
+        return _panel(request, incident, error=error)
+    if error:
+        messages.error(request, error)
     return redirect(reverse("incidents:incident-detail", args=[incident.pk]) + "#containment")
 
 

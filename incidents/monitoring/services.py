@@ -18,9 +18,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from deliverability import charts, resume, selectors, thresholds
-from deliverability.selectors import EventFilters
-from incidents.models import EventKind, Incident, StakeholderRole, TimelineEvent
+from deliverability.formatting import percent_value
+from deliverability.selectors import EventFilters, MailOf
+from incidents.apology.send import source_ref
+from incidents.models import (
+    AffectedAudience,
+    EventKind,
+    Incident,
+    StakeholderRole,
+    TimelineEvent,
+)
 from incidents.timeline import in_log_language, timeline_record
+from messaging.models import Broadcast, Campaign
 
 BASELINE_DAYS = 30
 
@@ -58,33 +67,57 @@ def monitoring_window(*, incident: Incident, now: datetime | None = None) -> Mon
 
 
 def incident_event_filters(*, incident: Incident) -> EventFilters:
-    """Which delivery events speak for this incident.
-
-    For now: all of the account's traffic (the sender's reputation is account-wide).
-    Once messaging exists, the lead narrows this to the incident's campaigns and apology
-    broadcasts: EventFilters(campaign_keys=..., broadcast_ids=...).
-    """
+    """The account's traffic: the sender's reputation is account-wide."""
     return EventFilters()
+
+
+@dataclass(frozen=True)
+class IncidentMail:
+    """The incident's own mail: its faulty campaigns' and its apology broadcasts'."""
+
+    filters: EventFilters
+    start: datetime  # its first send (a faulty campaign's start), else declared_at
+
+
+def incident_mail(*, incident: Incident, window: MonitoringWindow) -> IncidentMail:
+    campaigns = list(Campaign.objects.filter(
+        pk__in=AffectedAudience.campaigns.through.objects.filter(
+            affectedaudience__incident=incident).values("campaign_id"))
+        .values_list("id", "started_at"))
+    broadcasts = Broadcast.objects.filter(source_ref=source_ref(incident))
+    # Judged from its first send: the faulty campaign's deliveries mostly precede the
+    # declaration, and its complaints would otherwise be divided by almost nothing.
+    start = min([when for _, when in campaigns if when] + [window.start])
+    return IncidentMail(filters=EventFilters(mail_of=MailOf(
+        campaign_ids=tuple(pk for pk, _ in campaigns),
+        broadcast_ids=tuple(broadcasts.values_list("id", flat=True)))), start=start)
 
 
 def _thresholds() -> tuple[thresholds.Threshold, ...]:
     return thresholds.preset(settings.DELIVERABILITY_THRESHOLD_PRESET)
 
 
-def _alert_key(threshold: thresholds.Threshold, window: MonitoringWindow) -> str:
-    return f"{threshold.key}@{window.start.isoformat()}"
+def _alert_key(threshold: thresholds.Threshold, window: MonitoringWindow,
+               scope: str = "account") -> str:
+    key = f"{threshold.key}@{window.start.isoformat()}"
+    return key if scope == "account" else f"{key}/{scope}"
 
 
 @transaction.atomic
 def deliverability_check(*, incident: Incident, now: datetime | None = None
                          ) -> list[TimelineEvent]:
-    """Raise an alert for each threshold the window's rates cross, once per window."""
+    """Raise an alert for each threshold crossed, once per window and scope: the account's
+    traffic since the incident, and the incident's own mail since its first send."""
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     window = monitoring_window(incident=incident, now=now)
     filters = incident_event_filters(incident=incident)
-    totals = selectors.delivery_totals(start=window.start, end=window.observed_end,
-                                       filters=filters)
-    hits = thresholds.crossed(_thresholds(), totals)
+    own = incident_mail(incident=incident, window=window)
+    scopes = [("account", selectors.delivery_totals(
+                  start=window.start, end=window.observed_end, filters=filters)),
+              ("own", selectors.delivery_totals(
+                  start=own.start, end=window.observed_end, filters=own.filters))]
+    hits = [(scope, totals, t) for scope, totals in scopes
+            for t in thresholds.crossed(_thresholds(), totals)]
     if not hits:
         return []
     already = set(incident.events.filter(kind=EventKind.ALERT,
@@ -92,8 +125,8 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
                   .values_list("data__deliverability_alert", flat=True))
     baseline = None
     raised = []
-    for threshold in hits:
-        key = _alert_key(threshold, window)
+    for scope, totals, threshold in hits:
+        key = _alert_key(threshold, window, scope)
         if key in already:
             continue
         if baseline is None:
@@ -101,22 +134,30 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
                                                  end=window.start, filters=filters)
         denominator = thresholds.RATE_DENOMINATOR[threshold.metric]
         with in_log_language():
-            message = _(
-                "Deliverability alert: %(metric)s at %(rate).2f %% since the incident "
-                "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s %(denominator)s "
-                "messages; baseline %(baseline)s.") % {
+            values = {
                 "metric": thresholds.METRICS[threshold.metric],
-                "rate": totals[threshold.metric] * 100, "threshold": threshold.label,
-                "limit": threshold.limit * 100, "volume": totals[denominator],
+                "rate": percent_value(totals[threshold.metric]), "threshold": threshold.label,
+                "limit": percent_value(threshold.limit), "volume": totals[denominator],
                 "denominator": denominator,
-                "baseline": (f"{baseline[threshold.metric] * 100:.2f} %"
+                "baseline": (f"{percent_value(baseline[threshold.metric])} %"
                              if baseline[threshold.metric] is not None else _("no data"))}
+            if scope == "account":
+                message = _(
+                    "Deliverability alert: %(metric)s at %(rate).2f %% since the incident "
+                    "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s "
+                    "%(denominator)s messages; baseline %(baseline)s.") % values
+            else:
+                message = _(
+                    "Deliverability alert on this incident's own mail (its campaigns and "
+                    "apology): %(metric)s at %(rate).2f %% crosses “%(threshold)s” "
+                    "(%(limit).2f %%) over %(volume)s %(denominator)s messages; account "
+                    "baseline %(baseline)s.") % values
             event = timeline_record(
                 incident=incident, actor=None, kind=EventKind.ALERT, message=message,
                 data={"deliverability_alert": key, "metric": threshold.metric,
                       "level": threshold.level, "limit": threshold.limit,
                       "rate": totals[threshold.metric], "volume": totals[denominator],
-                      "baseline": baseline[threshold.metric],
+                      "baseline": baseline[threshold.metric], "scope": scope,
                       "window_start": window.start.isoformat()})
         from incidents.monitoring.tasks import notify_deliverability_owner
 
@@ -182,6 +223,8 @@ class MetricRow:
     window: float | None
     limits: list[thresholds.Threshold]
     crossed: list[thresholds.Threshold]
+    own: float | None = None  # the incident's own mail
+    own_crossed: tuple[thresholds.Threshold, ...] = ()
 
 
 class DeliverabilityPanel:
@@ -205,6 +248,16 @@ class DeliverabilityPanel:
                                          end=self.window.observed_end, filters=self.filters)
 
     @cached_property
+    def own(self) -> IncidentMail:
+        return incident_mail(incident=self.incident, window=self.window)
+
+    @cached_property
+    def own_totals(self) -> dict:
+        """The incident's own mail (its campaigns and apology), since its first send."""
+        return selectors.delivery_totals(start=self.own.start, end=self.window.observed_end,
+                                         filters=self.own.filters)
+
+    @cached_property
     def has_events(self) -> bool:
         return bool(sum(self.baseline[k] for k in selectors.COUNTS)
                     + sum(self.totals[k] for k in selectors.COUNTS))
@@ -212,10 +265,13 @@ class DeliverabilityPanel:
     @cached_property
     def rows(self) -> list[MetricRow]:
         crossed = thresholds.crossed(self.thresholds, self.totals)
+        own_crossed = thresholds.crossed(self.thresholds, self.own_totals)
         return [MetricRow(
             metric=m, label=str(thresholds.METRICS[m]), baseline=self.baseline[m],
             window=self.totals[m], limits=[t for t in self.thresholds if t.metric == m],
-            crossed=[t for t in crossed if t.metric == m]) for m in PANEL_METRICS]
+            crossed=[t for t in crossed if t.metric == m], own=self.own_totals[m],
+            own_crossed=tuple(t for t in own_crossed if t.metric == m))
+            for m in PANEL_METRICS]
 
     @cached_property
     def series(self) -> list[dict]:

@@ -42,3 +42,115 @@
   });
   document.addEventListener("htmx:afterSettle", tickCountdowns);
 })();
+
+// War room: the step at hand is open, the others are one line. A link to a step (tracker,
+// #step-3, #containment) opens it; what a person opened or closed stays so when live
+// updates re-render the cards; and a live update never replaces a part someone is typing in.
+(function () {
+  "use strict";
+  var chosen = {};  // step number -> open, as the person left it
+
+  function openFor(hash) {
+    if (!hash || hash.length < 2) { return; }
+    var target = document.getElementById(decodeURIComponent(hash.slice(1)));
+    if (!target) { return; }
+    var card = target.closest("details.step-card") || target.querySelector("details.step-card");
+    if (card && !card.open) { card.open = true; chosen[card.dataset.step] = true; }
+    target.scrollIntoView({ block: "start" });
+  }
+
+  function restore(root) {
+    (root || document).querySelectorAll("details.step-card").forEach(function (card) {
+      if (card.dataset.step in chosen) { card.open = chosen[card.dataset.step]; }
+    });
+  }
+
+  // A part is busy while the person is in it: typing in a field, an edited form, or a
+  // request they started that has not finished (it may wait in the hx-sync queue, and
+  // replacing its element would drop it).
+  var TYPING = "textarea, select, input:not([type=checkbox]):not([type=radio])" +
+               ":not([type=submit]):not([type=button]):not([type=hidden])";
+  function busyIn(el) {
+    var active = document.activeElement;
+    if (active && el.contains(active) && active.matches(TYPING)) { return true; }
+    if (el.querySelector("form[data-dirty]")) { return true; }
+    // A pending mark older than 30 s belongs to a request that never left (a declined
+    // confirmation): it no longer counts.
+    var marks = [el].concat(Array.prototype.slice.call(el.querySelectorAll("[data-pending]")));
+    return marks.some(function (m) {
+      return m.dataset.pending && Date.now() - Number(m.dataset.pending) < 30000;
+    });
+  }
+  function refreshStale() {
+    document.querySelectorAll("[data-stale][data-refresh]").forEach(function (el) {
+      if (!busyIn(el) && window.htmx) {
+        delete el.dataset.stale;
+        window.htmx.ajax("GET", el.dataset.refresh, { target: el, swap: "outerHTML" });
+      }
+    });
+  }
+  document.addEventListener("htmx:confirm", function (e) {
+    var elt = e.detail.elt;
+    if (elt.matches && elt.matches("form, button, input, select")) {
+      elt.dataset.pending = String(Date.now());
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.dataset) { delete e.detail.elt.dataset.pending; }
+    setTimeout(refreshStale, 0);
+  });
+
+  document.addEventListener("toggle", function (e) {
+    var card = e.target;
+    if (card.matches && card.matches("details.step-card") && e.isTrusted !== false) {
+      chosen[card.dataset.step] = card.open;
+    }
+  }, true);
+  document.addEventListener("input", function (e) {
+    var form = e.target.closest && e.target.closest("form");
+    if (form) { form.dataset.dirty = "1"; }
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var form = e.target.closest && e.target.closest("form");
+    if (form) { delete form.dataset.dirty; }
+  });
+  // Live updates arrive out of band: skip the parts someone is working in; the next
+  // change brings them up to date.
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    if (e.detail.target && busyIn(e.detail.target)) {
+      e.detail.shouldSwap = false;
+      e.detail.target.dataset.stale = "1";
+    }
+  });
+  // A step card skipped while someone was in it catches up once they leave it.
+  document.addEventListener("focusout", function () { setTimeout(refreshStale, 0); });
+  document.addEventListener("htmx:afterSettle", function () { restore(); });
+  window.addEventListener("hashchange", function () { openFor(location.hash); });
+  document.addEventListener("DOMContentLoaded", function () {
+    var focus = document.querySelector("[data-focus-step]");
+    if (location.hash) { openFor(location.hash); }
+    else if (focus) { openFor("#step-" + focus.dataset.focusStep); }
+  });
+})();
+
+// An owner select saves when the person leaves it (or presses Enter), not on each arrow key.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (e) {
+    if (e.target.matches("select[data-save-on-leave]")) { e.target.dataset.changed = "1"; }
+  });
+  function save(select) {
+    if (select.dataset.changed) {
+      delete select.dataset.changed;
+      select.form.requestSubmit();
+    }
+  }
+  document.addEventListener("focusout", function (e) {
+    if (e.target.matches && e.target.matches("select[data-save-on-leave]")) { save(e.target); }
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && e.target.matches && e.target.matches("select[data-save-on-leave]")) {
+      e.preventDefault(); e.target.dataset.changed = "1"; save(e.target);
+    }
+  });
+})();

@@ -57,9 +57,13 @@ def test_running_the_same_file_again_changes_nothing(db):
                                                "updated_at")) == before
 
 
-def test_latin1_file_is_detected_and_decoded(db):
+def test_latin1_is_refused_when_detecting_and_read_when_chosen(db):
     data = "email;name\nzoe@example.test;Zoë Müller\n".encode("latin-1")
-    result = run("subscribers", data)
+    refused = run("subscribers", data)
+    assert refused.rejected and refused.file_problem.startswith(
+        "Line 2: byte 0xeb (byte 31 of the file) is not valid UTF-8.")
+    assert not Subscriber.objects.exists()
+    result = run("subscribers", data, encoding="latin-1")
     assert result.encoding == "Latin-1"
     assert Subscriber.objects.get().name == "Zoë Müller"
 

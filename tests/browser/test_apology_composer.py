@@ -5,6 +5,7 @@ from playwright.sync_api import Page, expect
 
 from incidents.apology.models import Apology
 from messaging.services import brand_template_ensure_demo
+from tests.browser import open_step
 from tests.browser.test_war_room import sign_in
 from tests.factories import declare
 
@@ -17,6 +18,7 @@ def test_marketer_fixes_a_noreply_sender_and_watches_the_preview(page: Page, liv
     incident = declare(marketer, title="VIP sale sent to the whole list")
     sign_in(page, live_server.url, "maya")
     page.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    open_step(page, 5)
     page.locator("#step-5").get_by_role("link", name="Write the apology").click()
     expect(page.get_by_role("heading", name="Apology email")).to_be_visible()
 

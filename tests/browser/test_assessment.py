@@ -5,6 +5,7 @@ from playwright.sync_api import Page, expect
 
 from audiences.models import SubscriberStatus
 from tests.audiences.factories import campaign, segment, subscriber
+from tests.browser import open_step
 from tests.conftest import PASSWORD
 from tests.factories import declare
 
@@ -26,6 +27,7 @@ def test_compute_the_affected_audience_and_look_one_person_up(page: Page, live_s
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
     page.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    open_step(page, 3)
 
     panel = page.locator("#assessment")
     panel.get_by_label(re.compile("Spring sale")).check()

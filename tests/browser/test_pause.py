@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 from incidents.assessment.services import affected_audience_compute
 from messaging.models import Campaign, CampaignStatus, EspAccount
 from tests.audiences.factories import campaign, segment, subscriber
+from tests.browser import open_step
 from tests.conftest import PASSWORD
 from tests.factories import declare
 from tests.loopback.worker_esps import MAILCHIMP, MAILCHIMP_LABEL
@@ -40,6 +41,7 @@ def test_marketer_pauses_the_sending_campaigns_and_sees_the_esps_answer_live(
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
     page.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    open_step(page, 2)
 
     panel = page.locator("#containment")
     sandbox_row = panel.locator(f"#campaign-{faulty.pk}")

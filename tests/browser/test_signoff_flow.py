@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from incidents.models import Kind, Severity
 from incidents.services import stakeholder_add
+from tests.browser import open_step
 from tests.conftest import PASSWORD
 from tests.factories import declare
 
@@ -35,6 +36,8 @@ def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, secu
     # Marketing writes the plan; the send button stays disabled and says why.
     maya = login(browser, live_server, "maya")
     maya.goto(war_room)
+    open_step(maya, 4)
+    open_step(maya, 5)
     send = maya.locator("#send-apology")
     expect(send).to_be_disabled()
     expect(maya.locator("#send-gate-reasons")).to_contain_text("No plan has been written yet")
@@ -62,6 +65,7 @@ def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, secu
     # Security rejects, with a reason.
     sam = login(browser, live_server, "sam")
     sam.goto(war_room)
+    open_step(sam, 4)
     sam.locator("#step-4 details.reject > summary").click()
     sam.get_by_label("Why do you reject it?").fill("Say which fields were exposed.")
     sam.get_by_role("button", name="Reject version 1").click()
@@ -83,6 +87,8 @@ def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, secu
     # Both approve the new version.
     for signer, role in ((leo, "legal"), (sam, "security")):
         signer.goto(war_room)
+        open_step(signer, 4)
+        open_step(signer, 5)
         signer.get_by_role("button", name="Approve version 2").click()
         expect(signer.locator(f"[data-role={role}]")).to_contain_text("approved version 2")
     # The last approval updates the send panel in place (htmx, out of band): the sign-off
@@ -91,6 +97,7 @@ def test_breach_plan_sign_off_story(browser, live_server, marketer, lawyer, secu
 
     # The button enables, and the timeline tells the story.
     maya.goto(war_room)
+    open_step(maya, 5)
     expect(maya.locator("#send-gate-signoff")).to_be_visible()
     expect(maya.locator("#send-gate-reasons")).to_contain_text("Write the apology first.")
     timeline = maya.locator("#timeline-events")
@@ -117,6 +124,7 @@ def test_breach_clock_counts_down_and_turns_overdue(browser, live_server, securi
                        severity=Severity.SEV1)
     sam = login(browser, live_server, "sam")
     sam.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    open_step(sam, 3)
     header = sam.locator("#breach-countdown")
     expect(header).to_contain_text("Breach clock not started")
 

@@ -3,6 +3,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import mark_done, open_step
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,13 +36,15 @@ def test_marketer_declares_and_works_steps_one_and_two(page: Page, live_server, 
     expect(step1.locator(".status")).to_have_text("In progress")
 
     step2 = page.locator("#step-2")
+    open_step(page, 2)
     step2.get_by_role("checkbox",
                       name="Pause or cancel every campaign still sending or scheduled").check()
     expect(timeline).to_contain_text("ticked “Pause or cancel every campaign")
 
-    step1.get_by_role("button", name="Mark done").click()
+    mark_done(page, 1, "Leadership heard it on the morning call")
     expect(page.locator("#step-1 .status")).to_have_text("Done")
-    page.locator("#step-2").get_by_role("button", name="Mark done").click()
+    expect(timeline).to_contain_text("2 items left open: Leadership heard it on the morning call")
+    mark_done(page, 2)
     expect(page.locator("#incident-status")).to_have_text("Contained")
     expect(timeline).to_contain_text("Status moved from Declared to Contained.")
     # htmx swapped fragments: the page itself never reloaded.

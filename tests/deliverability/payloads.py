@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime
 
 WEBHOOK_USER = "amends"
@@ -51,8 +52,11 @@ def sendgrid_event(event: str = "delivered", *, email: str = "ann@example.com",
 
 def mailgun_event(*, event: str = "failed", severity: str = "permanent",
                   recipient: str = "ann@example.com", token: str = "a8ce0edb2dd8301dee6c24",
-                  key: str = MAILGUN_KEY, user_variables: dict | None = None) -> dict:
-    timestamp = str(EPOCH)
+                  key: str = MAILGUN_KEY, user_variables: dict | None = None,
+                  signed_at: int | None = None) -> dict:
+    # Mailgun signs each post when it sends it: the signature block's timestamp is "now"
+    # (Amends refuses signatures outside MAILGUN_WEBHOOK_TOLERANCE_SECONDS).
+    timestamp = str(int(time.time()) if signed_at is None else signed_at)
     signature = hmac.new(key.encode(), (timestamp + token).encode(),
                          hashlib.sha256).hexdigest()
     data = {
@@ -153,21 +157,47 @@ def ses_complaint_message(*, email: str = "ann@example.com") -> dict:
     }
 
 
-def sns_notification(message: dict, *, message_id: str = "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324"
-                     ) -> tuple[dict, dict]:
-    """(body, extra request headers) as SNS posts an SES event to an HTTPS subscription."""
+class _Signer:
+    """Set per test by the `sns` fixture (tests/deliverability/conftest.py)."""
+
+    loopback = None
+
+
+SNS = _Signer()
+
+
+def sns_notification(message: dict, *, message_id: str = "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+                     version: str = "1") -> tuple[dict, dict]:
+    """(body, extra request headers) as SNS posts an SES event to an HTTPS subscription,
+    signed with the test's certificate."""
     body = {
         "Type": "Notification", "MessageId": message_id,
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-events",
         "Message": json.dumps(message), "Timestamp": "2026-11-20T10:00:01.000Z",
-        "SignatureVersion": "1", "Signature": "EXAMPLEpH+signature==",
-        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-x.pem",
         "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&x=y",
     }
-    headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification",
-               "HTTP_X_AMZ_SNS_MESSAGE_ID": message_id,
-               "HTTP_X_AMZ_SNS_TOPIC_ARN": body["TopicArn"]}
-    return body, headers
+    return SNS.loopback.sign(body, version=version), _sns_headers(body)
+
+
+def sns_subscription_confirmation(*, message_id: str = "165545c9-2a5c-472c-8df2-7ff2be2b3b1b"
+                                  ) -> tuple[dict, dict]:
+    body = {
+        "Type": "SubscriptionConfirmation", "MessageId": message_id,
+        "Token": "2336412f37fb687f5d51e6e2425f004aed8b6a0f",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-events",
+        "Message": "You have chosen to subscribe to the topic "
+                   "arn:aws:sns:us-east-1:123456789012:ses-events.",
+        "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
+                        "&TopicArn=arn:aws:sns:us-east-1:123456789012:ses-events&Token=2336",
+        "Timestamp": "2026-11-20T10:00:00.000Z",
+    }
+    return SNS.loopback.sign(body), _sns_headers(body)
+
+
+def _sns_headers(body: dict) -> dict:
+    return {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": body["Type"],
+            "HTTP_X_AMZ_SNS_MESSAGE_ID": body["MessageId"],
+            "HTTP_X_AMZ_SNS_TOPIC_ARN": body["TopicArn"]}
 
 
 # --- Brevo ----------------------------------------------------------------------------------

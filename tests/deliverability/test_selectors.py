@@ -83,3 +83,58 @@ def test_every_preset_names_known_metrics_and_a_source():
             assert 0 < t.limit < 1
     with pytest.raises(ValueError, match="unknown threshold preset 'nope'"):
         thresholds.preset("nope")
+
+
+def _mail_world():
+    from audiences.models import Subscriber
+    from messaging.models import Broadcast, Campaign, CampaignRecipient, EspAccount
+
+    account = EspAccount.objects.create(provider="sandbox", label="Main")
+    faulty = Campaign.objects.create(esp_account=account, esp_campaign_id="spring-vip",
+                                     name="Spring VIP")
+    other = Campaign.objects.create(esp_account=account, esp_campaign_id="newsletter",
+                                    name="Newsletter")
+    ann = Subscriber.objects.create(email="ann@example.com")
+    CampaignRecipient.objects.create(campaign=faulty, subscriber=ann, sent_at=T0,
+                                     esp_message_id="<msg-ann@esp>")
+    apology = Broadcast.objects.create(source_ref="incident:1", subject="Sorry",
+                                       from_email="hello@brand.example", default_locale="en",
+                                       provider="sandbox")
+    return faulty, other, apology
+
+
+def test_mail_of_matches_broadcasts_campaign_keys_and_send_log_message_ids():
+    from deliverability.selectors import MailOf
+
+    faulty, other, apology = _mail_world()
+    at = T0 + timedelta(hours=1)
+    add_events("complained", 1, at, message_id="<msg-ann@esp>")  # found by the send log
+    add_events("delivered", 2, at, campaign_key="spring-vip")  # our metadata
+    add_events("bounced_hard", 3, at, broadcast_id=apology.pk)  # the apology
+    add_events("delivered", 50, at, campaign_key="newsletter")  # someone else's mail
+    add_events("complained", 7, at)  # unattributed account traffic
+    window = {"start": T0, "end": T0 + timedelta(days=1)}
+
+    own = selectors.delivery_totals(**window, filters=EventFilters(mail_of=MailOf(
+        campaign_ids=(faulty.pk,), broadcast_ids=(apology.pk,))))
+    assert (own["complained"], own["delivered"], own["bounced_hard"]) == (1, 2, 3)
+    campaign_only = selectors.delivery_totals(**window, filters=EventFilters(
+        mail_of=MailOf(campaign_ids=(faulty.pk,))))
+    assert (campaign_only["complained"], campaign_only["delivered"],
+            campaign_only["bounced_hard"]) == (1, 2, 0)
+    nothing = selectors.delivery_totals(**window, filters=EventFilters(mail_of=MailOf()))
+    assert nothing["sent"] == 0 and nothing["complaint_rate"] is None
+    everything = selectors.delivery_totals(**window)
+    assert everything["delivered"] == 52 and everything["complained"] == 8
+
+
+def test_percent_is_rounded_not_truncated():
+    from deliverability.charts import _percent
+    from deliverability.templatetags.deliverability import percent
+
+    assert percent(0.004565) == "0.46 %"
+    assert percent(0.00125) == "0.13 %"
+    assert percent(0.0042) == "0.42 %"
+    assert percent(0.5, 0) == "50 %"
+    assert percent(None) == "—"
+    assert _percent(0.004565) == "0.46 %"

@@ -100,15 +100,6 @@ def test_brevo_soft_and_hard_bounces_without_event_ids(client):
     assert DeliveryEvent.objects.get(recipient="a@example.com").broadcast_id == 9
 
 
-@pytest.fixture(params=["postgresql", "portable"])
-def storage_path(request, monkeypatch):
-    """Run a test through the PostgreSQL fast path (COPY, INSERT ... SELECT) and through
-    the portable ORM path the embedded SQLite run uses."""
-    if request.param == "portable":
-        monkeypatch.setattr(services.connection, "vendor", "sqlite")
-    return request.param
-
-
 def test_our_metadata_is_kept_on_the_event(client, storage_path):
     _post(client, SENDGRID, [p.sendgrid_event("bounce", broadcast_id="17", recipient_id="4711",
                                               campaign_id="spring-sale", esp_account="sg-eu")])

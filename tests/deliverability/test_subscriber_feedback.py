@@ -57,3 +57,21 @@ def test_normalised_events_are_linked_to_known_subscribers(client):
 
     links = dict(DeliveryEvent.objects.values_list("recipient", "subscriber"))
     assert links == {"known@example.com": known.pk, "nobody@example.com": None}
+
+
+@pytest.mark.parametrize("bounce_type", ["BadEmailAddress", "ManuallyDeactivated"])
+def test_postmark_dead_addresses_suppress_as_hard_bounces(client, bounce_type):
+    from .test_webhooks import POSTMARK
+
+    Subscriber.objects.create(email="dead@example.com")
+    response = p.post_json(client, POSTMARK, p.postmark_bounce(bounce_type,
+                                                               email="dead@example.com"))
+    assert response.status_code == 200
+    services.delivery_events_normalise()
+    services.delivery_events_dispatch()
+    from deliverability.models import DeliveryEvent
+
+    assert DeliveryEvent.objects.get().kind == "bounced_hard"
+    assert Subscriber.objects.get().status == "bounced"
+    assert list(SuppressionEntry.objects.values_list("suppression_list__name", "email")) == [
+        ("Hard bounces", "dead@example.com")]

@@ -87,7 +87,8 @@ def test_bad_input_is_refused_and_nothing_is_written(incident, marketer, overrid
 
 def test_closed_incident_apology_cannot_change(incident, marketer):
     for step in incident.steps.all():
-        services.step_set_status(step=step, actor=marketer, status=StepStatus.DONE)
+        services.step_set_status(step=step, actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
     services.incident_close(incident=incident, actor=marketer)
     with pytest.raises(ValidationError, match="closed"):
         apology_save(incident=incident, actor=marketer, **content())

@@ -221,7 +221,8 @@ def test_wrong_methods_get_405(client, marketer, incident):
 
 def test_closed_incident_composer_is_read_only(client, marketer, incident):
     for step in incident.steps.all():
-        step_set_status(step=step, actor=marketer, status=StepStatus.DONE)
+        step_set_status(step=step, actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
     incident_close(incident=incident, actor=marketer)
     client.force_login(marketer)
     page = client.get(url("compose", incident))

@@ -165,7 +165,8 @@ def test_scope_needs_a_campaign_and_an_open_incident(marketer, world):
     with pytest.raises(ValidationError):
         affected_audience_compute(incident=incident, actor=marketer, campaigns=[999999])
     for step in incident.steps.all():
-        services.step_set_status(step=step, actor=marketer, status=StepStatus.DONE)
+        services.step_set_status(step=step, actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
     services.incident_close(incident=incident, actor=marketer)
     with pytest.raises(ValidationError):
         affected_audience_compute(incident=incident, actor=marketer,

@@ -196,11 +196,67 @@ def test_war_room_step_2_lists_the_campaigns_and_the_pause_button(client, market
     assert 'hx-trigger="every 2s"' not in body  # nothing pending: no polling
 
 
-def test_war_room_without_campaigns_points_to_step_3(client, marketer):
+def test_war_room_without_campaigns_offers_the_recent_ones_in_step_2(client, marketer):
     incident = declare(marketer)
+    make_campaign("Spring sale")
+    old = make_campaign("Old newsletter", CampaignStatus.SENT)
+    long_ago = timezone.now() - timedelta(days=60)
+    Campaign.objects.filter(pk=old.pk).update(started_at=long_ago, created_at=long_ago)
     body = login(client, marketer).get(url("incident-detail", incident)).content.decode()
-    assert 'id="containment-empty"' in body and "Compute the affected audience in step 3" in body
-    assert "Pause all sending campaigns" not in body
+    step2 = body.split('id="containment"', 1)[1].split("</section>", 1)[0]
+    assert 'id="containment-empty"' in step2 and "Mark as faulty" in step2
+    assert "Spring sale" in step2 and "Old newsletter" not in step2
+    assert "Pause all sending campaigns" not in step2
+
+
+def test_marking_a_campaign_faulty_in_step_2_lets_it_be_paused_without_step_3(
+        client, marketer, enqueued):
+    incident = declare(marketer)
+    sending = make_campaign("Spring sale")
+    response = login(client, marketer).post(url("campaigns-link", incident),
+                                            {"campaigns": [sending.pk]}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "Pause all sending campaigns" in response.content.decode()
+    assert list(containment.incident_campaigns(incident=incident)) == [sending]
+    event = incident.events.get(kind=EventKind.UPDATED)
+    assert "marked campaign “Spring sale” as faulty" in event.message
+    assert event.actor == marketer
+    stops = incident_campaigns_stop(incident=incident, actor=marketer)
+    assert [s.campaign for s in stops] == [sending]
+    assert AffectedAudience.objects.get(incident=incident).computed_at is None  # no step 3
+
+
+def test_marking_nothing_says_what_is_missing(client, marketer):
+    incident = declare(marketer)
+    response = login(client, marketer).post(url("campaigns-link", incident), {},
+                                            HTTP_HX_REQUEST="true")
+    assert "Choose at least one campaign." in response.content.decode()
+    assert not AffectedAudience.objects.filter(incident=incident).exists()
+
+
+def test_campaigns_named_at_declaration_are_ready_to_pause(client, marketer):
+    sending = make_campaign("Spring sale")
+    login(client, marketer)
+    response = client.post(reverse("incidents:incident-declare"), {
+        "title": "Spring sale to everyone", "kind": Kind.WRONG_SEGMENT, "severity": 2,
+        "campaigns": [sending.pk]})
+    assert response.status_code == 302
+    incident = AffectedAudience.objects.get().incident
+    assert list(containment.incident_campaigns(incident=incident)) == [sending]
+    assert incident.events.filter(kind=EventKind.UPDATED,
+                                  message__contains="as faulty").exists()
+
+
+def test_linking_after_the_audience_was_computed_says_to_recompute(marketer):
+    incident = declare(marketer)
+    first, second = make_campaign("Spring sale"), make_campaign("Reminder")
+    link(incident, first)
+    AffectedAudience.objects.filter(incident=incident).update(computed_at=timezone.now())
+    assert containment.incident_campaigns_link(incident=incident, actor=marketer,
+                                               campaigns=[first, second]) == [second]
+    assert "compute it again in step 3" in incident.events.latest("pk").message
+    assert containment.incident_campaigns_link(incident=incident, actor=marketer,
+                                               campaigns=[first]) == []
 
 
 def test_marketer_pauses_with_a_plain_form_post(client, marketer, scene, enqueued):

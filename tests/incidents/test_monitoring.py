@@ -167,3 +167,71 @@ def test_war_room_shows_a_deliverability_alert_on_the_timeline(client, incident,
     assert response.status_code == 200
     body = response.content.decode()
     assert "Deliverability alert" in body and "· Amends" in body
+
+
+# --- The incident's own mail beside the account's ---------------------------------------------
+
+def _own_mail(incident):
+    """The incident's faulty campaign (in its affected audience) and its apology broadcast."""
+    from incidents.models import AffectedAudience
+    from messaging.models import Broadcast, Campaign, EspAccount
+
+    account = EspAccount.objects.create(provider="sandbox", label="Main")
+    campaign = Campaign.objects.create(
+        esp_account=account, esp_campaign_id="spring-vip", name="Spring VIP",
+        started_at=incident.declared_at - timedelta(hours=1))
+    AffectedAudience.objects.create(incident=incident).campaigns.add(campaign)
+    apology = Broadcast.objects.create(
+        source_ref=f"incident:{incident.pk}", subject="We made a mistake",
+        from_email="hello@brand.example", default_locale="en", provider="sandbox")
+    return campaign, apology
+
+
+def test_the_incidents_own_mail_alerts_although_the_account_stays_calm(incident):
+    campaign, apology = _own_mail(incident)
+    # Whole account: 5,000 delivered and 4 complaints (0.08 %), under every threshold.
+    add_events("delivered", 4800, incident.declared_at + timedelta(hours=1))
+    # The faulty campaign went out before the declaration; its complaints came after.
+    add_events("delivered", 150, incident.declared_at - timedelta(minutes=30),
+               campaign_key="spring-vip")
+    add_events("complained", 3, incident.declared_at + timedelta(minutes=10),
+               campaign_key="spring-vip")
+    add_events("delivered", 50, incident.declared_at + timedelta(hours=2),
+               broadcast_id=apology.pk)
+    add_events("complained", 1, incident.declared_at + timedelta(hours=2),
+               broadcast_id=apology.pk)
+    now = incident.declared_at + timedelta(hours=3)
+
+    raised = monitoring.deliverability_check(incident=incident, now=now)
+    # Own mail: 4 complaints / 200 delivered = 2 %, over warning and critical.
+    assert sorted((e.data["scope"], e.data["level"]) for e in raised) == [
+        ("own", "critical"), ("own", "warning")]
+    assert all("own mail" in e.message and "2.00 %" in e.message for e in raised)
+    assert monitoring.deliverability_check(incident=incident, now=now) == []
+
+    panel = monitoring.DeliverabilityPanel(incident, now=now)
+    assert panel.own.start == campaign.started_at
+    complaints = next(r for r in panel.rows if r.metric == "complaint_rate")
+    assert complaints.own == pytest.approx(0.02) and complaints.own_crossed
+    assert not complaints.crossed  # the account as a whole is fine
+
+
+def test_the_panel_shows_the_incidents_mail_beside_the_account(client, incident, marketer):
+    _bad_week(incident)
+    _own_mail(incident)
+    add_events("delivered", 100, incident.declared_at + timedelta(hours=1),
+               campaign_key="spring-vip")
+    client.force_login(marketer)
+    body = client.get(reverse("incidents:incident-detail", args=[incident.pk])
+                      ).content.decode()
+    assert "This incident&#x27;s mail" in body or "This incident's mail" in body
+    assert "whole account" in body
+    assert "100.00 %" in body  # its delivered rate
+
+
+def test_an_incident_without_mail_of_its_own_shows_no_rates_for_it(incident):
+    _bad_week(incident)
+    panel = monitoring.DeliverabilityPanel(incident,
+                                           now=incident.declared_at + timedelta(hours=2))
+    assert {row.own for row in panel.rows} == {None}
+    assert {row.window is not None for row in panel.rows} == {True}

@@ -61,15 +61,19 @@ def test_future_detection_time_is_refused(marketer):
 
 def test_status_follows_the_resolved_prefix_of_steps(marketer):
     incident = declare(marketer)
-    services.step_set_status(step=step(incident, 1), actor=marketer, status=StepStatus.DONE)
-    services.step_set_status(step=step(incident, 3), actor=marketer, status=StepStatus.DONE)
+    services.step_set_status(step=step(incident, 1), actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
+    services.step_set_status(step=step(incident, 3), actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
     incident.refresh_from_db()
     assert incident.status == Status.DECLARED  # step 2 still open
-    services.step_set_status(step=step(incident, 2), actor=marketer, status=StepStatus.DONE)
+    services.step_set_status(step=step(incident, 2), actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
     incident.refresh_from_db()
     assert incident.status == Status.ASSESSED
     for n in (4, 5):
-        services.step_set_status(step=step(incident, n), actor=marketer, status=StepStatus.DONE)
+        services.step_set_status(step=step(incident, n), actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
     incident.refresh_from_db()
     assert incident.status == Status.NOTIFIED
     services.step_set_status(step=step(incident, 6), actor=marketer,
@@ -159,7 +163,8 @@ def test_close_needs_every_step_resolved_then_freezes(marketer):
     with pytest.raises(ValidationError, match="open: 1, 2, 3, 4, 5, 6"):
         services.incident_close(incident=incident, actor=marketer)
     for s in incident.steps.all():
-        services.step_set_status(step=s, actor=marketer, status=StepStatus.DONE)
+        services.step_set_status(step=s, actor=marketer, status=StepStatus.DONE,
+                                 note="Handled by hand")
     services.incident_close(incident=incident, actor=marketer)
     incident.refresh_from_db()
     assert incident.status == Status.CLOSED and incident.closed_at
@@ -208,3 +213,39 @@ def test_overdue_steps_raise_one_alert_each(marketer):
     assert services.steps_flag_overdue(now=later) == 0
     alerts = incident.events.filter(kind=EventKind.ALERT)
     assert alerts.count() == 2 and all(a.actor is None for a in alerts)
+
+
+def test_done_with_open_items_needs_a_reason_and_records_it(marketer):
+    incident = declare(marketer)
+    with pytest.raises(ValidationError) as refused:
+        services.step_set_status(step=step(incident, 1), actor=marketer, status=StepStatus.DONE)
+    assert "3 checklist items are still open" in " ".join(refused.value.messages)
+    services.step_set_status(step=step(incident, 1), actor=marketer, status=StepStatus.DONE,
+                             note="Leadership was told on the phone")
+    event = incident.events.filter(kind=EventKind.STEP).latest("pk")
+    assert "3 items left open: Leadership was told on the phone" in event.message
+    assert event.data["open_items"] == 3
+
+
+def test_done_with_every_item_ticked_needs_no_reason(marketer):
+    incident = declare(marketer)
+    for item in step(incident, 1).items.all():
+        services.checklist_item_set_done(item=item, actor=marketer, done=True)
+    services.step_set_status(step=step(incident, 1), actor=marketer, status=StepStatus.DONE)
+    assert step(incident, 1).status == StepStatus.DONE
+
+
+def test_an_action_ticks_the_item_it_proves_as_amends(marketer):
+    from incidents import playbook
+
+    incident = declare(marketer)
+    item = services.checklist_item_prove(incident=incident, step_number=2,
+                                         text=playbook.PROOF_PAUSED, proof="All stopped.")
+    assert item.done and item.done_by is None
+    event = incident.events.filter(kind=EventKind.CHECKLIST).latest("pk")
+    assert event.actor is None and event.message.startswith("Amends ticked “Pause or cancel")
+    assert event.message.endswith("All stopped.")
+    assert step(incident, 2).status == StepStatus.IN_PROGRESS  # the work has begun
+    # Already ticked (or reworded by a person): left as people left it.
+    assert services.checklist_item_prove(incident=incident, step_number=2,
+                                         text=playbook.PROOF_PAUSED, proof="Again.") is None

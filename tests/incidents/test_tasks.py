@@ -17,7 +17,7 @@ def test_real_worker_emails_stakeholders_about_a_status_change(celery_worker, ma
                              role=StakeholderRole.LEGAL)
     for number in (1, 2):
         services.step_set_status(step=incident.steps.get(number=number), actor=marketer,
-                                 status="done")
+                                 status="done", note="Handled on the call")
 
     def notice_for_lawyer():
         return [m for m in inbox.messages

@@ -167,7 +167,8 @@ def test_tick_by_htmx_returns_step_and_out_of_band_parts(client, incident, marke
     assert response.status_code == 200
     html = response.content.decode()
     assert html.startswith('\n    <article class="step') or '<article class="step' in html[:200]
-    assert html.count('hx-swap-oob="true"') == 3  # header, tracker, timeline events
+    # header, tracker, timeline events, and the live poller's new mark
+    assert html.count('hx-swap-oob="true"') == 4
     assert "ticked" in html
     item.refresh_from_db()
     assert item.done and item.done_by == marketer

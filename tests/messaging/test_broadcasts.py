@@ -73,7 +73,14 @@ def test_each_person_gets_exactly_one_message_in_their_language(marketer):
     assert states(broadcast) == {DeliveryState.SENT: 53}
     broadcast.refresh_from_db()
     assert broadcast.status == BroadcastStatus.COMPLETED and broadcast.finished_at
-    assert "finished sending" in world.incident.events.order_by("-id").first().message
+    assert world.incident.events.filter(message__contains="finished sending").exists()
+    # Sending proved step 5 done: Amends ticks "send only to the affected audience, once"
+    # and marks the step done, saying what proved it.
+    step5 = world.incident.steps.get(number=5)
+    assert step5.status == "done"
+    assert step5.items.get(text__startswith="Send only to the affected").done
+    assert "The apology reached 53 people, each once." in (
+        world.incident.events.order_by("-id").first().message)
     # A second run sends nothing more.
     run_to_end(broadcast, esp)
     assert len(esp.store.all_messages()) == 53
