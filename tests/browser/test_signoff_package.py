@@ -96,7 +96,8 @@ def test_breach_signoff_covers_the_email_and_survives_one_word(
 
     # The send goes out, to everyone affected, once.
     maya.on("dialog", lambda dialog: dialog.accept())
-    maya.reload()  # the war room is already open: read it again
+    maya.goto(f"{base}/incidents/")  # leave the war room, so it loads afresh at step 5
+    maya.goto(f"{base}/incidents/{incident.pk}/#step-5")
     step5 = maya.locator("#step-5")
     step5.get_by_label(re.compile(f"Send to {PEOPLE} people")).check()
     step5.locator("#send-apology").click()
