@@ -165,7 +165,7 @@ CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 
 # --- Auth ------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "accounts.throttle.ThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -177,8 +177,21 @@ LOGIN_REDIRECT_URL = "incidents:incident-list"
 LOGOUT_REDIRECT_URL = "accounts:login"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Lock the (username, client IP) pair, never a username everywhere: a locked person still
+# signs in from another address, and a success clears only its own pair (accounts/throttle).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"
+# One address failing for this many different usernames within the cool-off is locked.
+AMENDS_LOGIN_IP_USERNAME_LIMIT = env.int("AMENDS_LOGIN_IP_USERNAME_LIMIT", default=10)
+# Behind a reverse proxy: the META key of its client-address header (e.g.
+# HTTP_X_FORWARDED_FOR) and how many trusted proxies append to it. Unset: REMOTE_ADDR only.
+AMENDS_CLIENT_IP_HEADER = env.str("AMENDS_CLIENT_IP_HEADER", default="")
+AMENDS_TRUSTED_PROXY_COUNT = env.int("AMENDS_TRUSTED_PROXY_COUNT", default=1)
+if AMENDS_TRUSTED_PROXY_COUNT < 1:
+    raise ImproperlyConfigured("AMENDS_TRUSTED_PROXY_COUNT must be at least 1.")
+if AMENDS_LOGIN_IP_USERNAME_LIMIT < 2:
+    raise ImproperlyConfigured("AMENDS_LOGIN_IP_USERNAME_LIMIT must be at least 2.")
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
@@ -243,6 +256,14 @@ AMENDS_BASE_URL = env.str("AMENDS_BASE_URL", default="http://127.0.0.1:8000")
 # Every apology carries List-Unsubscribe (the page under AMENDS_BASE_URL; one-click, RFC
 # 8058, only when that is https) and, when this names a mailbox, a mailto beside it.
 AMENDS_UNSUBSCRIBE_MAILTO = env.str("AMENDS_UNSUBSCRIBE_MAILTO", default="")
+# Who is asked to sign for a role when an incident first needs it (a username each). Unset:
+# every active user in that role is asked (and becomes a stakeholder of the incident).
+AMENDS_DEFAULT_SIGNERS = {
+    role: username for role, username in (
+        ("legal", env.str("AMENDS_DEFAULT_SIGNER_LEGAL", default="")),
+        ("security", env.str("AMENDS_DEFAULT_SIGNER_SECURITY", default="")),
+    ) if username
+}
 
 # --- ESP adapter (messaging.esp) -------------------------------------------------------
 # Retries with backoff on 429/5xx for every ESP call; the sandbox ESP is the default.

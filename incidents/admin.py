@@ -4,26 +4,36 @@ from core.admin import ReadOnlyAdmin
 from incidents.models import ChecklistItem, Incident, ResponseStep, Stakeholder, TimelineEvent
 from incidents.permissions import incidents_visible_to
 
+# Incidents are worked in the war room, where every change goes through a service that
+# records its timeline event. The back office only reads: an admin form would change an
+# incident (say, turn "restricted" off on a breach) with no event and no sign-off check.
 
-class ResponseStepInline(admin.TabularInline):
-    model = ResponseStep
+class _ReadOnlyInline(admin.TabularInline):
     extra = 0
-    fields = ["number", "title", "owner", "status", "target_minutes", "started_at", "done_at"]
-    readonly_fields = ["number", "title"]
     can_delete = False
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
-class StakeholderInline(admin.TabularInline):
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ResponseStepInline(_ReadOnlyInline):
+    model = ResponseStep
+    fields = ["number", "title", "owner", "status", "target_minutes", "started_at", "done_at"]
+
+
+class StakeholderInline(_ReadOnlyInline):
     model = Stakeholder
-    extra = 0
+    fields = ["user", "role", "added_at"]
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ReadOnlyAdmin):
     list_display = ["id", "title", "kind", "severity", "status", "lead", "declared_at"]
     list_filter = ["status", "severity", "kind", "restricted"]
     search_fields = ["title", "summary"]
-    readonly_fields = ["status", "declared_at", "declared_by"]
     inlines = [ResponseStepInline, StakeholderInline]
 
     def get_queryset(self, request):
@@ -32,9 +42,13 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChecklistItem)
-class ChecklistItemAdmin(admin.ModelAdmin):
+class ChecklistItemAdmin(ReadOnlyAdmin):
     list_display = ["text", "step", "done", "done_by", "done_at"]
     list_filter = ["done"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(
+            step__incident__in=incidents_visible_to(request.user))
 
 
 @admin.register(TimelineEvent)

@@ -58,6 +58,10 @@ class DeclareForm(forms.Form):
 class IncidentEditForm(forms.ModelForm):
     severity = SeverityField(label=_("Severity"))
     lead = UserChoiceField(label=_("Lead"), queryset=assignable_users())
+    change_reason = forms.CharField(
+        label=_("Why this change?"), required=False, max_length=500,
+        help_text=_("Lowering the kind, severity or personal data does not drop a sign-off: "
+                    "the signer who would be dropped must approve it. Tell them why."))
 
     class Meta:
         model = Incident

@@ -214,7 +214,9 @@ from incidents.plan.models import (  # noqa: E402,F401
     DutyStatus,
     PlanVersion,
     RegulatoryDuty,
+    RequirementWhy,
     SignerRequest,
+    SignerRequirement,
     SignerRole,
     SignOff,
 )

@@ -29,6 +29,7 @@ from incidents.models import (
     StepStatus,
     TimelineEvent,
 )
+from incidents.plan.signoff import signer_requirements_sync
 from incidents.signals import incident_closing
 from incidents.timeline import actor_name, in_log_language, timeline_record
 
@@ -80,6 +81,7 @@ def incident_declare(*, actor: User, title: str, kind: str, severity: int,
                 "kind": Kind(kind).label, "lead": actor_name(lead)},
             data={"kind": kind, "severity": severity, "lead": lead.pk},
         )
+    signer_requirements_sync(incident=incident, actor=actor)
     return incident
 
 
@@ -87,8 +89,12 @@ EDITABLE_FIELDS = ("title", "summary", "severity", "cause", "pii_exposed", "kind
 
 
 @transaction.atomic
-def incident_update(*, incident: Incident, actor: User, **changes: Any) -> list[str]:
-    """Change details; returns the names of fields that really changed."""
+def incident_update(*, incident: Incident, actor: User, reason: str = "",
+                    **changes: Any) -> list[str]:
+    """Change details; returns the names of fields that really changed.
+
+    Sign-off requirements only ratchet up: raising kind, severity or personal data adds
+    signers; lowering them asks the dropped signers to approve (`reason` goes with it)."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
@@ -120,6 +126,7 @@ def incident_update(*, incident: Incident, actor: User, **changes: Any) -> list[
                         message=_("%(who)s changed %(fields)s.") % {
                             "who": actor_name(actor), "fields": labels},
                         data={"changes": diff})
+    signer_requirements_sync(incident=incident, actor=actor, reason=reason)
     return changed
 
 

@@ -43,6 +43,10 @@ urlpatterns = [
     path("<int:pk>/plan/diff/", plan_views.plan_diff, name="plan-diff"),
     path("<int:pk>/plan/versions/<int:number>/sign/", plan_views.plan_sign, name="plan-sign"),
     path("<int:pk>/plan/signers/", plan_views.signer_request, name="signer-request"),
+    # Issue 9: the signer's page, withdrawing a decision, dropping a lowered requirement.
+    path("<int:pk>/signoff/", plan_views.signoff_review, name="signoff-review"),
+    path("<int:pk>/signoff/withdraw/", plan_views.signoff_withdraw, name="signoff-withdraw"),
+    path("<int:pk>/signoff/drop/", plan_views.requirement_drop, name="requirement-drop"),
     path("<int:pk>/breach/aware/", plan_views.breach_aware, name="breach-aware"),
     path("<int:pk>/breach/duties/<int:duty_id>/notified/", plan_views.duty_notified,
          name="duty-notified"),

@@ -265,9 +265,11 @@ def incident_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     incident = get_incident_for_user(request.user, pk, write=True)
     form = IncidentEditForm(request.POST or None, instance=Incident.objects.get(pk=pk))
     if request.method == "POST" and form.is_valid():
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        changes = {name: form.cleaned_data[name] for name in form.changed_data
+                   if name != "change_reason"}
         try:
-            services.incident_update(incident=incident, actor=request.user, **changes)
+            services.incident_update(incident=incident, actor=request.user,
+                                     reason=form.cleaned_data["change_reason"], **changes)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

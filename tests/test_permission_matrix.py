@@ -135,6 +135,14 @@ RULES: dict[str, Rule] = {
     "incidents:plan-sign": Rule("POST", {
         **writers(), "marketing": 403, "deliverability": 403, "admin": 403},
         {"decision": "approved"}, kwargs={"number": lambda w: w["latest"].number}),
+    # Issue 9: the signer's page; withdrawing a decision; dropping a lowered requirement
+    # (the matrix's breach still needs legal, so legal is turned back with the reason).
+    "incidents:signoff-review": Rule("GET", readers()),
+    "incidents:signoff-withdraw": Rule("POST", {
+        **writers(), "marketing": 403, "deliverability": 403, "admin": 403}),
+    "incidents:requirement-drop": Rule("POST", {
+        **writers(), "marketing": 403, "deliverability": 403, "admin": 403, "security": 403},
+        {"role": "legal", "reason": "No personal data after all"}),
     "incidents:signer-request": Rule("POST", {
         **writers(), "legal": 403, "security": 403, "deliverability": 403},
         {"roles": ["legal"]}),

@@ -16,6 +16,7 @@ from incidents.apology.lint import (
 from incidents.apology.models import Apology
 from incidents.assessment.models import AffectedAudience
 from incidents.models import Incident, Kind
+from incidents.plan.models import PlanVersion
 from messaging.rendering import RenderedEmail, render_branded_email
 from messaging.selectors import brand_template_default
 
@@ -133,11 +134,17 @@ class ApologySummary:
         return lint_blocks_sending(self.findings)
 
 
+def apology_plan(*, incident: Incident) -> PlanVersion | None:
+    """The current plan version, which the email must agree with (the linter's plan rules)."""
+    return PlanVersion.objects.filter(incident_id=incident.pk).order_by("-number").first()
+
+
 def apology_summary(*, incident: Incident) -> ApologySummary:
-    """For the war room's step-5 card: one query, no rendering."""
+    """For the war room's step-5 card: three queries, no rendering."""
     apology = Apology.objects.filter(incident=incident).first()
     if apology is None:
         return ApologySummary(apology=None, findings=[])
     return ApologySummary(apology=apology, findings=apology_lint(
         apology=apology, incident=incident,
-        audience=apology_audience_check(incident=incident)))
+        audience=apology_audience_check(incident=incident),
+        plan=apology_plan(incident=incident)))

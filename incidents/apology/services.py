@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from incidents.apology.models import Apology
 from incidents.models import EventKind, Incident
+from incidents.plan.signoff import signoffs_void_for_change
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.models import BrandTemplate
 
@@ -109,6 +110,11 @@ def apology_save(*, incident: Incident, actor: User, subject: str, from_name: st
                         message=message,
                         data={"apology": apology.pk, "version": apology.version,
                               "fields": changed, "body_locales": body_locales})
+        change = _("The apology email changed (version %(version)s: %(fields)s)") % {
+            "version": apology.version, "fields": ", ".join(labels)}
+    # A signature covers the email too: any change voids it (and pauses a send under way).
+    signoffs_void_for_change(incident=incident, actor=actor, change=change,
+                             why=f"apology edited to version {apology.version}")
     return apology
 
 

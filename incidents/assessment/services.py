@@ -38,6 +38,7 @@ from incidents.models import (
     Incident,
     Kind,
 )
+from incidents.plan.signoff import signoffs_void_for_change
 from incidents.services import checklist_item_prove, incident_update
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.models import Campaign, CampaignRecipient
@@ -179,8 +180,13 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
                                            "before": before, "after": after}})
         proof = _("The affected audience is computed: %(reached)s reached.") % {
             "reached": after["reached"]}
+        change = _("The affected audience changed (%(affected)s people)") % {
+            "affected": after["affected"]}
     checklist_item_prove(incident=incident, step_number=3, text=playbook.PROOF_AUDIENCE,
                          proof=proof)
+    # Who gets the apology is part of what legal and security sign.
+    signoffs_void_for_change(incident=incident, actor=actor, change=change,
+                             why="affected audience recomputed")
     return audience
 
 

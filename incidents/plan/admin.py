@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin
 from incidents.permissions import incidents_visible_to
-from incidents.plan.models import PlanVersion, RegulatoryDuty, SignOff
+from incidents.plan.models import PlanVersion, RegulatoryDuty, SignerRequirement, SignOff
 
 
 class _ReadOnlyScoped(ReadOnlyAdmin):
@@ -22,7 +22,7 @@ class PlanVersionAdmin(_ReadOnlyScoped):
 @admin.register(SignOff)
 class SignOffAdmin(_ReadOnlyScoped):
     list_display = ["incident", "version", "role", "decision", "signer", "signed_at",
-                    "voided_at"]
+                    "voided_at", "package_digest"]
     list_filter = ["role", "decision"]
 
 
@@ -31,3 +31,10 @@ class RegulatoryDutyAdmin(_ReadOnlyScoped):
     list_display = ["incident", "jurisdiction", "legal_basis", "deadline_at", "status",
                     "was_late"]
     list_filter = ["status", "was_late", "jurisdiction"]
+
+
+@admin.register(SignerRequirement)
+class SignerRequirementAdmin(_ReadOnlyScoped):
+    list_display = ["incident", "role", "why", "since", "drop_requested_at", "released_at",
+                    "released_by"]
+    list_filter = ["role", "why"]

@@ -61,12 +61,25 @@ class SignForm(forms.Form):
     decision = forms.ChoiceField(choices=Decision.choices)
     reason = forms.CharField(label=_("Reason"), max_length=2000, required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
+    # The package digest the signer read; empty from older pages means "as it is now".
+    digest = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
+    role = forms.ChoiceField(choices=SignerRole.choices, required=False)
 
     def clean(self):
         data = super().clean()
         if data.get("decision") == Decision.REJECTED and not data.get("reason", "").strip():
             self.add_error("reason", _("Say why you reject the plan."))
         return data
+
+
+class WithdrawForm(forms.Form):
+    role = forms.ChoiceField(choices=SignerRole.choices, required=False)
+
+
+class RequirementDropForm(forms.Form):
+    role = forms.ChoiceField(label=_("Sign-off"), choices=SignerRole.choices)
+    reason = forms.CharField(label=_("Why it is no longer needed"), max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class SignerRequestForm(forms.Form):

@@ -103,6 +103,12 @@ class SignOff(models.Model):
     signed_at = models.DateTimeField(default=timezone.now)
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=300, blank=True)
+    # What the signature covers: the whole outgoing package (plan version, apology content
+    # in every locale, sender, coupon, brand template, audience definition and count), as
+    # the snapshot the signer saw and its digest. The send guard compares the digest with
+    # the package's at the moment of sending (incidents/plan/package.py).
+    package = models.JSONField(default=dict, blank=True)
+    package_digest = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-signed_at", "-id"]
@@ -142,6 +148,50 @@ class SignerRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} requested on #{self.incident_id}"
+
+
+class RequirementWhy(models.TextChoices):
+    BREACH = "breach", _("a data breach")
+    PII = "pii", _("personal data exposed")
+    SEV1 = "sev1", _("SEV1")
+    REQUESTED = "requested", _("requested by the lead")
+
+
+class SignerRequirement(models.Model):
+    """A sign-off the incident needs. Requirements only ratchet up: one is written the first
+    time the incident's kind, personal data, severity or the lead's request needs a role,
+    and it stays when those are lowered, until a signer of that role approves dropping it
+    (with a reason). Released rows stay as the record."""
+
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE,
+                                 related_name="signer_requirements")
+    role = models.CharField(max_length=16, choices=SignerRole.choices)
+    why = models.CharField(max_length=16, choices=RequirementWhy.choices)
+    since = models.DateTimeField(default=timezone.now)
+    # A lowering edit asks to drop it; only a signer of the role can approve that.
+    drop_requested_at = models.DateTimeField(null=True, blank=True)
+    drop_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                          null=True, blank=True, related_name="+")
+    drop_request_reason = models.CharField(max_length=500, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    null=True, blank=True, related_name="+")
+    release_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["incident", "role", "-since"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "role"],
+                                    condition=Q(released_at__isnull=True),
+                                    name="signer_requirement_one_live_per_role"),
+            models.CheckConstraint(
+                condition=Q(released_at__isnull=True) | (Q(released_by__isnull=False)
+                                                         & ~Q(release_reason="")),
+                name="signer_requirement_release_has_signer_and_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} required on #{self.incident_id} ({self.why})"
 
 
 # --- The breach clock ----------------------------------------------------------------------
@@ -223,4 +273,5 @@ class RegulatoryDuty(models.Model):
 
 
 __all__ = ["BreachClock", "CompensationKind", "Decision", "DutyStatus", "PlanVersion",
-           "RegulatoryDuty", "SignOff", "SignerRequest", "SignerRole"]
+           "RegulatoryDuty", "RequirementWhy", "SignOff", "SignerRequest",
+           "SignerRequirement", "SignerRole"]

@@ -150,6 +150,20 @@ class FieldDiff:
     lines: list[tuple[str, str]]  # ("add" | "del" | "same", text)
 
 
+def diff_lines(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+    """("add" | "del" | "same", text) per line, difflib's line-based comparison."""
+    lines = []
+    for row in difflib.ndiff(a, b):
+        tag, text = row[:2], row[2:]
+        if tag == "+ ":
+            lines.append(("add", text))
+        elif tag == "- ":
+            lines.append(("del", text))
+        elif tag == "  ":
+            lines.append(("same", text))
+    return lines
+
+
 def plan_diff(*, old: PlanVersion, new: PlanVersion) -> list[FieldDiff]:
     """Line by line, per field; unchanged fields are listed but carry no lines."""
     out = []
@@ -158,16 +172,7 @@ def plan_diff(*, old: PlanVersion, new: PlanVersion) -> list[FieldDiff]:
         if a == b:
             out.append(FieldDiff(name, str(label), False, []))
             continue
-        lines = []
-        for row in difflib.ndiff(a, b):
-            tag, text = row[:2], row[2:]
-            if tag == "+ ":
-                lines.append(("add", text))
-            elif tag == "- ":
-                lines.append(("del", text))
-            elif tag == "  ":
-                lines.append(("same", text))
-        out.append(FieldDiff(name, str(label), True, lines))
+        out.append(FieldDiff(name, str(label), True, diff_lines(a, b)))
     return out
 
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import oversees_everything
-from core.forms import error_text, form_apply
+from core.forms import form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents.permissions import can_work, get_incident_for_user
 from incidents.plan import breach, signoff
@@ -23,8 +23,10 @@ from incidents.plan.forms import (
     DutyNotNeededForm,
     FollowUpFormSet,
     PlanForm,
+    RequirementDropForm,
     SignerRequestForm,
     SignForm,
+    WithdrawForm,
 )
 from incidents.plan.models import PlanVersion
 from incidents.plan.selectors import plan_initial
@@ -136,6 +138,16 @@ def plan_diff(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 # --- Sign-off ------------------------------------------------------------------------------
 
+def _signoff_answer(request: HtmxHttpRequest, incident, error: str) -> HttpResponse:
+    """From the sign page back to the sign page; from the war room back to step 4."""
+    if request.POST.get("next") == "review" and not wants_fragment(request):
+        if error:
+            messages.error(request, error)
+        return redirect("incidents:signoff-review", pk=incident.pk)
+    return war_room_answer(request, incident, steps=[4, 5], parts=PANEL_PARTS, error=error,
+                           anchor="step-4")
+
+
 @login_required
 @require_POST
 def plan_sign(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
@@ -143,19 +155,47 @@ def plan_sign(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
     if not signoff.signer_roles_of(request.user):
         raise PermissionDenied
     version = get_object_or_404(PlanVersion, incident=incident, number=number)
-    form = SignForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            signoff.signoff_record(incident=incident, version=version, actor=request.user,
-                                   decision=form.cleaned_data["decision"],
-                                   reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            error = error_text(exc)
-    else:
-        error = " ".join(m for errs in form.errors.values() for m in errs)
-    return war_room_answer(request, incident, steps=[4, 5], parts=PANEL_PARTS, error=error,
-                           anchor="step-4")
+    error = form_apply(SignForm(request.POST), lambda data: signoff.signoff_record(
+        incident=incident, version=version, actor=request.user, decision=data["decision"],
+        reason=data["reason"], role=data["role"], digest=data["digest"]))
+    if not error and request.POST.get("next") == "review":
+        messages.success(request, _("Your decision is recorded."))
+    return _signoff_answer(request, incident, error)
+
+
+@login_required
+@require_POST
+def signoff_withdraw(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    if not signoff.signer_roles_of(request.user):
+        raise PermissionDenied
+    error = form_apply(WithdrawForm(request.POST), lambda data: signoff.signoff_withdraw(
+        incident=incident, actor=request.user, role=data["role"]))
+    return _signoff_answer(request, incident, error)
+
+
+@login_required
+@require_POST
+def requirement_drop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    if not signoff.signer_roles_of(request.user):
+        raise PermissionDenied
+    error = form_apply(RequirementDropForm(request.POST),
+                       lambda data: signoff.signer_requirement_drop(
+                           incident=incident, actor=request.user, **data))
+    return _signoff_answer(request, incident, error)
+
+
+@login_required
+@require_GET
+def signoff_review(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The signer's page: the whole package, what changed since they last signed, and
+    Approve / Reject (or "Approved — withdraw?")."""
+    incident = get_incident_for_user(request.user, pk)
+    review = signoff.signoff_review(incident=incident, user=request.user)
+    return render(request, "incidents/signoff_review.html", {
+        "incident": incident, "review": review, "signoff": review.state,
+        "can_work": can_work(request.user) and incident.is_open})
 
 
 @login_required

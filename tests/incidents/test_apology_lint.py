@@ -203,12 +203,13 @@ def test_empty_subject_is_an_error():
 @pytest.mark.parametrize("text", ["Oops, that was us!", "Whoooops.", "lol, sorry", "hahaha",
                                   "our bad, sorry", "Sorry 😅", "Sorry 🙈", "Sorry 😂",
                                   "Sorry ;)"])
-def test_humour_in_a_breach_apology_warns(text):
+def test_humour_in_a_breach_apology_is_an_error(text):
+    # Issue 9: jokes and emoji in any breach (or SEV1/SEV2) block sending.
     breach = incident(Kind.DATA_BREACH)
     a = apology(subject="Notice of data breach", protective_steps=PROTECTIVE_STEPS_DEFAULT,
                 bodies={"en": f"We are sorry. {text}"})
     finding = only(lint(a, breach), "humour")
-    assert finding.level == WARNING and finding.field == "body_en"
+    assert finding.level == ERROR and finding.field == "body_en"
     assert "makes light of a data breach" in finding.message
 
 
@@ -239,8 +240,11 @@ def test_humour_in_a_breach_subject_names_the_subject():
     assert only(lint(a, breach), "humour").field == "subject"
 
 
-def test_humour_is_not_flagged_outside_a_breach():
-    assert "humour" not in codes(lint(apology(bodies={"en": "Oops, sorry! 😅"})))
+def test_humour_outside_a_breach_and_sev1_sev2_is_only_a_warning():
+    minor = incident()
+    minor.severity = 3
+    finding = only(lint(apology(bodies={"en": "Oops, sorry! 😅"}), minor), "humour")
+    assert finding.level == WARNING
 
 
 @pytest.mark.parametrize("text", ["We are sorry. Follow the steps below.",

@@ -137,7 +137,8 @@ def test_summary_counts_findings_without_rendering(incident, marketer,
                                                    django_assert_num_queries):
     assert apology_summary(incident=incident).apology is None
     apology_save(incident=incident, actor=marketer, **content(reply_to="noreply@x.test"))
-    with django_assert_num_queries(2):  # the apology, and the affected audience's state
+    # The apology, the affected audience's state, and the plan (the plan ↔ email rules).
+    with django_assert_num_queries(3):
         summary = apology_summary(incident=incident)
     # no-reply, audience not computed; no brand template is a warning.
     assert summary.errors == 2 and summary.warnings == 1 and summary.blocks_sending

@@ -33,9 +33,11 @@ def test_declaring_creates_six_steps_from_the_playbook_with_targets(marketer):
     assert incident.status == Status.DECLARED
     assert incident.lead == marketer
     assert incident.stakeholders.get().role == StakeholderRole.LEAD
-    event = incident.events.get()
-    assert event.kind == EventKind.DECLARED and event.actor == marketer
-    assert "SEV1" in event.message
+    event = incident.events.get(kind=EventKind.DECLARED)
+    assert event.actor == marketer and "SEV1" in event.message
+    # Issue 9: SEV1 needs legal's sign-off, recorded from the start (and kept).
+    assert incident.events.get(kind=EventKind.SIGNOFF).message.startswith(
+        "Legal must now sign before subscribers are told (SEV1).")
 
 
 def test_breach_gets_security_items_password_guidance_and_is_restricted(security_officer):

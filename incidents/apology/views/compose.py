@@ -23,6 +23,7 @@ from incidents.apology.selectors import (
     apology_audience_check,
     apology_draft,
     apology_locale_for,
+    apology_plan,
     apology_render,
     sample_merge_data,
 )
@@ -51,7 +52,8 @@ def _context(request: HtmxHttpRequest, incident: Incident, form: ApologyForm,
              apology: Apology, *, draft: dict | None = None) -> dict:
     findings = form.error_findings() if form.is_bound else []
     findings += apology_lint(apology=apology, incident=incident,
-                             audience=apology_audience_check(incident=incident))
+                             audience=apology_audience_check(incident=incident),
+                             plan=apology_plan(incident=incident))
     preview_locale = form.preview_locale_value() if form.is_bound else apology.default_locale
     languages = dict(settings.LANGUAGES)
     shown = apology_locale_for(apology=apology, locale=preview_locale)
