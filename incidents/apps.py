@@ -19,3 +19,7 @@ class IncidentsConfig(AppConfig):
 
         # The learn step: closing asks for the post-mortem (incidents.signals.incident_closing).
         from incidents.learn import services as learn_services  # noqa: F401
+
+        # The plan step: sign-off requirements follow the incident's details
+        # (incidents.signals.incident_details_changed).
+        from incidents.plan import signoff  # noqa: F401

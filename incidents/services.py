@@ -29,8 +29,7 @@ from incidents.models import (
     StepStatus,
     TimelineEvent,
 )
-from incidents.plan.signoff import signer_requirements_sync
-from incidents.signals import incident_closing
+from incidents.signals import incident_closing, incident_details_changed
 from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
@@ -81,7 +80,7 @@ def incident_declare(*, actor: User, title: str, kind: str, severity: int,
                 "kind": Kind(kind).label, "lead": actor_name(lead)},
             data={"kind": kind, "severity": severity, "lead": lead.pk},
         )
-    signer_requirements_sync(incident=incident, actor=actor)
+    incident_details_changed.send(sender=Incident, incident=incident, actor=actor, reason="")
     return incident
 
 
@@ -126,7 +125,8 @@ def incident_update(*, incident: Incident, actor: User, reason: str = "",
                         message=_("%(who)s changed %(fields)s.") % {
                             "who": actor_name(actor), "fields": labels},
                         data={"changes": diff})
-    signer_requirements_sync(incident=incident, actor=actor, reason=reason)
+    incident_details_changed.send(sender=Incident, incident=incident, actor=actor,
+                                  reason=reason)
     return changed
 
 

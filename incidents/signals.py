@@ -7,3 +7,8 @@ from django.dispatch import Signal
 # incident, actor and postmortem_skip_reason. A receiver refuses by raising
 # ValidationError; the exception reaches the caller and nothing is closed.
 incident_closing = Signal()
+
+# Sent inside the transaction of a declaration or a change of an incident's details (kind,
+# severity, personal data...), with incident, actor and reason: what must be signed follows
+# (incidents.plan.signoff keeps its requirements, which only ratchet up).
+incident_details_changed = Signal()

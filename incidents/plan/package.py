@@ -20,8 +20,8 @@ from django.utils.translation import gettext as _
 from incidents.apology.models import Apology
 from incidents.assessment.models import AffectedAudience
 from incidents.models import Incident
+from incidents.plan.diff import PLAN_FIELDS, FieldDiff, diff_lines
 from incidents.plan.models import CompensationKind, PlanVersion
-from incidents.plan.services import PLAN_FIELDS, FieldDiff, diff_lines
 
 PACKAGE_FORMAT = 1
 APOLOGY_FIELDS = ("subject", "from_name", "from_email", "reply_to", "default_locale",

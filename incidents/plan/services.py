@@ -1,6 +1,5 @@
 """Step 4, the plan: every edit writes a new immutable PlanVersion; any two compare."""
 
-import difflib
 from dataclasses import dataclass
 from datetime import date
 
@@ -8,26 +7,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from incidents.models import EventKind, Incident
+from incidents.plan.diff import PLAN_FIELDS
 from incidents.plan.models import CompensationKind, PlanVersion
 from incidents.timeline import actor_name, in_log_language, timeline_record
 
 User = AbstractBaseUser
 
-# The plan's content, in reading order; also the order of the diff.
-PLAN_FIELDS: list[tuple[str, str]] = [
-    ("internal_steps", gettext_lazy("Internal steps")),
-    ("subscriber_message", gettext_lazy("What subscribers are told")),
-    ("subscriber_action_required", gettext_lazy("Subscribers must act")),
-    ("subscriber_actions", gettext_lazy("What subscribers must do")),
-    ("compensation_kind", gettext_lazy("Compensation")),
-    ("compensation_value", gettext_lazy("Compensation value")),
-    ("compensation_eligibility", gettext_lazy("Who qualifies")),
-    ("process_changes", gettext_lazy("Process and system changes")),
-    ("follow_ups", gettext_lazy("Follow-up actions")),
-]
 TEXT_FIELDS = ("internal_steps", "subscriber_message", "subscriber_actions",
                "compensation_value", "compensation_eligibility", "process_changes")
 
@@ -129,52 +116,3 @@ def plan_version_create(*, incident: Incident, actor: User, internal_steps: str 
 
 
 # --- Reading and comparing ---------------------------------------------------------------
-
-def _as_lines(version: PlanVersion, name: str) -> list[str]:
-    value = getattr(version, name)
-    if name == "subscriber_action_required":
-        return [_("Yes") if value else _("No")]
-    if name == "compensation_kind":
-        return [str(CompensationKind(value).label)]
-    if name == "follow_ups":
-        return [_("%(action)s — %(owner)s — due %(due)s") % {
-            "action": f["action"], "owner": f["owner_name"], "due": f["due"]} for f in value]
-    return value.splitlines()
-
-
-@dataclass(frozen=True)
-class FieldDiff:
-    name: str
-    label: str
-    changed: bool
-    lines: list[tuple[str, str]]  # ("add" | "del" | "same", text)
-
-
-def diff_lines(a: list[str], b: list[str]) -> list[tuple[str, str]]:
-    """("add" | "del" | "same", text) per line, difflib's line-based comparison."""
-    lines = []
-    for row in difflib.ndiff(a, b):
-        tag, text = row[:2], row[2:]
-        if tag == "+ ":
-            lines.append(("add", text))
-        elif tag == "- ":
-            lines.append(("del", text))
-        elif tag == "  ":
-            lines.append(("same", text))
-    return lines
-
-
-def plan_diff(*, old: PlanVersion, new: PlanVersion) -> list[FieldDiff]:
-    """Line by line, per field; unchanged fields are listed but carry no lines."""
-    out = []
-    for name, label in PLAN_FIELDS:
-        a, b = _as_lines(old, name), _as_lines(new, name)
-        if a == b:
-            out.append(FieldDiff(name, str(label), False, []))
-            continue
-        out.append(FieldDiff(name, str(label), True, diff_lines(a, b)))
-    return out
-
-
-def plan_fields_for_display(version: PlanVersion) -> list[tuple[str, list[str]]]:
-    return [(str(label), _as_lines(version, name)) for name, label in PLAN_FIELDS]

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Prefetch, Q
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,6 +26,7 @@ from incidents.apology.lint import apology_lint
 from incidents.apology.models import Apology
 from incidents.models import EventKind, Incident, Kind, Severity, Stakeholder, StakeholderRole
 from incidents.permissions import incidents_visible_to
+from incidents.plan.diff import FieldDiff
 from incidents.plan.models import (
     Decision,
     PlanVersion,
@@ -40,7 +42,7 @@ from incidents.plan.package import (
     package_diff,
     package_parts,
 )
-from incidents.plan.services import FieldDiff
+from incidents.signals import incident_details_changed
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus
@@ -114,6 +116,13 @@ def _signers_for(role: str) -> list[User]:
         if chosen:
             return chosen
     return [u for u in in_role if role in signer_roles_of(u)]
+
+
+@receiver(incident_details_changed, dispatch_uid="incidents.plan.signer_requirements")
+def signer_requirements_follow(sender=None, *, incident: Incident, actor: User | None,
+                               reason: str = "", **kwargs) -> None:
+    """A declaration or an edit of the incident's details: the requirements follow."""
+    signer_requirements_sync(incident=incident, actor=actor, reason=reason)
 
 
 def signer_requirements_sync(*, incident: Incident, actor: User | None,

@@ -15,6 +15,7 @@ from core.forms import form_apply
 from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents.permissions import can_work, get_incident_for_user
 from incidents.plan import breach, signoff
+from incidents.plan import diff as plan_compare
 from incidents.plan import services as plan
 from incidents.plan.forms import (
     AwarenessForm,
@@ -55,7 +56,7 @@ def plan_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         signoffs = list(shown.signoffs.select_related("signer").order_by("signed_at"))
     return render(request, "incidents/plan.html", {
         "incident": incident, "versions": versions, "shown": shown, "signoffs": signoffs,
-        "fields": plan.plan_fields_for_display(shown) if shown else [],
+        "fields": plan_compare.plan_fields_for_display(shown) if shown else [],
         "signoff": signoff.signoff_state(incident), "can_edit": can_work(request.user),
     })
 
@@ -127,7 +128,7 @@ def plan_diff(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         numbers = sorted(versions)
         old, new = versions[numbers[-2]], versions[numbers[-1]]
     if old is not None and new is not None:
-        diff = plan.plan_diff(old=old, new=new)
+        diff = plan_compare.plan_diff(old=old, new=new)
     context = {"incident": incident, "versions": sorted(versions.values(),
                                                          key=lambda v: v.number),
                "form": form, "error": error, "diff": diff, "old": old, "new": new}

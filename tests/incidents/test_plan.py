@@ -4,8 +4,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from incidents.models import EventKind, Kind, Severity
+from incidents.plan.diff import plan_diff
 from incidents.plan.models import PlanVersion
-from incidents.plan.services import FollowUp, plan_diff, plan_version_create
+from incidents.plan.services import FollowUp, plan_version_create
 from tests.factories import declare
 
 pytestmark = pytest.mark.django_db
