@@ -50,6 +50,7 @@ def war_room_context(request: HtmxHttpRequest, incident: Incident, *,
         step.is_current = step.number == current
         step.is_open = step.is_current or step.number in open_steps
         step.open_items = sum(1 for item in step.items.all() if not item.done)  # prefetched
+    summary = apology_summary(incident=incident)
     events = list(selectors.incident_timeline(incident=incident, limit=TIMELINE_PAGE + 1))
     more = len(events) > TIMELINE_PAGE
     events = events[:TIMELINE_PAGE]
@@ -78,8 +79,8 @@ def war_room_context(request: HtmxHttpRequest, incident: Incident, *,
         # The step panels are lazy: each reads the database only when its card shows it.
         "containment": ContainmentPanel(incident),
         "assessment_panel": AssessmentPanel(incident),
-        "apology_summary": apology_summary(incident=incident),
-        "send_panel": SendPanel(incident),
+        "apology_summary": summary,
+        "send_panel": SendPanel(incident, summary=summary),  # one linter run for both
         "deliverability": deliverability_panel(incident=incident),
     }
 
