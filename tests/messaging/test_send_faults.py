@@ -24,7 +24,7 @@ from incidents.apology.send import apology_send_start
 from incidents.models import TimelineEvent
 from messaging import broadcasts
 from messaging.esp.postmark import PostmarkAdapter
-from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState, EspAccount
 from tests.conftest import wait_for
 from tests.loopback.esps import PostmarkDelivery, PostmarkLoopback
 from tests.messaging.send_world import sendable_incident
@@ -96,6 +96,12 @@ class Beat:
         self.thread.join(timeout=10)
 
 
+def account_allows(rate: int) -> None:
+    """The customer's real limit on their ESP account, as an admin sets it: the send form
+    may go up to it, never beyond (issue 13)."""
+    EspAccount.objects.filter(provider="postmark").update(rate_per_second=rate)
+
+
 def _check_no_duplicates_no_misses(world, broadcast, esp) -> Counter:
     assert not esp.duplicates()
     assert received(esp) == Counter(world.included)  # everyone exactly once
@@ -118,6 +124,7 @@ def test_20000_recipients_with_kills_reconcile_past_the_search_limit(marketer, s
     send_esp.delay_next(0.2, times=100_000)
     recoveries = []
     with Beat():
+        account_allows(20_000)
         broadcast = apology_send_start(incident=world.incident, actor=marketer,
                                        batch_size=500, rate_per_second=20_000)
         for _kill in range(3):
@@ -154,6 +161,7 @@ def test_search_down_at_the_end_then_ask_the_esp_again(marketer, send_worker, se
     world = sendable_incident(marketer, 3000, provider="postmark")
     send_esp.set_faults(0.25, statuses=(500,), seed=3, paths=r"^/email/batch$")
     send_esp.fail_next(503, times=1_000, paths=r"^/messages/outbound$")
+    account_allows(10_000)
     broadcast = apology_send_start(incident=world.incident, actor=marketer,
                                    batch_size=200, rate_per_second=10_000)
     wait_for(lambda: status(broadcast) == BroadcastStatus.COMPLETED, timeout=60)
@@ -196,6 +204,7 @@ def test_pause_through_the_page_never_waits_for_the_esp(marketer, send_worker, s
         send_esp.delay_next(6.0, times=1_000)  # takes the batch, answers 6 s later
     else:
         send_esp.fail_next(429, times=1_000, retry_after="30", paths=r"^/email/batch$")
+    account_allows(10_000)
     broadcast = apology_send_start(incident=world.incident, actor=marketer,
                                    batch_size=100, rate_per_second=10_000)
     wait_for(lambda: send_esp.calls_to("POST", "/email/batch"), timeout=30)
