@@ -2,7 +2,8 @@
 answer (paths, auth, limits, per-recipient or per-call results, partial failures).
 
 Each records the messages it accepted in `deliveries` (one dict per recipient: recipient,
-subject, html, text as the ESP would render them with its own merge syntax, metadata), so
+subject, html, text and headers as the ESP would render them with its own merge syntax and
+per-recipient header fields, metadata), so
 tests can check who got what and that nobody got it twice (`duplicates()`). `refuse` holds
 addresses the ESP turns away: per recipient where the ESP answers per recipient, for the
 whole call where it validates the whole call (SendGrid, Mailgun, Brevo).
@@ -32,11 +33,12 @@ class _Deliveries:
         super().__init__(**kwargs)
 
     def _accept(self, recipient: str, *, subject: str = "", html: str = "", text: str = "",
-                metadata: dict[str, str] | None = None, message_id: str = "") -> str:
+                metadata: dict[str, str] | None = None, message_id: str = "",
+                headers: dict[str, str] | None = None) -> str:
         message_id = message_id or uuid.uuid4().hex
         self.deliveries.append({"recipient": recipient, "subject": subject, "html": html,
                                 "text": text, "metadata": dict(metadata or {}),
-                                "message_id": message_id})
+                                "headers": dict(headers or {}), "message_id": message_id})
         return message_id
 
     def recipient_counts(self) -> Counter:
@@ -97,6 +99,7 @@ class SendGridBatchLoopback(_Deliveries, SendGridLoopback):
                              text=sub(content.get("text/plain", "")),
                              metadata={**body.get("custom_args", {}),
                                        **p.get("custom_args", {})},
+                             headers={**body.get("headers", {}), **p.get("headers", {})},
                              message_id=message_id)
         return Reply(202, None, {"X-Message-Id": message_id})
 
@@ -144,10 +147,12 @@ class MailgunLoopback(_Deliveries, LoopbackServer):
             values = variables.get(address, {})
             custom = {k[2:]: _fill(v[0], pattern, values) for k, v in form.items()
                       if k.startswith("v:")}
+            headers = {k[2:]: _fill(v[0], pattern, values) for k, v in form.items()
+                       if k.startswith("h:")}
             self._accept(address, subject=_fill(form["subject"][0], pattern, values),
                          html=_fill((form.get("html") or [""])[0], pattern, values),
                          text=_fill((form.get("text") or [""])[0], pattern, values),
-                         metadata=custom, message_id=message_id)
+                         metadata=custom, message_id=message_id, headers=headers)
         return Reply(200, {"id": message_id, "message": "Queued. Thank you."})
 
 
@@ -180,6 +185,8 @@ class SparkPostBatchLoopback(_Deliveries, SparkPostLoopback):
                          html=_fill(content.get("html", ""), pattern, values, escape_html=True),
                          text=_fill(content.get("text", ""), pattern, values),
                          metadata={**body.get("metadata", {}), **r.get("metadata", {})},
+                         headers={k: _fill(v, pattern, values)
+                                  for k, v in (content.get("headers") or {}).items()},
                          message_id=transmission)
         if not accepted:
             return Reply(422, {"errors": [{"message": "All provided recipients were "
@@ -414,5 +421,7 @@ class PostmarkBatchLoopback(PostmarkLoopback):
                     return {"recipient": recipient, "subject": message.get("Subject", ""),
                             "html": message.get("HtmlBody", ""),
                             "text": message.get("TextBody", ""),
-                            "metadata": message.get("Metadata", {})}
+                            "metadata": message.get("Metadata", {}),
+                            "headers": {h["Name"]: h["Value"]
+                                        for h in message.get("Headers") or []}}
         raise LookupError(recipient)

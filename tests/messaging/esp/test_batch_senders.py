@@ -22,6 +22,7 @@ from messaging.esp.postmark_json import PostmarkJsonSender
 from messaging.esp.sendgrid_batch import SendGridBatchSender
 from messaging.esp.ses_batch import SesBatchSender
 from messaging.esp.sparkpost_batch import SparkPostBatchSender
+from messaging.rendering import message_headers
 from tests.loopback import batch_esps
 
 from .helpers import quick
@@ -191,6 +192,53 @@ def test_different_bodies_go_in_separate_calls(esp):
     if sender.shared_content:
         assert len(server.calls) == 2
     assert server.delivered_to("p2@example.test")["html"] == "<p>Beste P2</p>"
+
+
+BASE = "https://amends.example.com"
+
+
+@pytest.mark.parametrize("mailto", ["", "unsubscribe@shop.test"])
+def test_each_recipient_gets_their_own_list_unsubscribe_headers(esp, settings, mailto):
+    """RFC 8058 on the batch path: every person's request carries their own link (and the
+    mailto when one is set) and the one-click header, beside the message's own headers;
+    one call for all of them where the ESP takes per-person headers."""
+    settings.AMENDS_BASE_URL = BASE
+    settings.AMENDS_UNSUBSCRIBE_MAILTO = mailto
+    spec, server, sender, _sleep = esp
+    messages = [msg(n, headers={"X-Campaign": "apology-9"}) for n in (1, 2, 3)]
+    results = sender.send_batch(messages)
+    assert all(r.sent for r in results)
+    # Mandrill has no per-person headers and no merge tags in headers: one call a person.
+    assert len(server.calls) == (3 if spec.name == "mandrill" else 1)
+    links = set()
+    for message in messages:
+        got = server.delivered_to(message.to)["headers"]
+        token = broadcasts.unsubscribe_token(int(message.metadata["recipient_id"]))
+        expected = f"<{BASE}/unsubscribe/{token}/>"
+        if mailto:
+            expected += f", <mailto:unsubscribe@shop.test?subject=unsubscribe%20{token}>"
+        assert got["List-Unsubscribe"] == expected == message_headers(message)[
+            "List-Unsubscribe"]
+        assert got["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert got["X-Campaign"] == "apology-9"
+        links.add(got["List-Unsubscribe"])
+    assert len(links) == 3
+    assert server.duplicates() == {}
+
+
+def test_a_line_break_in_a_merge_value_never_breaks_the_subject(esp, settings):
+    settings.AMENDS_BASE_URL = BASE
+    _spec, server, sender, _sleep = esp
+    hostile = "Eve\r\nBcc: everyone@example.test\nX-Evil: 1"
+    results = sender.send_batch([msg(1), msg(2, merge_data={"first_name": hostile,
+                                                            "unsubscribe_url": "https://u/2"})])
+    assert all(r.sent for r in results)
+    subject = server.delivered_to("p2@example.test")["subject"]
+    assert subject == "Sorry, Eve Bcc: everyone@example.test X-Evil: 1"
+    assert server.delivered_to("p1@example.test")["subject"] == "Sorry, P1"
+    headers = server.delivered_to("p2@example.test")["headers"]
+    assert "Bcc" not in headers and "X-Evil" not in headers
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_ses_reports_throttled_entries_as_failed_not_sent():
