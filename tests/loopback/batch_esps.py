@@ -248,12 +248,16 @@ class SesLoopback(_Deliveries, LoopbackServer):
             values = json.loads(((entry.get("ReplacementEmailContent") or {})
                                  .get("ReplacementTemplate") or {})
                                 .get("ReplacementTemplateData") or "{}")
+            headers = {h["Name"]: h["Value"] for h in template.get("Headers") or []}
+            headers.update({h["Name"]: h["Value"]
+                            for h in entry.get("ReplacementHeaders") or []})
             message_id = self._accept(
                 address, subject=_fill(content["Subject"], pattern, values),
                 html=_fill(content.get("Html", ""), pattern, values),
                 text=_fill(content.get("Text", ""), pattern, values),
                 metadata={**tags, **{t["Name"]: t["Value"]
-                                     for t in entry.get("ReplacementTags") or []}})
+                                     for t in entry.get("ReplacementTags") or []}},
+                headers=headers)
             results.append({"Status": "SUCCESS", "MessageId": message_id})
         return Reply(200, {"BulkEmailEntryResults": results})
 
