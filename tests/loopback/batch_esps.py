@@ -282,11 +282,13 @@ class BrevoBatchLoopback(_Deliveries, BrevoLoopback):
                 if "@" not in to.get("email", "") or to["email"] in self.refuse:
                     return Reply(400, {"code": "invalid_parameter",
                                        "message": f"email is not valid in to: {to['email']}"})
-        custom = json.loads((body.get("headers") or {}).get("X-Mailin-custom") or "{}")
         pattern = r"\{\{\s*params\.([A-Za-z0-9_]+)\s*\}\}"
         ids = []
         for v in versions:
             params = v.get("params") or {}
+            # Strict reading: a version's headers replace the call's, they do not add to them.
+            headers = v.get("headers") or body.get("headers") or {}
+            custom = json.loads(headers.get("X-Mailin-custom") or "{}")
             mid = f"<{uuid.uuid4().hex}@smtp-relay.mailin.fr>"
             for to in v["to"]:
                 self._accept(to["email"],
@@ -296,7 +298,7 @@ class BrevoBatchLoopback(_Deliveries, BrevoLoopback):
                                         pattern, params),
                              text=_fill(v.get("textContent") or body.get("textContent", ""),
                                         pattern, params),
-                             metadata=custom, message_id=mid)
+                             metadata=custom, message_id=mid, headers=headers)
             ids.append(mid)
         return Reply(201, {"messageIds": ids})
 
