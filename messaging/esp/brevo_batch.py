@@ -6,9 +6,9 @@ shared and takes the values from the version's `params` (`{{ params.field }}`). 
 travels in the X-Mailin-custom header (Brevo returns it on its webhook events); each version
 carries `headers`: the person's own List-Unsubscribe pair and our other headers
 (messaging.rendering.message_headers) with X-Mailin-custom again, as a version's headers
-stand in for the call's. The subject's merge values are one line each; Brevo
-answers 201 `{"messageIds": [...]}`, one id per version in order: per-recipient ids, so a
-recipient's events are matched by message id. Auth: header "api-key".
+stand in for the call's. The subject's merge values are one line each; Brevo answers 201
+`{"messageIds": [...]}`, one id per version in order: per-recipient ids, so a recipient's
+events are matched by message id. Auth: header "api-key".
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """Amazon SES (API v2): POST /v2/email/outbound-bulk-emails (SendBulkEmail), up to 50
 destinations a call.
 
-The content is an inline template (`DefaultContent.Template.TemplateContent`: subject,
-text, HTML) whose `{{ field }}` tags stay as they are (SES's template syntax); each entry
-has its destination, `ReplacementTemplateData` (our values as a JSON string; SES inserts
-them as they are, so the HTML part names an escaped twin) and `ReplacementTags`
-(recipient_id; broadcast_id is a default tag) and `ReplacementHeaders` (the person's own
-List-Unsubscribe pair and our other headers, messaging.rendering.message_headers; SES adds
-an entry's headers to the message, over any of the template's). Tags come back on SES's
-events. Template values are one line each, since they may fill the subject.
-SES answers per entry (`BulkEmailEntryResults`: Status SUCCESS with a MessageId, or an
-error status with words): per-recipient outcome. Requests are signed with AWS Signature
-Version 4 (botocore's signer; boto3 is already a dependency for anymail's SES webhooks).
+The content is an inline template (`DefaultContent.Template.TemplateContent`: subject, text,
+HTML) whose `{{ field }}` tags stay as they are (SES's template syntax); each entry has its
+destination, `ReplacementTemplateData` (our values as a JSON string; SES inserts them as
+they are, so the HTML part names an escaped twin) and `ReplacementTags` (recipient_id;
+broadcast_id is a default tag) and `ReplacementHeaders` (the person's own List-Unsubscribe
+pair and our other headers, messaging.rendering.message_headers; SES adds an entry's headers
+to the message, over any of the template's). Tags come back on SES's events. Template values
+are one line each, since they may fill the subject. SES answers per entry
+(`BulkEmailEntryResults`: Status SUCCESS with a MessageId, or an error status with words):
+per-recipient outcome. Requests are signed with AWS Signature Version 4 (botocore's signer;
+boto3 is already a dependency for anymail's SES webhooks).
 """
 
 from __future__ import annotations

@@ -344,7 +344,7 @@ class MailjetLoopback(_Deliveries, LoopbackServer):
             self._accept(to, subject=message.get("Subject", ""),
                          html=message.get("HTMLPart", ""), text=message.get("TextPart", ""),
                          metadata=json.loads(message.get("EventPayload") or "{}"),
-                         message_id=uid)
+                         message_id=uid, headers=message.get("Headers") or {})
             answers.append({"Status": "success", "CustomID": message.get("CustomID", ""),
                             "To": [{"Email": to, "MessageUUID": uid,
                                     "MessageID": uuid.uuid4().int % 10**17,
@@ -403,7 +403,8 @@ class MandrillLoopback(_Deliveries, LoopbackServer):
                                html=render(message.get("html", "")),
                                text=render(message.get("text", "")),
                                metadata={**message.get("metadata", {}),
-                                         **meta.get(address, {})})
+                                         **meta.get(address, {})},
+                               headers=dict(message.get("headers") or {}))  # never merged
             out.append({"email": address, "status": "sent", "_id": mid,
                         "reject_reason": None})
         return Reply(200, out)
