@@ -300,3 +300,54 @@ def test_a_broadcast_settles_each_row_from_the_batch_answer(spec, marketer):
         assert all("refused the call (400)" in d.reason for d in failed)
         sent = [d for d in rows.values() if d.state == DeliveryState.SENT]
         assert sent and all("for the whole call" in d.reason for d in sent)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spec", [e for e in ESPS if e.name != "postmark"], ids=lambda e: e.name)
+def test_a_broadcast_through_each_batch_esp_gives_every_person_their_own_unsubscribe(
+        spec, marketer, settings):
+    """The ledger's path end to end: an apology sent through the batch sender reaches each
+    person with the List-Unsubscribe link for their own subscriber row and one-click."""
+    from incidents.apology.send import apology_send_start
+    from messaging.models import Delivery
+    from tests.messaging.send_world import sendable_incident
+
+    settings.AMENDS_BASE_URL = BASE
+    world = sendable_incident(marketer, 8, excluded=0)
+    broadcast = apology_send_start(incident=world.incident, actor=marketer, batch_size=5)
+    with spec.loopback() as server:
+        _sleep, options = quick()
+        sender = spec.sender(server, **options)
+        for _ in range(20):
+            if broadcasts.broadcast_run_batch(broadcast_id=broadcast.pk,
+                                              adapter=sender).next_in is None:
+                break
+        rows = list(Delivery.objects.filter(broadcast=broadcast))
+        assert len(rows) == 8 and server.duplicates() == {}
+        for row in rows:
+            headers = server.delivered_to(row.email)["headers"]
+            token = broadcasts.unsubscribe_token(row.subscriber_id)
+            assert headers["List-Unsubscribe"] == f"<{BASE}/unsubscribe/{token}/>"
+            assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+@pytest.mark.parametrize("spec", [e for e in ESPS if e.name in ("mailgun", "sparkpost")],
+                         ids=lambda e: e.name)
+def test_substituted_headers_never_mix_messages_with_different_header_names(spec, settings):
+    """Mailgun and SparkPost put one header value with a per-person variable in the call:
+    a message without our unsubscribe pair (no recipient id) goes in a call of its own, so
+    nobody gets an unfilled variable or an empty header."""
+    settings.AMENDS_BASE_URL = BASE
+    with spec.loopback() as server:
+        _sleep, options = quick()
+        sender = spec.sender(server, **options)
+        outsider = msg(3, metadata={"broadcast_id": 9})
+        results = sender.send_batch([msg(1), outsider, msg(2)])
+        assert all(r.sent for r in results)
+        assert len(server.calls) == 2
+        assert "List-Unsubscribe" not in server.delivered_to(outsider.to)["headers"]
+        for n in (1, 2):
+            headers = server.delivered_to(f"p{n}@example.test")["headers"]
+            assert broadcasts.unsubscribe_token(n) in headers["List-Unsubscribe"]
+        assert all("%recipient." not in v and "{{" not in v
+                   for d in server.deliveries for v in d["headers"].values())
