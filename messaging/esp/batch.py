@@ -88,7 +88,9 @@ def content_key(message: OutgoingMessage, headers: Mapping[str, str] | None = No
 
 def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
                       per_recipient_headers: bool = True,
-                      header_names_only: bool = False) -> list[list[int]]:
+                      header_names_only: bool = False,
+                      headers_of: Callable[[OutgoingMessage], Mapping[str, str]] = message_headers
+                      ) -> list[list[int]]:
     """Indexes of `messages` grouped by identical content, at most `max_per_call` each,
     with each recipient at most once per group.
 
@@ -103,11 +105,11 @@ def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
     for index, message in enumerate(messages):
         address = message.to.lower()
         if header_names_only:
-            headers: Mapping[str, str] | None = dict.fromkeys(message_headers(message), "")
+            headers: Mapping[str, str] | None = dict.fromkeys(headers_of(message), "")
         elif per_recipient_headers:
             headers = None
         else:
-            headers = message_headers(message)
+            headers = headers_of(message)
         key = content_key(message, headers)
         candidates = open_groups.setdefault(key, [])
         for members, seen in candidates:
@@ -269,6 +271,8 @@ class HttpBatchSender:
         self.rng = rng or random.Random()
         self.session = esp_session(session, headers=headers, auth=auth)
         self._bodies: dict[tuple, Any] = {}
+        # Inside send_batch only (its messages stay alive meanwhile): headers by id(message).
+        self._headers: dict[int, Mapping[str, str]] | None = None
 
     # --- what subclasses write -----------------------------------------------------------
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str | bytes, str]:
@@ -291,16 +295,34 @@ class HttpBatchSender:
             found = self._bodies[key] = make()
         return found
 
+    def headers(self, message: OutgoingMessage) -> Mapping[str, str]:
+        """The person's headers (messaging.rendering.message_headers), worked out once per
+        message of the batch being sent: grouping and encoding both need them."""
+        if self._headers is None:  # outside send_batch: nothing to remember them by
+            return message_headers(message)
+        found = self._headers.get(id(message))
+        if found is None:
+            found = self._headers[id(message)] = message_headers(message)
+        return found
+
     def groups(self, messages: Sequence[OutgoingMessage]) -> list[list[int]]:
         if self.shared_content:
             return group_for_batches(
                 messages, self.max_per_call,
                 per_recipient_headers=self.header_mode != "per_call",
-                header_names_only=self.header_mode == "substituted")
+                header_names_only=self.header_mode == "substituted",
+                headers_of=self.headers)
         return [list(range(start, min(start + self.max_per_call, len(messages))))
                 for start in range(0, len(messages), self.max_per_call)]
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[RecipientResult]:
+        self._headers = {}
+        try:
+            return self._send_groups(messages)
+        finally:
+            self._headers = None
+
+    def _send_groups(self, messages: Sequence[OutgoingMessage]) -> list[RecipientResult]:
         out: dict[int, RecipientResult] = {}
         for group in self.groups(messages):
             chunk = [messages[i] for i in group]

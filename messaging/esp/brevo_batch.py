@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..rendering import header_merge_data, message_headers
+from ..rendering import header_merge_data
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
 from .batch import (
     ENCODE,
@@ -84,7 +84,7 @@ class BrevoBatchSender(HttpBatchSender):
         for m in chunk:
             to = {"email": m.to, **({"name": m.to_name} if m.to_name else {})}
             # A version's headers stand in for the call's: our metadata header goes too.
-            headers = {**message_headers(m), **custom}
+            headers = {**self.headers(m), **custom}
             part = (f'{{"to":[{json.dumps(to, separators=(",", ":"))}],'
                     f'"params":{json.dumps(merge_values(m.merge_data, with_html=False))},'
                     f'"subject":{subject.encode(header_merge_data(m.merge_data))}')

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..rendering import message_headers
 from .base import OutgoingMessage, RecipientResult
 from .batch import (
     HttpBatchSender,
@@ -72,12 +71,12 @@ class MailgunBatchSender(HttpBatchSender):
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
         first = chunk[0]
         fields = list(self._content(first))
-        names = list(message_headers(first))  # the same names for the whole call (grouping)
+        names = list(self.headers(first))  # the same names for the whole call (grouping)
         fields.extend((f"h:{name}", _tag(header_variable(name))) for name in names)
         variables: dict[str, dict[str, str]] = {}
         for m in chunk:
             fields.append(("to", display_address(m.to_name, m.to)))
-            headers = message_headers(m)
+            headers = self.headers(m)
             variables[m.to] = {**merge_values(subject_safe_values(m), with_html=True),
                                **{f"meta_{k}": v for k, v in m.metadata.items()},
                                **{header_variable(name): headers[name] for name in names}}

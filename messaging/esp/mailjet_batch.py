@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..rendering import header_merge_data, message_headers
+from ..rendering import header_merge_data
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
 from .batch import (
     ENCODE,
@@ -70,7 +70,7 @@ class MailjetBatchSender(HttpBatchSender):
             parts = [head, f'"To":[{json.dumps(to, separators=(",", ":"))}]',
                      f'"Subject":{subject.encode(header_merge_data(m.merge_data))}',
                      f'"CustomID":{ENCODE(custom)}', f'"EventPayload":{ENCODE(meta)}']
-            headers = message_headers(m)
+            headers = self.headers(m)
             if headers:
                 parts.append('"Headers":' + json.dumps(dict(headers), separators=(",", ":")))
             if text is not None:

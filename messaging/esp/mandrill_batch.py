@@ -21,7 +21,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..rendering import message_headers
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
 from .batch import (
     HttpBatchSender,
@@ -86,7 +85,7 @@ class MandrillBatchSender(HttpBatchSender):
         common = {k: v for k, v in first.metadata.items() if k != "recipient_id"}
         message = self._message(first)
         # Every message of the call has the same headers (group_for_batches, per_call).
-        headers = {**message.get("headers", {}), **message_headers(first)}
+        headers = {**message.get("headers", {}), **self.headers(first)}
         message = {
             **message, **({"headers": headers} if headers else {}), "metadata": common,
             "to": [{"email": m.to, **({"name": m.to_name} if m.to_name else {}), "type": "to"}

@@ -16,7 +16,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..rendering import message_headers
 from .base import OutgoingMessage, RecipientResult
 from .batch import (
     HttpBatchSender,
@@ -77,7 +76,7 @@ class SendGridBatchSender(HttpBatchSender):
             if m.merge_data:
                 p["substitutions"] = {_tag(k): v for k, v in merge_values(
                     subject_safe_values(m), with_html=True).items()}
-            headers = message_headers(m)
+            headers = self.headers(m)
             if headers:
                 p["headers"] = dict(headers)
             personalizations.append(p)

@@ -25,7 +25,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ..rendering import message_headers
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
 from .batch import (
     HttpBatchSender,
@@ -111,7 +110,7 @@ class SesBatchSender(HttpBatchSender):
                 "ReplacementEmailContent": {"ReplacementTemplate": {
                     "ReplacementTemplateData": json.dumps(
                         merge_values(subject_safe_values(m), with_html=True))}}}
-            headers = message_headers(m)
+            headers = self.headers(m)
             if headers:
                 entry["ReplacementHeaders"] = [{"Name": k, "Value": v}
                                                for k, v in headers.items()]

@@ -22,7 +22,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..rendering import message_headers
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
 from .batch import (
     HttpBatchSender,
@@ -70,11 +69,11 @@ class SparkPostBatchSender(HttpBatchSender):
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
         first = chunk[0]
         common = {k: v for k, v in first.metadata.items() if k != "recipient_id"}
-        names = list(message_headers(first))  # the same names for the whole call (grouping)
+        names = list(self.headers(first))  # the same names for the whole call (grouping)
         recipients = []
         for m in chunk:
             address = {"email": m.to, **({"name": m.to_name} if m.to_name else {})}
-            headers = message_headers(m)
+            headers = self.headers(m)
             recipients.append({
                 "address": address,
                 "substitution_data": {
