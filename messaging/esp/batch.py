@@ -39,7 +39,7 @@ from typing import Any
 
 import requests
 
-from ..rendering import message_headers
+from ..rendering import header_merge_data, message_headers
 from .base import (
     EspNotSupported,
     EspTemporaryError,
@@ -87,17 +87,30 @@ def content_key(message: OutgoingMessage, headers: Mapping[str, str] | None = No
 
 
 def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
-                      per_recipient_headers: bool = True) -> list[list[int]]:
+                      per_recipient_headers: bool = True,
+                      header_names_only: bool = False,
+                      headers_of: Callable[[OutgoingMessage], Mapping[str, str]] = message_headers
+                      ) -> list[list[int]]:
     """Indexes of `messages` grouped by identical content, at most `max_per_call` each,
-    with each recipient at most once per group. Without `per_recipient_headers` (an ESP
-    path with no per-person headers in a batch), messages whose full headers differ (each
-    person's List-Unsubscribe) never share a call."""
+    with each recipient at most once per group.
+
+    Headers: with `per_recipient_headers` (the ESP takes each person's headers in the same
+    call) only the message's own shared headers count. Without it, messages whose full
+    headers differ (each person's List-Unsubscribe) never share a call. With
+    `header_names_only` (the ESP substitutes a per-person variable into a shared header
+    value, Mailgun and SparkPost), messages share a call when they carry the same header
+    names, so every person of a call has a value for every substituted header."""
     groups: list[list[int]] = []
     open_groups: dict[tuple, list[tuple[list[int], set[str]]]] = {}
     for index, message in enumerate(messages):
         address = message.to.lower()
-        key = content_key(message, None if per_recipient_headers
-                          else message_headers(message))
+        if header_names_only:
+            headers: Mapping[str, str] | None = dict.fromkeys(headers_of(message), "")
+        elif per_recipient_headers:
+            headers = None
+        else:
+            headers = headers_of(message)
+        key = content_key(message, headers)
         candidates = open_groups.setdefault(key, [])
         for members, seen in candidates:
             if len(members) < max_per_call and address not in seen:
@@ -109,6 +122,20 @@ def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
             candidates.append((members, {address}))
             groups.append(members)
     return groups
+
+
+def header_variable(name: str) -> str:
+    """A merge-variable name for a header's per-person value ("List-Unsubscribe" →
+    "amends_h_list_unsubscribe"): letters, digits and underscores, as SparkPost's keys
+    must be, never one of our merge fields."""
+    return "amends_h_" + re.sub(r"[^A-Za-z0-9]", "_", name).lower()
+
+
+def subject_safe_values(message: OutgoingMessage) -> Mapping[str, Any]:
+    """The merge values of an ESP that fills one set of values into the subject and the
+    bodies alike: each one line (header_merge_data), so no value can break the Subject
+    header. A line break inside a name becomes a space in the body too."""
+    return header_merge_data(message.merge_data)
 
 
 # --- merge tags -------------------------------------------------------------------------
@@ -208,6 +235,13 @@ class HttpBatchSender:
     # True: one body per call (messages of a call must share their content);
     # False: the ESP takes a body per message, calls are plain slices.
     shared_content = True
+    # How each person's headers (messaging.rendering.message_headers) travel:
+    # "per_recipient" — in the person's own slot of the call (SendGrid personalizations,
+    # Brevo versions, Mailjet messages, SES entries); "substituted" — one header value
+    # holding a per-person variable (Mailgun, SparkPost): a call's messages carry the same
+    # header names; "per_call" — the ESP has neither: messages whose headers differ never
+    # share a call (Mandrill).
+    header_mode = "per_recipient"
     # Non-2xx statuses whose body still answers per message (Mailjet's 400 on a partial
     # failure, Mandrill's 500 error objects): `read` is tried before the status decides.
     read_statuses: frozenset[int] = frozenset()
@@ -237,6 +271,8 @@ class HttpBatchSender:
         self.rng = rng or random.Random()
         self.session = esp_session(session, headers=headers, auth=auth)
         self._bodies: dict[tuple, Any] = {}
+        # Inside send_batch only (its messages stay alive meanwhile): headers by id(message).
+        self._headers: dict[int, Mapping[str, str]] | None = None
 
     # --- what subclasses write -----------------------------------------------------------
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str | bytes, str]:
@@ -259,13 +295,34 @@ class HttpBatchSender:
             found = self._bodies[key] = make()
         return found
 
+    def headers(self, message: OutgoingMessage) -> Mapping[str, str]:
+        """The person's headers (messaging.rendering.message_headers), worked out once per
+        message of the batch being sent: grouping and encoding both need them."""
+        if self._headers is None:  # outside send_batch: nothing to remember them by
+            return message_headers(message)
+        found = self._headers.get(id(message))
+        if found is None:
+            found = self._headers[id(message)] = message_headers(message)
+        return found
+
     def groups(self, messages: Sequence[OutgoingMessage]) -> list[list[int]]:
         if self.shared_content:
-            return group_for_batches(messages, self.max_per_call)
+            return group_for_batches(
+                messages, self.max_per_call,
+                per_recipient_headers=self.header_mode != "per_call",
+                header_names_only=self.header_mode == "substituted",
+                headers_of=self.headers)
         return [list(range(start, min(start + self.max_per_call, len(messages))))
                 for start in range(0, len(messages), self.max_per_call)]
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[RecipientResult]:
+        self._headers = {}
+        try:
+            return self._send_groups(messages)
+        finally:
+            self._headers = None
+
+    def _send_groups(self, messages: Sequence[OutgoingMessage]) -> list[RecipientResult]:
         out: dict[int, RecipientResult] = {}
         for group in self.groups(messages):
             chunk = [messages[i] for i in group]

@@ -3,9 +3,12 @@
 One version per recipient. Brevo lets a version carry its own subject and htmlContent, so
 those are filled here (values HTML-escaped in the HTML, as for Postmark); the text part is
 shared and takes the values from the version's `params` (`{{ params.field }}`). broadcast_id
-travels in the X-Mailin-custom header (Brevo returns it on its webhook events); Brevo
-answers 201 `{"messageIds": [...]}`, one id per version in order: per-recipient ids, so a
-recipient's events are matched by message id. Auth: header "api-key".
+travels in the X-Mailin-custom header (Brevo returns it on its webhook events); each version
+carries `headers`: the person's own List-Unsubscribe pair and our other headers
+(messaging.rendering.message_headers) with X-Mailin-custom again, as a version's headers
+stand in for the call's. The subject's merge values are one line each; Brevo answers 201
+`{"messageIds": [...]}`, one id per version in order: per-recipient ids, so a recipient's
+events are matched by message id. Auth: header "api-key".
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..rendering import header_merge_data
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
 from .batch import (
     ENCODE,
@@ -71,13 +75,21 @@ class BrevoBatchSender(HttpBatchSender):
         return self.cached(("brevo", *content_key(first)), make)
 
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
-        head, subject, html = self._shared(chunk[0])
+        first = chunk[0]
+        head, subject, html = self._shared(first)
+        common = {k: v for k, v in first.metadata.items() if k != "recipient_id"}
+        custom = {"X-Mailin-custom": json.dumps(common, separators=(",", ":"))} \
+            if common else {}
         versions = []
         for m in chunk:
             to = {"email": m.to, **({"name": m.to_name} if m.to_name else {})}
+            # A version's headers stand in for the call's: our metadata header goes too.
+            headers = {**self.headers(m), **custom}
             part = (f'{{"to":[{json.dumps(to, separators=(",", ":"))}],'
                     f'"params":{json.dumps(merge_values(m.merge_data, with_html=False))},'
-                    f'"subject":{subject.encode(m.merge_data)}')
+                    f'"subject":{subject.encode(header_merge_data(m.merge_data))}')
+            if headers:
+                part += f',"headers":{json.dumps(headers, separators=(",", ":"))}'
             if html is not None:
                 part += f',"htmlContent":{html.encode(m.merge_data)}'
             versions.append(part + "}")

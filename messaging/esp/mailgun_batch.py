@@ -1,12 +1,16 @@
 """Mailgun: POST /v3/{domain}/messages as a batch send (up to 1,000 recipients a call).
 
 Many `to` fields plus `recipient-variables` (a JSON object keyed by address) make Mailgun
-send each recipient their own message; our `{{ field }}` tags become
-`%recipient.field%` (inserted as they are, so the HTML part names an escaped twin).
-Custom variables travel as `v:broadcast_id` and `v:recipient_id=%recipient.recipient_id%`
-and come back on every event. Mailgun answers 200 `{"id": "<…>", "message": "Queued. Thank
-you."}` for the whole call: rows are sent with that id and say so; per person, its events.
-Auth: HTTP basic, user "api", password the API key. EU accounts: base_url
+send each recipient their own message; our `{{ field }}` tags become `%recipient.field%`
+(inserted as they are, so the HTML part names an escaped twin). Custom variables travel as
+`v:broadcast_id` and `v:recipient_id=%recipient.recipient_id%` and come back on every event.
+Headers the same way: `h:List-Unsubscribe=%recipient.amends_h_list_unsubscribe%` with each
+person's own value (messaging.rendering.message_headers) in their recipient variables, as
+Mailgun's own SDK does for a batch's List-Unsubscribe; a call's messages carry the same
+header names (group_for_batches, `header_names_only`). Values are one line each, since they
+may fill the subject. Mailgun answers 200 `{"id": "<…>", "message": "Queued. Thank you."}`
+for the whole call: rows are sent with that id and say so; per person, its events. Auth:
+HTTP basic, user "api", password the API key. EU accounts: base_url
 https://api.eu.mailgun.net.
 """
 
@@ -24,7 +28,9 @@ from .batch import (
     SendLimits,
     content_key,
     display_address,
+    header_variable,
     merge_values,
+    subject_safe_values,
 )
 
 DEFAULT_URL = "https://api.mailgun.net"
@@ -39,6 +45,7 @@ class MailgunBatchSender(HttpBatchSender):
     provider = "mailgun"
     # "The maximum number of recipients allowed for Batch Sending is 1,000."
     limits = SendLimits(max_per_call=1000, default_rate=1000, per_recipient_outcome=False)
+    header_mode = "substituted"
 
     def __init__(self, *, api_key: str, domain: str, base_url: str = DEFAULT_URL,
                  **options: Any) -> None:
@@ -58,18 +65,21 @@ class MailgunBatchSender(HttpBatchSender):
                                                  escape_suffix=True).text))
             if first.reply_to:
                 fields.append(("h:Reply-To", ", ".join(first.reply_to)))
-            fields.extend((f"h:{k}", v) for k, v in first.headers.items())
             return fields
         return self.cached(("mailgun", *content_key(first)), make)
 
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
         first = chunk[0]
         fields = list(self._content(first))
+        names = list(self.headers(first))  # the same names for the whole call (grouping)
+        fields.extend((f"h:{name}", _tag(header_variable(name))) for name in names)
         variables: dict[str, dict[str, str]] = {}
         for m in chunk:
             fields.append(("to", display_address(m.to_name, m.to)))
-            variables[m.to] = {**merge_values(m.merge_data, with_html=True),
-                               **{f"meta_{k}": v for k, v in m.metadata.items()}}
+            headers = self.headers(m)
+            variables[m.to] = {**merge_values(subject_safe_values(m), with_html=True),
+                               **{f"meta_{k}": v for k, v in m.metadata.items()},
+                               **{header_variable(name): headers[name] for name in names}}
         for key in first.metadata:
             fields.append((f"v:{key}", _tag(f"meta_{key}")))
         fields.append(("recipient-variables", json.dumps(variables, separators=(",", ":"))))

@@ -1,11 +1,13 @@
 """Mailjet: POST /v3.1/send with a `Messages` array (up to 50 messages a call).
 
 Each message is complete and for one person, so the tags are filled here (values
-HTML-escaped in HTMLPart); `CustomID` and `EventPayload` carry our metadata and come back on
-Mailjet's events. Mailjet answers per message, in order: `{"Status": "success", "To":
-[{"Email", "MessageUUID", "MessageID"}]}` or `{"Status": "error", "Errors": [...]}`; when
-some messages fail the call answers 400 but the others were sent, so a 400 carrying that
-list is read message by message. Auth: HTTP basic, API key and secret key.
+HTML-escaped in HTMLPart; one line each in the Subject) and its `Headers` are the person's
+own (List-Unsubscribe pair and our other headers, messaging.rendering.message_headers);
+`CustomID` and `EventPayload` carry our metadata and come back on Mailjet's events. Mailjet
+answers per message, in order: `{"Status": "success", "To": [{"Email", "MessageUUID",
+"MessageID"}]}` or `{"Status": "error", "Errors": [...]}`; when some messages fail the call
+answers 400 but the others were sent, so a 400 carrying that list is read message by
+message. Auth: HTTP basic, API key and secret key.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..rendering import header_merge_data
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
 from .batch import (
     ENCODE,
@@ -51,8 +54,6 @@ class MailjetBatchSender(HttpBatchSender):
                                                                   else {})}}
             if m.reply_to:
                 head["ReplyTo"] = {"Email": split_address(m.reply_to[0])[1]}
-            if m.headers:
-                head["Headers"] = dict(m.headers)
             return (json.dumps(head, separators=(",", ":"))[1:-1],
                     JsonTemplate(m.subject, html=False),
                     JsonTemplate(m.text, html=False) if m.text else None,
@@ -67,8 +68,11 @@ class MailjetBatchSender(HttpBatchSender):
             meta = json.dumps(dict(m.metadata), separators=(",", ":"))
             custom = ":".join(m.metadata.get(k, "") for k in ("broadcast_id", "recipient_id"))
             parts = [head, f'"To":[{json.dumps(to, separators=(",", ":"))}]',
-                     f'"Subject":{subject.encode(m.merge_data)}',
+                     f'"Subject":{subject.encode(header_merge_data(m.merge_data))}',
                      f'"CustomID":{ENCODE(custom)}', f'"EventPayload":{ENCODE(meta)}']
+            headers = self.headers(m)
+            if headers:
+                parts.append('"Headers":' + json.dumps(dict(headers), separators=(",", ":")))
             if text is not None:
                 parts.append(f'"TextPart":{text.encode(m.merge_data)}')
             if html is not None:

@@ -4,11 +4,15 @@ One message with many `to` recipients and `preserve_recipients: false` sends eac
 copy; `merge_language: handlebars` with per-recipient `merge_vars` fills our tags (written
 `{{field}}` in the HTML part, which Mandrill's handlebars HTML-escapes, and `{{{field}}}`
 elsewhere, inserted as they are); `metadata` (broadcast_id) and `recipient_metadata`
-(recipient_id) come back on its webhook events. Mandrill answers with one object per
+(recipient_id) come back on its webhook events. Headers: Mandrill's `headers` are the
+message's, the same for every recipient, and its merge tags do not reach them, so messages
+whose headers differ (each person's own List-Unsubscribe,
+messaging.rendering.message_headers) never share a call: one call a person. Merge values are
+one line each, since they may fill the subject. Mandrill answers with one object per
 recipient — status sent / queued / scheduled / rejected / invalid, `_id`, `reject_reason` —
 so the outcome is per person. Its errors come as HTTP 500 with `{"status": "error", "name":
-…}`: an invalid key or a validation error was certainly not sent; others are in doubt.
-Auth: the API key in the body ("key").
+…}`: an invalid key or a validation error was certainly not sent; others are in doubt. Auth:
+the API key in the body ("key").
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
-from .batch import HttpBatchSender, MergeBody, SendLimits, content_key, result, split_address
+from .batch import (
+    HttpBatchSender,
+    MergeBody,
+    SendLimits,
+    content_key,
+    result,
+    split_address,
+    subject_safe_values,
+)
 
 DEFAULT_URL = "https://mandrillapp.com"
 
@@ -37,6 +49,9 @@ class MandrillBatchSender(HttpBatchSender):
     # No per-call maximum is documented; 1,000 is the ledger's largest batch.
     limits = SendLimits(max_per_call=1000, default_rate=1000, per_recipient_outcome=True)
     read_statuses = frozenset({500})
+    # Mandrill's `headers` are the message's, for every recipient, and its merge tags do
+    # not reach headers: a person's own List-Unsubscribe means a call of their own.
+    header_mode = "per_call"
 
     def __init__(self, *, api_key: str, base_url: str = DEFAULT_URL, **options: Any) -> None:
         if not api_key:
@@ -60,24 +75,24 @@ class MandrillBatchSender(HttpBatchSender):
                 message["html"] = MergeBody(first.html, tag=lambda k: "{{" + k + "}}").text
             if first.text:
                 message["text"] = MergeBody(first.text, tag=raw).text
-            headers = dict(first.headers)
             if first.reply_to:
-                headers["Reply-To"] = ", ".join(first.reply_to)
-            if headers:
-                message["headers"] = headers
+                message["headers"] = {"Reply-To": ", ".join(first.reply_to)}
             return message
         return self.cached(("mandrill", *content_key(first)), make)
 
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
         first = chunk[0]
         common = {k: v for k, v in first.metadata.items() if k != "recipient_id"}
+        message = self._message(first)
+        # Every message of the call has the same headers (group_for_batches, per_call).
+        headers = {**message.get("headers", {}), **self.headers(first)}
         message = {
-            **self._message(first), "metadata": common,
+            **message, **({"headers": headers} if headers else {}), "metadata": common,
             "to": [{"email": m.to, **({"name": m.to_name} if m.to_name else {}), "type": "to"}
                    for m in chunk],
             "merge_vars": [{"rcpt": m.to, "vars": [{"name": k, "content": "" if v is None
                                                     else str(v)}
-                                                   for k, v in m.merge_data.items()]}
+                                                   for k, v in subject_safe_values(m).items()]}
                            for m in chunk],
             "recipient_metadata": [{"rcpt": m.to, "values": {
                 k: v for k, v in m.metadata.items() if k not in common}} for m in chunk]}

@@ -1,11 +1,13 @@
 """SendGrid: POST /v3/mail/send with one personalization per recipient (up to 1,000 a call).
 
 Each personalization has its own `to`, `substitutions` (our `{{ field }}` tags become
-`-field-`; SendGrid inserts values as they are, so the HTML part names an escaped twin) and
-`custom_args` (recipient_id; broadcast_id is the call's). SendGrid answers 202 with one
-X-Message-Id for the whole call and nothing per person: rows are settled as sent with that
-id and say so; per-person outcome comes from the event webhook (sg_message_id starts with
-the X-Message-Id, custom_args come back on every event). Auth: Bearer API key.
+`-field-`; SendGrid inserts values as they are, so the HTML part names an escaped twin; each
+value one line, since it fills the subject too), `custom_args` (recipient_id; broadcast_id
+is the call's) and `headers` (the person's own List-Unsubscribe pair and our other headers,
+messaging.rendering.message_headers). SendGrid answers 202 with one X-Message-Id for the
+whole call and nothing per person: rows are settled as sent with that id and say so; per-
+person outcome comes from the event webhook (sg_message_id starts with the X-Message-Id,
+custom_args come back on every event). Auth: Bearer API key.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import OutgoingMessage, RecipientResult
-from .batch import HttpBatchSender, MergeBody, SendLimits, content_key, merge_values, split_address
+from .batch import (
+    HttpBatchSender,
+    MergeBody,
+    SendLimits,
+    content_key,
+    merge_values,
+    split_address,
+    subject_safe_values,
+)
 
 DEFAULT_URL = "https://api.sendgrid.com"
 
@@ -52,8 +62,6 @@ class SendGridBatchSender(HttpBatchSender):
                 "subject": MergeBody(first.subject, tag=_tag).text, "content": content}
             if first.reply_to:
                 data["reply_to"] = {"email": split_address(first.reply_to[0])[1]}
-            if first.headers:
-                data["headers"] = dict(first.headers)
             return data
         return self.cached(("sendgrid", *content_key(first)), make)
 
@@ -66,8 +74,11 @@ class SendGridBatchSender(HttpBatchSender):
             p: dict[str, Any] = {"to": [to], "custom_args": {
                 k: v for k, v in m.metadata.items() if k not in common}}
             if m.merge_data:
-                p["substitutions"] = {_tag(k): v for k, v in
-                                      merge_values(m.merge_data, with_html=True).items()}
+                p["substitutions"] = {_tag(k): v for k, v in merge_values(
+                    subject_safe_values(m), with_html=True).items()}
+            headers = self.headers(m)
+            if headers:
+                p["headers"] = dict(headers)
             personalizations.append(p)
         body = {"personalizations": personalizations, **self._content(first),
                 "custom_args": common}

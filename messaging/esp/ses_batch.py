@@ -1,14 +1,17 @@
 """Amazon SES (API v2): POST /v2/email/outbound-bulk-emails (SendBulkEmail), up to 50
 destinations a call.
 
-The content is an inline template (`DefaultContent.Template.TemplateContent`: subject,
-text, HTML) whose `{{ field }}` tags stay as they are (SES's template syntax); each entry
-has its destination, `ReplacementTemplateData` (our values as a JSON string; SES inserts
-them as they are, so the HTML part names an escaped twin) and `ReplacementTags`
-(recipient_id; broadcast_id is a default tag). Tags come back on SES's events.
-SES answers per entry (`BulkEmailEntryResults`: Status SUCCESS with a MessageId, or an
-error status with words): per-recipient outcome. Requests are signed with AWS Signature
-Version 4 (botocore's signer; boto3 is already a dependency for anymail's SES webhooks).
+The content is an inline template (`DefaultContent.Template.TemplateContent`: subject, text,
+HTML) whose `{{ field }}` tags stay as they are (SES's template syntax); each entry has its
+destination, `ReplacementTemplateData` (our values as a JSON string; SES inserts them as
+they are, so the HTML part names an escaped twin) and `ReplacementTags` (recipient_id;
+broadcast_id is a default tag) and `ReplacementHeaders` (the person's own List-Unsubscribe
+pair and our other headers, messaging.rendering.message_headers; SES adds an entry's headers
+to the message, over any of the template's). Tags come back on SES's events. Template values
+are one line each, since they may fill the subject. SES answers per entry
+(`BulkEmailEntryResults`: Status SUCCESS with a MessageId, or an error status with words):
+per-recipient outcome. Requests are signed with AWS Signature Version 4 (botocore's signer;
+boto3 is already a dependency for anymail's SES webhooks).
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
-from .batch import HttpBatchSender, MergeBody, SendLimits, content_key, merge_values, result
+from .batch import (
+    HttpBatchSender,
+    MergeBody,
+    SendLimits,
+    content_key,
+    merge_values,
+    result,
+    subject_safe_values,
+)
 
 # An entry with one of these was refused for good; other non-SUCCESS statuses (throttling,
 # quota, paused account, transient failure) were not sent either, and say why.
@@ -92,13 +103,18 @@ class SesBatchSender(HttpBatchSender):
         common = {k: v for k, v in first.metadata.items() if k != "recipient_id"}
         entries = []
         for m in chunk:
-            entries.append({
+            entry: dict[str, Any] = {
                 "Destination": {"ToAddresses": [m.to]},
                 "ReplacementTags": [{"Name": k, "Value": v} for k, v in m.metadata.items()
                                     if k not in common],
                 "ReplacementEmailContent": {"ReplacementTemplate": {
                     "ReplacementTemplateData": json.dumps(
-                        merge_values(m.merge_data, with_html=True))}}})
+                        merge_values(subject_safe_values(m), with_html=True))}}}
+            headers = self.headers(m)
+            if headers:
+                entry["ReplacementHeaders"] = [{"Name": k, "Value": v}
+                                               for k, v in headers.items()]
+            entries.append(entry)
         body = {**self._content(first), "BulkEmailEntries": entries,
                 "DefaultEmailTags": [{"Name": k, "Value": v} for k, v in common.items()]}
         return json.dumps(body, separators=(",", ":")), "application/json"

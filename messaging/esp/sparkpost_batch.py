@@ -1,14 +1,19 @@
 """SparkPost: POST /api/v1/transmissions with a recipient list (inline recipients).
 
 One transmission per call: shared content whose `{{ field }}` tags stay as they are
-(SparkPost's own substitution syntax; it HTML-escapes values in the HTML part itself),
-per recipient `substitution_data` and `metadata` (recipient_id; broadcast_id is the
-transmission's). SparkPost answers `{"results": {"total_accepted_recipients": n,
-"total_rejected_recipients": m, "id": "<transmission id>"}}`: counts, not names. All
-accepted → rows sent with the transmission id, saying the answer was per call. Some
-rejected → every row of the call in doubt with those counts in its reason: its tracking
-events (metadata comes back on them) settle who got it; the rest are for a person.
-Auth: header "Authorization: <API key>". EU accounts: base_url https://api.eu.sparkpost.com.
+(SparkPost's own substitution syntax; it HTML-escapes values in the HTML part itself), per
+recipient `substitution_data` (values one line each, since they may fill the subject) and
+`metadata` (recipient_id; broadcast_id is the transmission's). Headers are substituted too
+(SparkPost's template language covers subject, headers, text and HTML): `content.headers`
+holds `{"List-Unsubscribe": "{{amends_h_list_unsubscribe}}", …}` and each recipient's
+substitution_data their own values (messaging.rendering.message_headers); a call's messages
+carry the same header names (group_for_batches, `header_names_only`). SparkPost answers
+`{"results": {"total_accepted_recipients": n, "total_rejected_recipients": m, "id":
+"<transmission id>"}}`: counts, not names. All accepted → rows sent with the transmission
+id, saying the answer was per call. Some rejected → every row of the call in doubt with
+those counts in its reason: its tracking events (metadata comes back on them) settle who got
+it; the rest are for a person. Auth: header "Authorization: <API key>". EU accounts:
+base_url https://api.eu.sparkpost.com.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
-from .batch import HttpBatchSender, SendLimits, content_key, merge_values, result, split_address
+from .batch import (
+    HttpBatchSender,
+    SendLimits,
+    content_key,
+    header_variable,
+    merge_values,
+    result,
+    split_address,
+    subject_safe_values,
+)
 
 DEFAULT_URL = "https://api.sparkpost.com"
 
@@ -30,6 +44,7 @@ class SparkPostBatchSender(HttpBatchSender):
     # No hard per-call recipient maximum is documented; 1,000 is what the ledger claims at
     # most per batch. Per-second: none published.
     limits = SendLimits(max_per_call=1000, default_rate=5000, per_recipient_outcome=False)
+    header_mode = "substituted"
 
     def __init__(self, *, api_key: str, base_url: str = DEFAULT_URL, **options: Any) -> None:
         if not api_key:
@@ -48,22 +63,28 @@ class SparkPostBatchSender(HttpBatchSender):
                 content["text"] = first.text
             if first.reply_to:
                 content["reply_to"] = ", ".join(first.reply_to)
-            if first.headers:
-                content["headers"] = dict(first.headers)
             return content
         return self.cached(("sparkpost", *content_key(first)), make)
 
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
         first = chunk[0]
         common = {k: v for k, v in first.metadata.items() if k != "recipient_id"}
+        names = list(self.headers(first))  # the same names for the whole call (grouping)
         recipients = []
         for m in chunk:
             address = {"email": m.to, **({"name": m.to_name} if m.to_name else {})}
+            headers = self.headers(m)
             recipients.append({
                 "address": address,
-                "substitution_data": merge_values(m.merge_data, with_html=False),
+                "substitution_data": {
+                    **merge_values(subject_safe_values(m), with_html=False),
+                    **{header_variable(name): headers[name] for name in names}},
                 "metadata": {k: v for k, v in m.metadata.items() if k not in common}})
-        body = {"content": self._content(first), "metadata": common, "recipients": recipients}
+        content = self._content(first)
+        if names:
+            content = {**content, "headers": {
+                name: "{{" + header_variable(name) + "}}" for name in names}}
+        body = {"content": content, "metadata": common, "recipients": recipients}
         return json.dumps(body, separators=(",", ":")), "application/json"
 
     def read(self, chunk: Sequence[OutgoingMessage], status: int, body: Any,

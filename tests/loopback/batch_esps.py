@@ -2,7 +2,8 @@
 answer (paths, auth, limits, per-recipient or per-call results, partial failures).
 
 Each records the messages it accepted in `deliveries` (one dict per recipient: recipient,
-subject, html, text as the ESP would render them with its own merge syntax, metadata), so
+subject, html, text and headers as the ESP would render them with its own merge syntax and
+per-recipient header fields, metadata), so
 tests can check who got what and that nobody got it twice (`duplicates()`). `refuse` holds
 addresses the ESP turns away: per recipient where the ESP answers per recipient, for the
 whole call where it validates the whole call (SendGrid, Mailgun, Brevo).
@@ -32,11 +33,12 @@ class _Deliveries:
         super().__init__(**kwargs)
 
     def _accept(self, recipient: str, *, subject: str = "", html: str = "", text: str = "",
-                metadata: dict[str, str] | None = None, message_id: str = "") -> str:
+                metadata: dict[str, str] | None = None, message_id: str = "",
+                headers: dict[str, str] | None = None) -> str:
         message_id = message_id or uuid.uuid4().hex
         self.deliveries.append({"recipient": recipient, "subject": subject, "html": html,
                                 "text": text, "metadata": dict(metadata or {}),
-                                "message_id": message_id})
+                                "headers": dict(headers or {}), "message_id": message_id})
         return message_id
 
     def recipient_counts(self) -> Counter:
@@ -97,6 +99,7 @@ class SendGridBatchLoopback(_Deliveries, SendGridLoopback):
                              text=sub(content.get("text/plain", "")),
                              metadata={**body.get("custom_args", {}),
                                        **p.get("custom_args", {})},
+                             headers={**body.get("headers", {}), **p.get("headers", {})},
                              message_id=message_id)
         return Reply(202, None, {"X-Message-Id": message_id})
 
@@ -144,10 +147,12 @@ class MailgunLoopback(_Deliveries, LoopbackServer):
             values = variables.get(address, {})
             custom = {k[2:]: _fill(v[0], pattern, values) for k, v in form.items()
                       if k.startswith("v:")}
+            headers = {k[2:]: _fill(v[0], pattern, values) for k, v in form.items()
+                       if k.startswith("h:")}
             self._accept(address, subject=_fill(form["subject"][0], pattern, values),
                          html=_fill((form.get("html") or [""])[0], pattern, values),
                          text=_fill((form.get("text") or [""])[0], pattern, values),
-                         metadata=custom, message_id=message_id)
+                         metadata=custom, message_id=message_id, headers=headers)
         return Reply(200, {"id": message_id, "message": "Queued. Thank you."})
 
 
@@ -180,6 +185,8 @@ class SparkPostBatchLoopback(_Deliveries, SparkPostLoopback):
                          html=_fill(content.get("html", ""), pattern, values, escape_html=True),
                          text=_fill(content.get("text", ""), pattern, values),
                          metadata={**body.get("metadata", {}), **r.get("metadata", {})},
+                         headers={k: _fill(v, pattern, values)
+                                  for k, v in (content.get("headers") or {}).items()},
                          message_id=transmission)
         if not accepted:
             return Reply(422, {"errors": [{"message": "All provided recipients were "
@@ -241,12 +248,16 @@ class SesLoopback(_Deliveries, LoopbackServer):
             values = json.loads(((entry.get("ReplacementEmailContent") or {})
                                  .get("ReplacementTemplate") or {})
                                 .get("ReplacementTemplateData") or "{}")
+            headers = {h["Name"]: h["Value"] for h in template.get("Headers") or []}
+            headers.update({h["Name"]: h["Value"]
+                            for h in entry.get("ReplacementHeaders") or []})
             message_id = self._accept(
                 address, subject=_fill(content["Subject"], pattern, values),
                 html=_fill(content.get("Html", ""), pattern, values),
                 text=_fill(content.get("Text", ""), pattern, values),
                 metadata={**tags, **{t["Name"]: t["Value"]
-                                     for t in entry.get("ReplacementTags") or []}})
+                                     for t in entry.get("ReplacementTags") or []}},
+                headers=headers)
             results.append({"Status": "SUCCESS", "MessageId": message_id})
         return Reply(200, {"BulkEmailEntryResults": results})
 
@@ -271,11 +282,13 @@ class BrevoBatchLoopback(_Deliveries, BrevoLoopback):
                 if "@" not in to.get("email", "") or to["email"] in self.refuse:
                     return Reply(400, {"code": "invalid_parameter",
                                        "message": f"email is not valid in to: {to['email']}"})
-        custom = json.loads((body.get("headers") or {}).get("X-Mailin-custom") or "{}")
         pattern = r"\{\{\s*params\.([A-Za-z0-9_]+)\s*\}\}"
         ids = []
         for v in versions:
             params = v.get("params") or {}
+            # Strict reading: a version's headers replace the call's, they do not add to them.
+            headers = v.get("headers") or body.get("headers") or {}
+            custom = json.loads(headers.get("X-Mailin-custom") or "{}")
             mid = f"<{uuid.uuid4().hex}@smtp-relay.mailin.fr>"
             for to in v["to"]:
                 self._accept(to["email"],
@@ -285,7 +298,7 @@ class BrevoBatchLoopback(_Deliveries, BrevoLoopback):
                                         pattern, params),
                              text=_fill(v.get("textContent") or body.get("textContent", ""),
                                         pattern, params),
-                             metadata=custom, message_id=mid)
+                             metadata=custom, message_id=mid, headers=headers)
             ids.append(mid)
         return Reply(201, {"messageIds": ids})
 
@@ -331,7 +344,7 @@ class MailjetLoopback(_Deliveries, LoopbackServer):
             self._accept(to, subject=message.get("Subject", ""),
                          html=message.get("HTMLPart", ""), text=message.get("TextPart", ""),
                          metadata=json.loads(message.get("EventPayload") or "{}"),
-                         message_id=uid)
+                         message_id=uid, headers=message.get("Headers") or {})
             answers.append({"Status": "success", "CustomID": message.get("CustomID", ""),
                             "To": [{"Email": to, "MessageUUID": uid,
                                     "MessageID": uuid.uuid4().int % 10**17,
@@ -390,7 +403,8 @@ class MandrillLoopback(_Deliveries, LoopbackServer):
                                html=render(message.get("html", "")),
                                text=render(message.get("text", "")),
                                metadata={**message.get("metadata", {}),
-                                         **meta.get(address, {})})
+                                         **meta.get(address, {})},
+                               headers=dict(message.get("headers") or {}))  # never merged
             out.append({"email": address, "status": "sent", "_id": mid,
                         "reject_reason": None})
         return Reply(200, out)
@@ -414,5 +428,7 @@ class PostmarkBatchLoopback(PostmarkLoopback):
                     return {"recipient": recipient, "subject": message.get("Subject", ""),
                             "html": message.get("HtmlBody", ""),
                             "text": message.get("TextBody", ""),
-                            "metadata": message.get("Metadata", {})}
+                            "metadata": message.get("Metadata", {}),
+                            "headers": {h["Name"]: h["Value"]
+                                        for h in message.get("Headers") or []}}
         raise LookupError(recipient)

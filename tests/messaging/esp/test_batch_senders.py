@@ -22,6 +22,7 @@ from messaging.esp.postmark_json import PostmarkJsonSender
 from messaging.esp.sendgrid_batch import SendGridBatchSender
 from messaging.esp.ses_batch import SesBatchSender
 from messaging.esp.sparkpost_batch import SparkPostBatchSender
+from messaging.rendering import message_headers
 from tests.loopback import batch_esps
 
 from .helpers import quick
@@ -37,6 +38,8 @@ class Esp:
     # "call" (the ESP refuses the whole call), "counts" (per-call counts: in doubt).
     refusal: str
     max_per_call: int
+    # Per-person headers (each person's List-Unsubscribe) cannot share a call: Mandrill.
+    call_per_person: bool = False
 
 
 ESPS = [
@@ -66,7 +69,7 @@ ESPS = [
         True, "recipient", 50),
     Esp("mandrill", batch_esps.MandrillLoopback,
         lambda s, **o: MandrillBatchSender(api_key=s.api_key, base_url=s.url, **o),
-        True, "recipient", 1000),
+        True, "recipient", 1000, call_per_person=True),
 ]
 
 HTML = '<p>Dear {{ first_name }},</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>'
@@ -104,7 +107,7 @@ def test_each_recipient_gets_their_own_values_and_our_metadata(esp):
                                                             "unsubscribe_url": "https://u/2"})])
     assert [r.status for r in results] == [RecipientStatus.ACCEPTED] * 2
     assert all(r.message_id for r in results)
-    assert len(server.calls) == 1  # one call for both
+    assert len(server.calls) == (2 if spec.call_per_person else 1)  # one call for both
     first, second = server.delivered_to("p1@example.test"), \
         server.delivered_to("p2@example.test")
     assert first["subject"] == "Sorry, P1"
@@ -180,7 +183,7 @@ def test_the_per_call_maximum_splits_calls(esp):
     assert not server.deliveries
     server.reset_calls()
     results = sender.send_batch([msg(i) for i in range(7)])
-    assert len(server.calls) == 3
+    assert len(server.calls) == (7 if spec.call_per_person else 3)
     assert all(r.sent for r in results)
     assert server.duplicates() == {}
 
@@ -189,8 +192,55 @@ def test_different_bodies_go_in_separate_calls(esp):
     spec, server, sender, _sleep = esp
     sender.send_batch([msg(1), msg(2, html="<p>Beste {{ first_name }}</p>"), msg(3)])
     if sender.shared_content:
-        assert len(server.calls) == 2
+        assert len(server.calls) == (3 if spec.call_per_person else 2)
     assert server.delivered_to("p2@example.test")["html"] == "<p>Beste P2</p>"
+
+
+BASE = "https://amends.example.com"
+
+
+@pytest.mark.parametrize("mailto", ["", "unsubscribe@shop.test"])
+def test_each_recipient_gets_their_own_list_unsubscribe_headers(esp, settings, mailto):
+    """RFC 8058 on the batch path: every person's request carries their own link (and the
+    mailto when one is set) and the one-click header, beside the message's own headers;
+    one call for all of them where the ESP takes per-person headers."""
+    settings.AMENDS_BASE_URL = BASE
+    settings.AMENDS_UNSUBSCRIBE_MAILTO = mailto
+    spec, server, sender, _sleep = esp
+    messages = [msg(n, headers={"X-Campaign": "apology-9"}) for n in (1, 2, 3)]
+    results = sender.send_batch(messages)
+    assert all(r.sent for r in results)
+    # Mandrill has no per-person headers and no merge tags in headers: one call a person.
+    assert len(server.calls) == (3 if spec.call_per_person else 1)
+    links = set()
+    for message in messages:
+        got = server.delivered_to(message.to)["headers"]
+        token = broadcasts.unsubscribe_token(int(message.metadata["recipient_id"]))
+        expected = f"<{BASE}/unsubscribe/{token}/>"
+        if mailto:
+            expected += f", <mailto:unsubscribe@shop.test?subject=unsubscribe%20{token}>"
+        assert got["List-Unsubscribe"] == expected == message_headers(message)[
+            "List-Unsubscribe"]
+        assert got["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert got["X-Campaign"] == "apology-9"
+        links.add(got["List-Unsubscribe"])
+    assert len(links) == 3
+    assert server.duplicates() == {}
+
+
+def test_a_line_break_in_a_merge_value_never_breaks_the_subject(esp, settings):
+    settings.AMENDS_BASE_URL = BASE
+    _spec, server, sender, _sleep = esp
+    hostile = "Eve\r\nBcc: everyone@example.test\nX-Evil: 1"
+    results = sender.send_batch([msg(1), msg(2, merge_data={"first_name": hostile,
+                                                            "unsubscribe_url": "https://u/2"})])
+    assert all(r.sent for r in results)
+    subject = server.delivered_to("p2@example.test")["subject"]
+    assert subject == "Sorry, Eve Bcc: everyone@example.test X-Evil: 1"
+    assert server.delivered_to("p1@example.test")["subject"] == "Sorry, P1"
+    headers = server.delivered_to("p2@example.test")["headers"]
+    assert "Bcc" not in headers and "X-Evil" not in headers
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_ses_reports_throttled_entries_as_failed_not_sent():
@@ -250,3 +300,54 @@ def test_a_broadcast_settles_each_row_from_the_batch_answer(spec, marketer):
         assert all("refused the call (400)" in d.reason for d in failed)
         sent = [d for d in rows.values() if d.state == DeliveryState.SENT]
         assert sent and all("for the whole call" in d.reason for d in sent)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spec", [e for e in ESPS if e.name != "postmark"], ids=lambda e: e.name)
+def test_a_broadcast_through_each_batch_esp_gives_every_person_their_own_unsubscribe(
+        spec, marketer, settings):
+    """The ledger's path end to end: an apology sent through the batch sender reaches each
+    person with the List-Unsubscribe link for their own subscriber row and one-click."""
+    from incidents.apology.send import apology_send_start
+    from messaging.models import Delivery
+    from tests.messaging.send_world import sendable_incident
+
+    settings.AMENDS_BASE_URL = BASE
+    world = sendable_incident(marketer, 8, excluded=0)
+    broadcast = apology_send_start(incident=world.incident, actor=marketer, batch_size=5)
+    with spec.loopback() as server:
+        _sleep, options = quick()
+        sender = spec.sender(server, **options)
+        for _ in range(20):
+            if broadcasts.broadcast_run_batch(broadcast_id=broadcast.pk,
+                                              adapter=sender).next_in is None:
+                break
+        rows = list(Delivery.objects.filter(broadcast=broadcast))
+        assert len(rows) == 8 and server.duplicates() == {}
+        for row in rows:
+            headers = server.delivered_to(row.email)["headers"]
+            token = broadcasts.unsubscribe_token(row.subscriber_id)
+            assert headers["List-Unsubscribe"] == f"<{BASE}/unsubscribe/{token}/>"
+            assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+@pytest.mark.parametrize("spec", [e for e in ESPS if e.name in ("mailgun", "sparkpost")],
+                         ids=lambda e: e.name)
+def test_substituted_headers_never_mix_messages_with_different_header_names(spec, settings):
+    """Mailgun and SparkPost put one header value with a per-person variable in the call:
+    a message without our unsubscribe pair (no recipient id) goes in a call of its own, so
+    nobody gets an unfilled variable or an empty header."""
+    settings.AMENDS_BASE_URL = BASE
+    with spec.loopback() as server:
+        _sleep, options = quick()
+        sender = spec.sender(server, **options)
+        outsider = msg(3, metadata={"broadcast_id": 9})
+        results = sender.send_batch([msg(1), outsider, msg(2)])
+        assert all(r.sent for r in results)
+        assert len(server.calls) == 2
+        assert "List-Unsubscribe" not in server.delivered_to(outsider.to)["headers"]
+        for n in (1, 2):
+            headers = server.delivered_to(f"p{n}@example.test")["headers"]
+            assert broadcasts.unsubscribe_token(n) in headers["List-Unsubscribe"]
+        assert all("%recipient." not in v and "{{" not in v
+                   for d in server.deliveries for v in d["headers"].values())
