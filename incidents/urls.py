@@ -17,6 +17,7 @@ urlpatterns = [
     # Learn: the managers' crisis summary (issue 11).
     path("summary/", summary_views.summary, name="summary"),
     path("summary/poll/", summary_views.summary_poll, name="summary-poll"),
+    path("summary/follow-ups/", summary_views.summary_follow_ups, name="summary-follow-ups"),
     path("summary/export.csv", summary_views.summary_export, name="summary-export"),
     path("<int:pk>/", views.incident_detail, name="incident-detail"),
     path("<int:pk>/edit/", views.incident_edit, name="incident-edit"),

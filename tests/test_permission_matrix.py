@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     # table simply lacks the restricted incident).
     "incidents:summary": Rule("GET", everyone(200)),
     "incidents:summary-poll": Rule("GET", everyone(200)),
+    "incidents:summary-follow-ups": Rule("GET", everyone(200)),
     "incidents:summary-export": Rule("GET", everyone(200)),
     "incidents:incident-declare": Rule("GET", {
         **everyone(200), "legal": 403, "deliverability": 403, "manager": 403}),

@@ -239,7 +239,8 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
                         "action": stop.action, "http_status": stop.http_status,
                         "esp_status": stop.esp_status,
                         "sent_before_stop": stop.recipients_sent_before_stop}})
-    if _every_campaign_stopped(requested_for):
+    # Only a stop that stopped something proves the pause (not a resume, not a refusal).
+    if stop.outcome == StopOutcome.STOPPED and _every_campaign_stopped(requested_for):
         with in_log_language():
             proof = _("Every faulty campaign is stopped at its ESP.")
         checklist_item_prove(incident=requested_for, step_number=2,

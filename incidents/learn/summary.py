@@ -35,6 +35,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import GreaterThan
@@ -59,6 +60,7 @@ from incidents.plan.models import (
     PlanVersion,
     RegulatoryDuty,
     SignerRequest,
+    SignerRequirement,
     SignerRole,
     SignOff,
 )
@@ -291,7 +293,8 @@ def signoff_cell(incident: Incident) -> SignoffCell:
     requested = {role for role, asked in ((SignerRole.LEGAL, incident.requested_legal),
                                           (SignerRole.SECURITY, incident.requested_security))
                  if asked}
-    needed = required_signers(incident, requested=requested)
+    needed = required_signers(incident, getattr(incident, "live_requirements", None),
+                              requested=requested)
     if not needed:
         return SignoffCell("not_needed", _("Not needed"), "")
     labels = {r: str(SignerRole(r).label) for r in needed}
@@ -340,6 +343,11 @@ def summary_row(incident: Incident, now: datetime) -> SummaryRow:
 
 
 def summary_page_rows(incidents: Iterable[Incident], now: datetime) -> list[SummaryRow]:
+    incidents = list(incidents)
+    # The sign-off record of the whole page in one query (its requirements only ratchet up).
+    prefetch_related_objects(incidents, Prefetch(
+        "signer_requirements", queryset=SignerRequirement.objects.filter(
+            released_at__isnull=True), to_attr="live_requirements"))
     return [summary_row(i, now) for i in incidents]
 
 

@@ -243,10 +243,13 @@ def test_a_send_under_way_pauses_when_the_package_changes(signed, marketer,
 
 def test_declaring_a_breach_makes_every_signer_a_stakeholder_and_emails_them(
         lawyer, security_officer, marketer, mailoutbox, django_capture_on_commit_callbacks,
-        settings):
+        monkeypatch):
+    from config.celery import app
     from tests.factories import declare
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Tasks run in this process (the Celery app is configured once per run, so changing
+    # Django's setting now would not reach it).
+    monkeypatch.setattr(app.conf, "task_always_eager", True)
     with django_capture_on_commit_callbacks(execute=True):
         incident = declare(security_officer, kind=Kind.DATA_BREACH, severity=Severity.SEV2)
     roles = set(Stakeholder.objects.filter(incident=incident, user=lawyer)

@@ -310,6 +310,9 @@ def test_overdue_follow_ups_show_on_the_summary(client, manager, marketer):
     follow_up_add(incident=incident, actor=marketer, action="Not yet due",
                   owner=marketer, due_on=date.today() + timedelta(days=5))
     client.force_login(manager)
-    page = client.get(reverse("incidents:summary")).content.decode()
+    assert 'hx-get="/incidents/summary/follow-ups/"' in client.get(
+        reverse("incidents:summary")).content.decode()  # loaded after the page
+    page = client.get(reverse("incidents:summary-follow-ups"),
+                      HTTP_HX_REQUEST="true").content.decode()
     assert "1 follow-up past its date" in page and "Test codes at checkout" in page
     assert "Not yet due" not in page

@@ -106,9 +106,6 @@ def _summary_context(request: HtmxHttpRequest, form: SummaryFilterForm,
         "poll_query": _params(request, "v").urlencode(),
         "version": selectors.summary_version(user=request.user, now=now),
         "step_numbers": range(1, 7),
-        # Follow-ups of post-mortems past their date, on incidents this person may see.
-        "overdue_follow_ups": list(follow_ups_overdue(user=request.user)
-                                   .order_by("due_on", "pk")[:OVERDUE_SHOWN]),
     }
 
 
@@ -119,6 +116,18 @@ def summary(request: HtmxHttpRequest) -> HttpResponse:
     context = _summary_context(request, form, filters, timezone.now())
     template = "learn/summary.html#live" if wants_fragment(request) else "learn/summary.html"
     return render(request, template, context)
+
+
+@login_required
+@require_GET
+def summary_follow_ups(request: HtmxHttpRequest) -> HttpResponse:
+    """Follow-ups of post-mortems past their date, on incidents this person may see: asked
+    for by the summary page once it has loaded (its own query budget stays flat)."""
+    overdue = list(follow_ups_overdue(user=request.user).order_by("due_on", "pk")
+                   [:OVERDUE_SHOWN])
+    template = ("learn/summary.html#overdue" if wants_fragment(request)
+                else "learn/overdue_follow_ups.html")
+    return render(request, template, {"overdue_follow_ups": overdue})
 
 
 @login_required
