@@ -44,38 +44,17 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
+from benchdb import ROOT, SERVER, fresh_database  # bench/ is sys.path[0] when run
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 DB = os.environ.get("BENCH_DB", "amends_bench_fanout")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 BATCH = 1000
 TOKEN = "bench-postmark-token"
 
 
-def admin(sql: str) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-@contextmanager
-def fresh_database(name: str) -> Iterator[None]:
-    """A bench's own database, created empty and dropped afterwards."""
-    admin(f'DROP DATABASE IF EXISTS "{name}"')
-    admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def load(cursor, n: int) -> None:
@@ -283,15 +262,8 @@ def main() -> None:
                         help="run this many batches in this process under cProfile, print "
                              "where the time goes, and stop")
     args = parser.parse_args()
-    admin(f'DROP DATABASE IF EXISTS "{DB}"')
-    admin(f'CREATE DATABASE "{DB}"')
-    try:
+    with fresh_database(DB):
         run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin(f'DROP DATABASE IF EXISTS "{DB}"')
 
 
 def run(args) -> None:
