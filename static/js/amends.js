@@ -3,6 +3,8 @@
   "use strict";
 
   function pad(n) { return n < 10 ? "0" + n : String(n); }
+  // Unit letters come translated from the page (<html data-unit-day=…>).
+  function unit(name, fallback) { return document.documentElement.dataset[name] || fallback; }
 
   // The war-room clock: elapsed time since declaration, ticking each second.
   function tickClocks() {
@@ -13,7 +15,7 @@
       var s = Math.max(0, Math.floor((until - since) / 1000));
       var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600);
       var m = Math.floor((s % 3600) / 60), sec = s % 60;
-      el.textContent = (d ? d + "d " : "") + pad(h) + ":" + pad(m) + ":" + pad(sec);
+      el.textContent = (d ? d + unit("unitDay", "d") + " " : "") + pad(h) + ":" + pad(m) + ":" + pad(sec);
     });
   }
 
@@ -27,13 +29,17 @@
 // Issue 5: the breach countdown in the war-room header, ticking down each minute.
 (function () {
   "use strict";
+  function unit(name, fallback) { return document.documentElement.dataset[name] || fallback; }
+  function hm(h, m) {
+    return h + unit("unitHour", "h") + " " + (m < 10 ? "0" : "") + m + unit("unitMinute", "m");
+  }
   function tickCountdowns() {
     document.querySelectorAll("time.countdown[data-deadline]").forEach(function (el) {
       var left = Math.floor((Date.parse(el.dataset.deadline) - Date.now()) / 60000);
       if (isNaN(left)) { return; }
-      if (left <= 0) { el.textContent = "0h 00m"; el.classList.add("overdue"); return; }
+      if (left <= 0) { el.textContent = hm(0, 0); el.classList.add("overdue"); return; }
       var h = Math.floor(left / 60), m = left % 60;
-      el.textContent = h + "h " + (m < 10 ? "0" : "") + m + "m";
+      el.textContent = hm(h, m);
     });
   }
   document.addEventListener("DOMContentLoaded", function () {

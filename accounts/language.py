@@ -1,0 +1,68 @@
+"""The reader's language: chosen once, stored on the person, used on every page and email.
+
+Until someone chooses, the browser's Accept-Language decides (Django's LocaleMiddleware).
+The choice is copied into the session at sign-in, so pages read it without a query.
+"""
+
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
+from django.utils import translation
+
+from accounts.models import UserPreference
+
+SESSION_KEY = "amends_language"
+SUPPORTED = frozenset(code for code, _name in settings.LANGUAGES)
+
+
+def user_language(user) -> str:
+    """The language a person reads in; the site default when they have not chosen."""
+    if user is None:
+        return settings.LANGUAGE_CODE
+    pref = getattr(user, "_amends_language", None)
+    if pref is None:
+        pref = (UserPreference.objects.filter(user=user)
+                .values_list("language", flat=True).first() or "")
+        user._amends_language = pref
+    return pref or settings.LANGUAGE_CODE
+
+
+def language_choose(*, request, language: str) -> None:
+    """Store the choice on the person (and session); anonymous visitors keep it in a cookie."""
+    if language not in SUPPORTED:
+        raise ValueError(language)
+    if request.user.is_authenticated:
+        UserPreference.objects.update_or_create(user=request.user,
+                                                defaults={"language": language})
+        request.session[SESSION_KEY] = language
+    translation.activate(language)
+    request.LANGUAGE_CODE = language
+
+
+@receiver(user_logged_in, dispatch_uid="accounts-language-on-login")
+def _language_into_session(sender, request, user, **kwargs) -> None:
+    if request is None:
+        return
+    chosen = (UserPreference.objects.filter(user=user)
+              .values_list("language", flat=True).first())
+    if chosen:
+        request.session[SESSION_KEY] = chosen
+    else:
+        request.session.pop(SESSION_KEY, None)
+
+
+class UserLanguageMiddleware:
+    """After authentication: a signed-in person's stored choice beats Accept-Language."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        chosen = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
+        if chosen in SUPPORTED and getattr(request, "user", None) is not None \
+                and request.user.is_authenticated:
+            translation.activate(chosen)
+            request.LANGUAGE_CODE = chosen
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Language", translation.get_language())
+        return response
