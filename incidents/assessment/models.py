@@ -40,6 +40,11 @@ class AffectedAudience(models.Model):
     reached_count = models.PositiveIntegerField(_("reached"), default=0)
     affected_count = models.PositiveIntegerField(_("apology audience"), default=0)
     excluded_counts = models.JSONField(_("excluded per reason"), default=dict, blank=True)
+    # Stored once when computed, so no page aggregates a million rows to show them:
+    # [[segment_id, reached, affected], …] and {suppression_list_id: count}.
+    segment_counts = models.JSONField(_("counts per segment"), default=list, blank=True)
+    suppression_list_counts = models.JSONField(_("counts per suppression list"),
+                                               default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"Audience of incident {self.incident_id}"

@@ -112,6 +112,31 @@ def _counts(incident_id: int) -> dict[str, int]:
         return {reason: count for reason, count in cursor.fetchall()}
 
 
+def breakdown_counts(incident_id: int, segment_ids: list[int]) -> tuple[list, dict]:
+    """Per segment (reached, in the apology audience) and per suppression list: computed
+    with the snapshot and stored on it, never on a page load."""
+    membership = SegmentMembership._meta.db_table
+    affected_table = AffectedRecipient._meta.db_table
+    seg_filter, params = "", [incident_id]
+    if segment_ids:
+        seg_filter = f" AND m.segment_id IN ({_placeholders(segment_ids)})"
+        params += segment_ids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.segment_id, COUNT(*), "
+            f"SUM(CASE WHEN a.exclusion_reason = '' THEN 1 ELSE 0 END) "
+            f"FROM {affected_table} a JOIN {membership} m ON m.subscriber_id = a.subscriber_id "
+            f"WHERE a.incident_id = %s{seg_filter} GROUP BY m.segment_id", params)
+        per_segment = [[sid, reached, int(affected or 0)]
+                       for sid, reached, affected in cursor.fetchall()]
+        cursor.execute(
+            f"SELECT suppression_list_id, COUNT(*) FROM {affected_table} "
+            f"WHERE incident_id = %s AND suppression_list_id IS NOT NULL "
+            f"GROUP BY suppression_list_id", [incident_id])
+        by_list = {str(pk): n for pk, n in cursor.fetchall()}
+    return per_segment, by_list
+
+
 def _summary_counts(counts: dict[str, int]) -> dict:
     return {"reached": sum(counts.values()), "affected": counts.get("", 0),
             "excluded": {r: counts[r] for r in counts if r}}
@@ -160,8 +185,11 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     audience.reached_count = after["reached"]
     audience.affected_count = after["affected"]
     audience.excluded_counts = after["excluded"]
+    audience.segment_counts, audience.suppression_list_counts = breakdown_counts(
+        incident.pk, segment_ids)
     audience.save(update_fields=["computed_at", "computed_by", "reached_count",
-                                 "affected_count", "excluded_counts"])
+                                 "affected_count", "excluded_counts", "segment_counts",
+                                 "suppression_list_counts"])
     with in_log_language():
         names = ", ".join(Campaign.objects.filter(pk__in=campaign_ids)
                           .order_by("name").values_list("name", flat=True))
@@ -230,33 +258,17 @@ def affected_audience_summary(*, incident: Incident) -> AudienceSummary:
     counts = audience.excluded_counts or {}
     excluded = [(r.value, r.label, counts[r.value]) for r in EXCLUSION_ORDER
                 if counts.get(r.value)]
-    membership = SegmentMembership._meta.db_table
-    affected_table = AffectedRecipient._meta.db_table
-    seg_filter, params = "", [incident.pk]
-    if segments:
-        seg_filter = f" AND m.segment_id IN ({_placeholders(segments)})"
-        params += [s.pk for s in segments]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT m.segment_id, COUNT(*), "
-            f"SUM(CASE WHEN a.exclusion_reason = '' THEN 1 ELSE 0 END) "
-            f"FROM {affected_table} a JOIN {membership} m ON m.subscriber_id = a.subscriber_id "
-            f"WHERE a.incident_id = %s{seg_filter} GROUP BY m.segment_id", params)
-        rows = cursor.fetchall()
-        cursor.execute(
-            f"SELECT suppression_list_id, COUNT(*) FROM {affected_table} "
-            f"WHERE incident_id = %s AND suppression_list_id IS NOT NULL "
-            f"GROUP BY suppression_list_id", [incident.pk])
-        by_list = dict(cursor.fetchall())
-    names = Segment.objects.in_bulk([r[0] for r in rows])
-    per_segment = sorted((SegmentRow(names[sid], reached, affected or 0)
-                          for sid, reached, affected in rows),
+    names = Segment.objects.in_bulk([sid for sid, _r, _a in audience.segment_counts])
+    per_segment = sorted((SegmentRow(names[sid], reached, affected)
+                          for sid, reached, affected in audience.segment_counts
+                          if sid in names),
                          key=lambda row: (-row.reached, row.segment.name))
     from audiences.models import SuppressionList
 
-    lists = SuppressionList.objects.in_bulk(list(by_list))
-    suppressed_by_list = sorted(((lists[pk].name, n) for pk, n in by_list.items()),
-                                key=lambda item: item[0])
+    by_list = {int(pk): n for pk, n in audience.suppression_list_counts.items()}
+    lists = SuppressionList.objects.in_bulk(list(by_list)) if by_list else {}
+    suppressed_by_list = sorted(((lists[pk].name, n) for pk, n in by_list.items()
+                                 if pk in lists), key=lambda item: item[0])
     return AudienceSummary(audience=audience, campaigns=campaigns, segments=segments,
                            per_segment=per_segment, excluded=excluded,
                            suppressed_by_list=suppressed_by_list)
