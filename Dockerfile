@@ -6,7 +6,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 WORKDIR /app
 COPY . .
 RUN pip install --no-cache-dir . \
-    && DJANGO_SECRET_KEY=build-only AMENDS_EMBEDDED=1 python manage.py collectstatic --noinput
+    && DJANGO_SECRET_KEY=build-only AMENDS_EMBEDDED=1 python manage.py collectstatic --noinput \
+    && DJANGO_SECRET_KEY=build-only AMENDS_EMBEDDED=1 python manage.py compile_catalogues
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
