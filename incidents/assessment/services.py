@@ -220,9 +220,9 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     """
     campaign_ids, segment_ids = affected_audience_scope(campaigns=campaigns,
                                                         segments=segments)
-    # The incident stays locked until the end: its other writes wait, and so does a second
-    # computation (the background path refuses one earlier, see affected_audience_request).
-    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    # The incident stays locked until the end: a second computation and the services that
+    # lock it wait. NO KEY: rows that merely point at it (timeline events, notes) do not.
+    incident = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
     if incident.closed_at is not None:
         raise ValidationError(_("The incident is closed; reopen it to recompute."))
     audience, _created = AffectedAudience.objects.get_or_create(incident=incident)

@@ -63,7 +63,8 @@ def audience_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return render(request, "incidents/panels/assessment.html#audience-progress",
                       {"incident": incident, "assessment_panel": panel,
                        "can_work": can_work(request.user) and incident.is_open})
-    response = war_room_answer(request, incident, steps=[3], parts=[], anchor="assessment")
+    # The timeline too: the answer moves the live poll's mark past the events that ended it.
+    response = war_room_answer(request, incident, steps=[3], parts=PARTS, anchor="assessment")
     if wants_fragment(request):
         response["HX-Retarget"] = "#step-3"
         response["HX-Reswap"] = "outerHTML"
