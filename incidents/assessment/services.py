@@ -93,35 +93,44 @@ def affected_insert_sql(*, incident_id: int, campaign_ids: list[int],
     range of subscriber ids). Public for the benchmark."""
     recipients, params = _recipients_sql(campaign_ids, subscribers)
     membership = SegmentMembership._meta.db_table
+    # Each address's lowest list, by index per person (not a GROUP BY of every suppressed
+    # address, which each chunk would redo).
+    suppression = SuppressionEntry._meta.db_table
     segment_filter = ""
     segment_params: list = []
     if segment_ids:
         segment_filter = f" AND m.segment_id IN ({_placeholders(segment_ids)})"
         segment_params = list(segment_ids)
+    # The range on subscribers too, or the planner scans all of them for every chunk.
+    subscriber_filter, subscriber_params = "", []
+    if subscribers is not None:
+        subscriber_filter, subscriber_params = " AND s.id BETWEEN %s AND %s", list(subscribers)
     sql = f"""
         INSERT INTO {AffectedRecipient._meta.db_table}
             (incident_id, subscriber_id, campaign_id, sent_at, exclusion_reason,
              suppression_list_id)
         SELECT %s, r.subscriber_id, r.campaign_id, r.sent_at,
-               CASE WHEN sup.list_id IS NOT NULL THEN %s
+               CASE WHEN sup.suppression_list_id IS NOT NULL THEN %s
                     WHEN s.status = 'complained' THEN %s
                     WHEN s.status = 'bounced' THEN %s
                     WHEN s.status = 'unsubscribed' THEN %s
                     ELSE %s END,
-               sup.list_id
+               sup.suppression_list_id
         FROM ({recipients}) r
         JOIN {Subscriber._meta.db_table} s ON s.id = r.subscriber_id
-        LEFT JOIN (SELECT email, MIN(suppression_list_id) AS list_id
-                   FROM {SuppressionEntry._meta.db_table} GROUP BY email) sup
+        LEFT JOIN {suppression} sup
                ON sup.email = LOWER(s.email)
+              AND NOT EXISTS (SELECT 1 FROM {suppression} lower_list
+                              WHERE lower_list.email = sup.email
+                                AND lower_list.suppression_list_id < sup.suppression_list_id)
         WHERE EXISTS (SELECT 1 FROM {membership} m
-                      WHERE m.subscriber_id = r.subscriber_id{segment_filter})
+                      WHERE m.subscriber_id = r.subscriber_id{segment_filter}){subscriber_filter}
     """
     all_params = [incident_id, ExclusionReason.SUPPRESSED.value,
                   ExclusionReason.COMPLAINED.value, ExclusionReason.BOUNCED.value,
                   ExclusionReason.UNSUBSCRIBED.value,
                   ExclusionReason.NO_APOLOGY.value if no_apology else "",
-                  *params, *segment_params]
+                  *params, *segment_params, *subscriber_params]
     return sql, all_params
 
 
