@@ -196,6 +196,8 @@ from incidents.assessment.models import (  # noqa: E402,F401
     AffectedRecipient,
     Answer,
     Assessment,
+    AudienceComputation,
+    ComputationStatus,
     ExclusionReason,
     PiiField,
 )

@@ -1,8 +1,9 @@
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import (
@@ -25,9 +26,14 @@ class IncidentFilters:
 
 
 def incident_list(*, user: AbstractBaseUser, filters: IncidentFilters) -> QuerySet[Incident]:
+    """The incidents a person may see, filtered, open first, then most severe, then newest.
+
+    Open first is explicit (`is_closed`): ordering by `closed_at` puts NULLs — the open
+    incidents — last on PostgreSQL. The pk breaks ties so that keyset pages never skip or
+    repeat a row.
+    """
     qs = incidents_visible_to(user).select_related("lead").annotate(
-        steps_resolved=Count("steps", filter=Q(steps__status__in=["done", "skipped"])),
-    )
+        is_closed=ExpressionWrapper(Q(closed_at__isnull=False), output_field=BooleanField()))
     if filters.status == "open":
         qs = qs.filter(closed_at__isnull=True)
     elif filters.status:
@@ -38,7 +44,106 @@ def incident_list(*, user: AbstractBaseUser, filters: IncidentFilters) -> QueryS
         qs = qs.filter(kind=filters.kind)
     if filters.q:
         qs = qs.filter(Q(title__icontains=filters.q) | Q(summary__icontains=filters.q))
-    return qs.order_by("closed_at", "severity", "-declared_at")
+    return qs.order_by(*LIST_ORDER)
+
+
+LIST_ORDER = ("is_closed", "severity", "-declared_at", "-pk")
+# Counting stops here: "1,000+" says enough, and counting further scans every incident.
+LIST_COUNT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class ListCursor:
+    """A row's place in the list's order, written into the Next/Previous links."""
+
+    closed: bool
+    severity: int
+    declared_at: datetime
+    pk: int
+
+    @classmethod
+    def of(cls, incident: Incident) -> "ListCursor":
+        return cls(incident.closed_at is not None, incident.severity, incident.declared_at,
+                   incident.pk)
+
+    def encode(self) -> str:
+        return f"{int(self.closed)}_{self.severity}_{self.declared_at.isoformat()}_{self.pk}"
+
+    @classmethod
+    def decode(cls, text: str) -> "ListCursor | None":
+        """None for anything malformed: the list then starts from the top."""
+        try:
+            closed, severity, declared, pk = text.split("_")
+            when = datetime.fromisoformat(declared)
+            if closed not in ("0", "1") or when.tzinfo is None:
+                return None
+            return cls(closed == "1", int(severity), when, int(pk))
+        except ValueError:
+            return None
+
+    def after(self) -> Q:
+        """Rows that come after this one in LIST_ORDER."""
+        later = (Q(severity__gt=self.severity)
+                 | Q(severity=self.severity, declared_at__lt=self.declared_at)
+                 | Q(severity=self.severity, declared_at=self.declared_at, pk__lt=self.pk))
+        same = Q(closed_at__isnull=not self.closed) & later
+        return same if self.closed else Q(closed_at__isnull=False) | same
+
+    def before(self) -> Q:
+        """Rows that come before this one in LIST_ORDER."""
+        earlier = (Q(severity__lt=self.severity)
+                   | Q(severity=self.severity, declared_at__gt=self.declared_at)
+                   | Q(severity=self.severity, declared_at=self.declared_at, pk__gt=self.pk))
+        same = Q(closed_at__isnull=not self.closed) & earlier
+        return Q(closed_at__isnull=True) | same if self.closed else same
+
+
+@dataclass
+class IncidentPage:
+    rows: list[Incident]
+    total: int  # capped at LIST_COUNT_CAP + 1
+    next_cursor: str = ""
+    previous_cursor: str = ""
+
+    @property
+    def more_than_cap(self) -> bool:
+        return self.total > LIST_COUNT_CAP
+
+    @property
+    def shown_total(self) -> int:
+        return min(self.total, LIST_COUNT_CAP)
+
+
+def incident_list_page(*, user: AbstractBaseUser, filters: IncidentFilters, size: int,
+                       after: str = "", before: str = "") -> IncidentPage:
+    """One page of the list by keyset (`after` / `before` a row's cursor), its capped
+    count, and each row's resolved steps counted for that page's rows only."""
+    qs = incident_list(user=user, filters=filters)
+    total = qs.order_by()[:LIST_COUNT_CAP + 1].count()
+    after_at, before_at = ListCursor.decode(after), ListCursor.decode(before)
+    if before_at is not None:
+        # Backwards: the rows just before, read in reverse order and put back.
+        reverse = [f[1:] if f.startswith("-") else f"-{f}" for f in LIST_ORDER]
+        rows = list(qs.filter(before_at.before()).order_by(*reverse)[:size + 1])
+        has_previous, has_next = len(rows) > size, True
+        rows = rows[:size][::-1]
+    else:
+        if after_at is not None:
+            qs = qs.filter(after_at.after())
+        rows = list(qs[:size + 1])
+        has_previous, has_next = after_at is not None, len(rows) > size
+        rows = rows[:size]
+    resolved = dict(ResponseStep.objects.filter(
+        incident__in=[r.pk for r in rows], status__in=["done", "skipped"])
+        .values("incident").annotate(n=Count("pk")).values_list("incident", "n"))
+    for row in rows:
+        row.steps_resolved = resolved.get(row.pk, 0)
+    page = IncidentPage(rows=rows, total=total)
+    if rows and has_next:
+        page.next_cursor = ListCursor.of(rows[-1]).encode()
+    if rows and has_previous:
+        page.previous_cursor = ListCursor.of(rows[0]).encode()
+    return page
 
 
 def incident_steps(*, incident: Incident) -> list[ResponseStep]:

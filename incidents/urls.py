@@ -65,6 +65,10 @@ urlpatterns = [
          name="campaigns-link"),
     # Step 3: affected audience and assessment
     path("<int:pk>/audience/", views_assessment.audience_compute, name="audience-compute"),
+    path("<int:pk>/audience/progress/", views_assessment.audience_progress,
+         name="audience-progress"),
+    path("<int:pk>/audience/cancel/", views_assessment.audience_cancel,
+         name="audience-cancel"),
     path("<int:pk>/audience/lookup/", views_assessment.audience_lookup,
          name="audience-lookup"),
     path("<int:pk>/assessment/", views_assessment.assessment_update,

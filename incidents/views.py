@@ -2,7 +2,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -45,10 +44,13 @@ def incident_list(request: HtmxHttpRequest) -> HttpResponse:
     filters = selectors.IncidentFilters()
     if form.is_valid():
         filters = selectors.IncidentFilters(**{k: v for k, v in form.cleaned_data.items() if v})
-    page = Paginator(selectors.incident_list(user=request.user, filters=filters),
-                     PAGE_SIZE).get_page(request.GET.get("page"))
+    # Keyset pages: the cost of a page does not grow with the number of incidents.
+    page = selectors.incident_list_page(
+        user=request.user, filters=filters, size=PAGE_SIZE,
+        after=request.GET.get("after", ""), before=request.GET.get("before", ""))
     query = request.GET.copy()
-    query.pop("page", None)
+    for key in ("after", "before", "page"):
+        query.pop(key, None)
     context = {"form": form, "page": page, "query": query.urlencode(),
                "can_declare": can_declare(request.user), "filtered": any(
                    [filters.status, filters.severity, filters.kind, filters.q])}

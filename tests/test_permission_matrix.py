@@ -156,6 +156,10 @@ RULES: dict[str, Rule] = {
     # Issue 3: audiences, imports, affected audience and assessment.
     "incidents:audience-compute": Rule("POST", writers(), {}),
     "incidents:audience-lookup": Rule("GET", readers(), {"email": "someone@example.com"}),
+    # Issue 13: the background computation's progress (no htmx: back to the war room) and
+    # its cancel (nothing running: back to the war room with the message).
+    "incidents:audience-progress": Rule("GET", readers(302)),
+    "incidents:audience-cancel": Rule("POST", writers(), {}),
     "incidents:assessment-update": Rule("POST", writers(), {
         "legal_involved": "yes", "law_enforcement_involved": "no", "currency": "EUR"}),
     "audiences:import-upload": Rule("GET", {

@@ -50,6 +50,57 @@ class AffectedAudience(models.Model):
         return f"Audience of incident {self.incident_id}"
 
 
+class ComputationStatus(models.TextChoices):
+    QUEUED = "queued", _("Waiting for a worker")
+    RUNNING = "running", _("Computing")
+    DONE = "done", _("Done")
+    CANCELLED = "cancelled", _("Cancelled")
+    FAILED = "failed", _("Failed")
+
+
+ACTIVE_COMPUTATION = [ComputationStatus.QUEUED, ComputationStatus.RUNNING]
+
+
+class AudienceComputation(models.Model):
+    """One request to (re)compute an incident's affected audience in the background.
+
+    The scope is kept here until a worker takes it; at most one per incident is queued or
+    running at a time (the database refuses a second). Progress lives in the cache: the
+    computation is one transaction, so nothing it writes is visible before it ends.
+    """
+
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE,
+                                 related_name="audience_computations")
+    campaign_ids = models.JSONField(default=list)
+    segment_ids = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=ComputationStatus.choices,
+                              default=ComputationStatus.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL,
+                                            on_delete=models.SET_NULL, null=True,
+                                            blank=True, related_name="+")
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["incident"],
+                                    condition=Q(status__in=["queued", "running"]),
+                                    name="audience_computation_one_at_a_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Audience computation {self.pk} of incident {self.incident_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_COMPUTATION
+
+
 class AffectedRecipient(models.Model):
     """One person who received a faulty campaign within the scope (once, however many
     segments or campaigns). Blank exclusion_reason: in the apology audience."""

@@ -6,24 +6,33 @@ so that a million recipients take seconds. The SQL is plain enough to run on Pos
 (production, tests) and SQLite (the embedded demo).
 
 Steps of a computation, in one transaction:
-1. lock the incident's AffectedAudience row (concurrent recomputations queue up);
+1. lock the incident (concurrent recomputations queue up);
 2. DELETE the previous snapshot;
 3. INSERT … SELECT the recipients of the faulty campaigns within the segments in scope,
-   once per person, with the reason each one is excluded (if any);
+   once per person, with the reason each one is excluded (if any) — in chunks by ranges of
+   subscriber id, so a caller can show progress and cancel between two chunks;
 4. one GROUP BY for the counts, stored on AffectedAudience and written to the timeline.
+A cancelled or failed computation rolls back whole: the previous snapshot stays.
+
+From the war room it runs in a Celery task (`affected_audience_request` queues an
+AudienceComputation; `affected_audience_run` is the task's work), never in the request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,6 +42,8 @@ from incidents.models import (
     AffectedAudience,
     AffectedRecipient,
     Assessment,
+    AudienceComputation,
+    ComputationStatus,
     EventKind,
     ExclusionReason,
     Incident,
@@ -42,6 +53,8 @@ from incidents.plan.signoff import signoffs_void_for_change
 from incidents.services import checklist_item_prove, incident_update
 from incidents.timeline import actor_name, in_log_language, timeline_record
 from messaging.models import Campaign, CampaignRecipient
+
+log = logging.getLogger(__name__)
 
 # Order matters: when several reasons apply, the first one is recorded.
 EXCLUSION_ORDER = [ExclusionReason.SUPPRESSED, ExclusionReason.COMPLAINED,
@@ -53,55 +66,94 @@ def _placeholders(values: list) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _recipients_sql(campaign_ids: list[int]) -> tuple[str, list]:
-    """One row per person who received any of the campaigns: (subscriber, campaign, sent)."""
+def _recipients_sql(campaign_ids: list[int],
+                    subscribers: tuple[int, int] | None = None) -> tuple[str, list]:
+    """One row per person who received any of the campaigns: (subscriber, campaign, sent);
+    `subscribers` keeps one range of subscriber ids (inclusive)."""
     table = CampaignRecipient._meta.db_table
+    where, params = "", []
+    if subscribers is not None:
+        where, params = " AND subscriber_id BETWEEN %s AND %s", list(subscribers)
     if len(campaign_ids) == 1:
         return (f"SELECT subscriber_id, campaign_id, sent_at FROM {table} "
-                f"WHERE campaign_id = %s", list(campaign_ids))
-    # Several campaigns: keep each person's first receipt (a window, still set-based).
+                f"WHERE campaign_id = %s{where}", [*campaign_ids, *params])
+    # Several campaigns: keep each person's first receipt (a window, still set-based; a
+    # range of subscribers holds every receipt of each of them, so chunks agree).
     return (f"SELECT subscriber_id, campaign_id, sent_at FROM ("
             f"SELECT subscriber_id, campaign_id, sent_at, ROW_NUMBER() OVER ("
             f"PARTITION BY subscriber_id ORDER BY sent_at, campaign_id) AS rn "
-            f"FROM {table} WHERE campaign_id IN ({_placeholders(campaign_ids)})) firsts "
-            f"WHERE rn = 1", list(campaign_ids))
+            f"FROM {table} WHERE campaign_id IN ({_placeholders(campaign_ids)}){where}) "
+            f"firsts WHERE rn = 1", [*campaign_ids, *params])
 
 
 def affected_insert_sql(*, incident_id: int, campaign_ids: list[int],
-                        segment_ids: list[int], no_apology: bool) -> tuple[str, list]:
-    """The INSERT … SELECT that materialises the snapshot. Public for the benchmark."""
-    recipients, params = _recipients_sql(campaign_ids)
+                        segment_ids: list[int], no_apology: bool,
+                        subscribers: tuple[int, int] | None = None) -> tuple[str, list]:
+    """The INSERT … SELECT that materialises the snapshot (or the part of it within one
+    range of subscriber ids). Public for the benchmark."""
+    recipients, params = _recipients_sql(campaign_ids, subscribers)
     membership = SegmentMembership._meta.db_table
+    # Each address's lowest list, by index per person (not a GROUP BY of every suppressed
+    # address, which each chunk would redo).
+    suppression = SuppressionEntry._meta.db_table
     segment_filter = ""
     segment_params: list = []
     if segment_ids:
         segment_filter = f" AND m.segment_id IN ({_placeholders(segment_ids)})"
         segment_params = list(segment_ids)
+    # The range on subscribers too, or the planner scans all of them for every chunk.
+    subscriber_filter, subscriber_params = "", []
+    if subscribers is not None:
+        subscriber_filter, subscriber_params = " AND s.id BETWEEN %s AND %s", list(subscribers)
     sql = f"""
         INSERT INTO {AffectedRecipient._meta.db_table}
             (incident_id, subscriber_id, campaign_id, sent_at, exclusion_reason,
              suppression_list_id)
         SELECT %s, r.subscriber_id, r.campaign_id, r.sent_at,
-               CASE WHEN sup.list_id IS NOT NULL THEN %s
+               CASE WHEN sup.suppression_list_id IS NOT NULL THEN %s
                     WHEN s.status = 'complained' THEN %s
                     WHEN s.status = 'bounced' THEN %s
                     WHEN s.status = 'unsubscribed' THEN %s
                     ELSE %s END,
-               sup.list_id
+               sup.suppression_list_id
         FROM ({recipients}) r
         JOIN {Subscriber._meta.db_table} s ON s.id = r.subscriber_id
-        LEFT JOIN (SELECT email, MIN(suppression_list_id) AS list_id
-                   FROM {SuppressionEntry._meta.db_table} GROUP BY email) sup
+        LEFT JOIN {suppression} sup
                ON sup.email = LOWER(s.email)
+              AND NOT EXISTS (SELECT 1 FROM {suppression} lower_list
+                              WHERE lower_list.email = sup.email
+                                AND lower_list.suppression_list_id < sup.suppression_list_id)
         WHERE EXISTS (SELECT 1 FROM {membership} m
-                      WHERE m.subscriber_id = r.subscriber_id{segment_filter})
+                      WHERE m.subscriber_id = r.subscriber_id{segment_filter}){subscriber_filter}
     """
     all_params = [incident_id, ExclusionReason.SUPPRESSED.value,
                   ExclusionReason.COMPLAINED.value, ExclusionReason.BOUNCED.value,
                   ExclusionReason.UNSUBSCRIBED.value,
                   ExclusionReason.NO_APOLOGY.value if no_apology else "",
-                  *params, *segment_params]
+                  *params, *segment_params, *subscriber_params]
     return sql, all_params
+
+
+# A chunk spans at least this many subscriber ids, and there are at most CHUNKS_MAX: enough
+# steps for a progress bar that moves, few enough that each statement stays set-based.
+CHUNK_MIN_IDS = 10_000
+CHUNKS_MAX = 50
+
+
+def subscriber_ranges(campaign_ids: list[int]) -> list[tuple[int, int]]:
+    """Ranges of subscriber ids (inclusive) that split the campaigns' recipients into
+    chunks: one indexed MIN/MAX, no scan."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MIN(subscriber_id), MAX(subscriber_id) FROM "
+            f"{CampaignRecipient._meta.db_table} WHERE campaign_id IN "
+            f"({_placeholders(campaign_ids)})", campaign_ids)
+        low, high = cursor.fetchone()
+    if low is None:
+        return []
+    chunks = min(CHUNKS_MAX, max(1, math.ceil((high - low + 1) / CHUNK_MIN_IDS)))
+    width = math.ceil((high - low + 1) / chunks)
+    return [(start, min(high, start + width - 1)) for start in range(low, high + 1, width)]
 
 
 def _counts(incident_id: int) -> dict[str, int]:
@@ -142,15 +194,10 @@ def _summary_counts(counts: dict[str, int]) -> dict:
             "excluded": {r: counts[r] for r in counts if r}}
 
 
-@transaction.atomic
-def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | None,
-                              campaigns: Iterable[Campaign | int],
-                              segments: Iterable[Segment | int] = ()) -> AffectedAudience:
-    """Choose the scope and (re)materialise the snapshot, replacing the previous one.
-
-    `segments` empty means every segment the campaigns hit: a recipient counts when they
-    belong to at least one segment.
-    """
+def affected_audience_scope(*, campaigns: Iterable[Campaign | int],
+                            segments: Iterable[Segment | int] = ()
+                            ) -> tuple[list[int], list[int]]:
+    """The scope's campaign and segment ids, checked; ValidationError names what is wrong."""
     campaign_ids = sorted({c if isinstance(c, int) else c.pk for c in campaigns})
     segment_ids = sorted({s if isinstance(s, int) else s.pk for s in segments})
     if not campaign_ids:
@@ -163,19 +210,50 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     if missing := [s for s in segment_ids if s not in found]:
         raise ValidationError({"segments": _("Unknown segment(s): %(ids)s.") % {
             "ids": ", ".join(map(str, missing))}})
-    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    return campaign_ids, segment_ids
+
+
+Progress = Callable[[int, int], None]
+
+
+@transaction.atomic
+def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | None,
+                              campaigns: Iterable[Campaign | int],
+                              segments: Iterable[Segment | int] = (),
+                              progress: Progress | None = None) -> AffectedAudience:
+    """Choose the scope and (re)materialise the snapshot, replacing the previous one.
+
+    `segments` empty means every segment the campaigns hit: a recipient counts when they
+    belong to at least one segment. `progress(done, total)` is called before the first
+    chunk and after each step; whatever it raises rolls the whole computation back.
+    """
+    campaign_ids, segment_ids = affected_audience_scope(campaigns=campaigns,
+                                                        segments=segments)
+    # The incident stays locked until the end: a second computation and the services that
+    # lock it wait. NO KEY: rows that merely point at it (timeline events, notes) do not.
+    incident = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
     if incident.closed_at is not None:
         raise ValidationError(_("The incident is closed; reopen it to recompute."))
     audience, _created = AffectedAudience.objects.get_or_create(incident=incident)
-    before = _summary_counts(_counts(incident.pk)) if audience.computed_at else None
+    # The stored counts of the last computation (no GROUP BY over the old snapshot).
+    before = ({"reached": audience.reached_count, "affected": audience.affected_count,
+               "excluded": dict(audience.excluded_counts or {})}
+              if audience.computed_at else None)
 
+    ranges = subscriber_ranges(campaign_ids)
+    total = len(ranges) + 1  # the chunks, then the counts
+    if progress:
+        progress(0, total)
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {AffectedRecipient._meta.db_table} "
                        f"WHERE incident_id = %s", [incident.pk])
-        sql, params = affected_insert_sql(
-            incident_id=incident.pk, campaign_ids=campaign_ids, segment_ids=segment_ids,
-            no_apology=incident.kind == Kind.SUPPRESSION_SEND)
-        cursor.execute(sql, params)
+        for done, subscribers in enumerate(ranges, start=1):
+            sql, params = affected_insert_sql(
+                incident_id=incident.pk, campaign_ids=campaign_ids, segment_ids=segment_ids,
+                no_apology=incident.kind == Kind.SUPPRESSION_SEND, subscribers=subscribers)
+            cursor.execute(sql, params)
+            if progress:
+                progress(done, total)
     after = _summary_counts(_counts(incident.pk))
 
     audience.campaigns.set(campaign_ids)
@@ -187,6 +265,8 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     audience.excluded_counts = after["excluded"]
     audience.segment_counts, audience.suppression_list_counts = breakdown_counts(
         incident.pk, segment_ids)
+    if progress:
+        progress(total, total)
     audience.save(update_fields=["computed_at", "computed_by", "reached_count",
                                  "affected_count", "excluded_counts", "segment_counts",
                                  "suppression_list_counts"])
@@ -216,6 +296,204 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     signoffs_void_for_change(incident=incident, actor=actor, change=change,
                              why="affected audience recomputed")
     return audience
+
+
+# --- In the background (the war room's path) ------------------------------------------
+
+# Progress of a running computation: the computation is one transaction, so it can only be
+# seen from outside through the cache (Redis in production, files in the embedded run).
+PROGRESS_KEY = "incidents:audience-progress:{run}"
+PROGRESS_TTL = 24 * 3600
+# A running computation that has reported nothing for this long has lost its worker:
+# Cancel then ends it at once instead of waiting for a check that never comes.
+STALE_AFTER = 600
+
+
+class ComputationCancelled(Exception):
+    """Raised between two chunks when someone asked to cancel: rolls the work back."""
+
+
+def _progress_write(run_id: int, done: int, total: int) -> None:
+    cache.set(PROGRESS_KEY.format(run=run_id),
+              {"done": done, "total": total, "at": time.time()}, PROGRESS_TTL)
+
+
+def _campaign_names(campaign_ids: list[int]) -> str:
+    return ", ".join(Campaign.objects.filter(pk__in=campaign_ids).order_by("name")
+                     .values_list("name", flat=True))
+
+
+@transaction.atomic
+def affected_audience_request(*, incident: Incident, actor: AbstractBaseUser,
+                              campaigns: Iterable[Campaign | int],
+                              segments: Iterable[Segment | int] = ()) -> AudienceComputation:
+    """Check the scope and queue its computation; returns at once. One at a time per
+    incident: a second request while one is queued or running is refused."""
+    campaign_ids, segment_ids = affected_audience_scope(campaigns=campaigns,
+                                                        segments=segments)
+    if incident.closed_at is not None:
+        raise ValidationError(_("The incident is closed; reopen it to recompute."))
+    try:
+        with transaction.atomic():  # the partial unique constraint is the referee
+            run = AudienceComputation.objects.create(
+                incident=incident, campaign_ids=campaign_ids, segment_ids=segment_ids,
+                requested_by=actor)
+    except IntegrityError:
+        raise ValidationError(_(
+            "The affected audience is already being computed for this incident: wait "
+            "for it to finish, or cancel it first.")) from None
+    _progress_write(run.pk, 0, 0)
+    with in_log_language():
+        timeline_record(
+            incident=incident, actor=actor, kind=EventKind.UPDATED,
+            message=_("%(who)s started computing the affected audience of %(campaigns)s.")
+            % {"who": actor_name(actor), "campaigns": _campaign_names(campaign_ids)},
+            data={"audience_run": {"run": run.pk, "status": "started",
+                                   "campaigns": campaign_ids, "segments": segment_ids}})
+    from incidents.assessment.tasks import compute_affected_audience
+
+    transaction.on_commit(lambda: compute_affected_audience.delay(run.pk))
+    return run
+
+
+def _run_end(run: AudienceComputation, *, status: str, actor: AbstractBaseUser | None,
+             message: str, error: str = "") -> bool:
+    """Record how a run that did not finish ended; False if it had already ended."""
+    with transaction.atomic():
+        ended = AudienceComputation.objects.filter(
+            pk=run.pk, status__in=[ComputationStatus.QUEUED, ComputationStatus.RUNNING],
+        ).update(status=status, finished_at=timezone.now(), error=error)
+        if ended:
+            timeline_record(incident=run.incident, actor=actor, kind=EventKind.UPDATED,
+                            message=message,
+                            data={"audience_run": {"run": run.pk, "status": status}})
+    cache.delete(PROGRESS_KEY.format(run=run.pk))
+    return bool(ended)
+
+
+def _kept_sentence(incident: Incident) -> str:
+    audience = AffectedAudience.objects.filter(incident=incident,
+                                               computed_at__isnull=False).first()
+    if audience is None:
+        return _("No affected audience has been computed yet.")
+    return _("The previous one is kept: %(reached)s reached, %(affected)s in the apology "
+             "audience.") % {"reached": audience.reached_count,
+                             "affected": audience.affected_count}
+
+
+def affected_audience_run(*, run_id: int) -> str | None:
+    """The task's work: claim the queued run, compute with progress, and record how it
+    ended. Returns the final status, or None when there was nothing to do."""
+    claimed = AudienceComputation.objects.filter(
+        pk=run_id, status=ComputationStatus.QUEUED).update(
+        status=ComputationStatus.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return None  # gone, cancelled while queued, or another worker has it
+    run = AudienceComputation.objects.select_related(
+        "incident", "requested_by", "cancel_requested_by").get(pk=run_id)
+
+    def progress(done: int, total: int) -> None:
+        _progress_write(run_id, done, total)
+        # READ COMMITTED: each check sees a cancel committed since the last one.
+        if AudienceComputation.objects.filter(
+                pk=run_id, cancel_requested_at__isnull=False).exists():
+            raise ComputationCancelled
+
+    try:
+        with transaction.atomic():
+            affected_audience_compute(incident=run.incident, actor=run.requested_by,
+                                      campaigns=run.campaign_ids, segments=run.segment_ids,
+                                      progress=progress)
+            AudienceComputation.objects.filter(pk=run_id).update(
+                status=ComputationStatus.DONE, finished_at=timezone.now())
+    except ComputationCancelled:
+        run.refresh_from_db(fields=["cancel_requested_by"])
+        who = run.cancel_requested_by
+        with in_log_language():
+            message = _("%(who)s cancelled the computation of the affected audience.") % {
+                "who": actor_name(who)} + " " + _kept_sentence(run.incident)
+            _run_end(run, status=ComputationStatus.CANCELLED, actor=who, message=message)
+        return ComputationStatus.CANCELLED
+    except Exception as exc:
+        if not isinstance(exc, ValidationError):
+            log.exception("affected audience computation %s failed", run_id)
+        error = error_text_of(exc)
+        with in_log_language():
+            message = _("Computing the affected audience failed: %(error)s") % {
+                "error": error} + " " + _kept_sentence(run.incident)
+            _run_end(run, status=ComputationStatus.FAILED, actor=None, message=message,
+                     error=error)
+        return ComputationStatus.FAILED
+    cache.delete(PROGRESS_KEY.format(run=run_id))
+    return ComputationStatus.DONE
+
+
+def error_text_of(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@transaction.atomic
+def affected_audience_cancel(*, incident: Incident, actor: AbstractBaseUser
+                             ) -> AudienceComputation:
+    """Ask the running computation to stop at its next chunk (it rolls back and records
+    the cancellation); one still queued, or one whose worker is gone, ends here."""
+    run = (AudienceComputation.objects.select_for_update()
+           .filter(incident=incident, status__in=[ComputationStatus.QUEUED,
+                                                  ComputationStatus.RUNNING]).first())
+    if run is None:
+        raise ValidationError(_("No computation of the affected audience is running."))
+    if run.cancel_requested_at is not None and not _is_stale(run):
+        return run
+    run.cancel_requested_at, run.cancel_requested_by = timezone.now(), actor
+    run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
+    if run.status == ComputationStatus.QUEUED or _is_stale(run):
+        with in_log_language():
+            message = _("%(who)s cancelled the computation of the affected audience.") % {
+                "who": actor_name(actor)} + " " + _kept_sentence(incident)
+        _run_end(run, status=ComputationStatus.CANCELLED, actor=actor, message=message)
+        run.refresh_from_db()
+    return run
+
+
+def _is_stale(run: AudienceComputation) -> bool:
+    if run.status != ComputationStatus.RUNNING:
+        return False
+    seen = (cache.get(PROGRESS_KEY.format(run=run.pk)) or {}).get("at")
+    if seen is None:
+        seen = (run.started_at or run.requested_at).timestamp()
+    return time.time() - seen > STALE_AFTER
+
+
+@dataclass
+class RunState:
+    """What step 3 shows of the latest background computation."""
+
+    run: AudienceComputation
+    done: int = 0
+    total: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.run.is_active
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
+
+
+def affected_audience_run_state(*, incident: Incident) -> RunState | None:
+    """The incident's latest computation (one query) with its progress (one cache read)."""
+    run = (AudienceComputation.objects.filter(incident=incident).order_by("-pk")
+           .select_related("requested_by").first())
+    if run is None:
+        return None
+    state = RunState(run=run)
+    if run.is_active:
+        progress = cache.get(PROGRESS_KEY.format(run=run.pk)) or {}
+        state.done, state.total = progress.get("done", 0), progress.get("total", 0)
+    return state
 
 
 # --- Reads -----------------------------------------------------------------------------
@@ -396,6 +674,19 @@ class AssessmentPanel:
     @cached_property
     def summary(self) -> AudienceSummary:
         return affected_audience_summary(incident=self.incident)
+
+    @cached_property
+    def run(self) -> RunState | None:
+        return affected_audience_run_state(incident=self.incident)
+
+    @property
+    def run_ended_unseen(self) -> bool:
+        """The latest computation was cancelled or failed after the counts shown."""
+        run, audience = self.run, self.summary.audience
+        if run is None or run.is_active or run.run.status == ComputationStatus.DONE:
+            return False
+        return not (audience and audience.computed_at
+                    and audience.computed_at > (run.run.finished_at or run.run.requested_at))
 
     @cached_property
     def campaigns(self) -> list[Campaign]:

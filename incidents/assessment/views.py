@@ -12,7 +12,7 @@ from core.htmx import HtmxHttpRequest, wants_fragment
 from incidents.assessment import services as audience
 from incidents.assessment.forms import AssessmentForm, AudienceScopeForm, LookupForm
 from incidents.models import ResponseStep
-from incidents.permissions import get_incident_for_user
+from incidents.permissions import can_work, get_incident_for_user
 from incidents.war_room import war_room_answer
 
 PARTS = ["timeline-events"]
@@ -27,7 +27,8 @@ def audience_compute(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     error = ""
     if form.is_valid():
         try:
-            audience.affected_audience_compute(
+            # Queued, not computed here: a million recipients take longer than a request.
+            audience.affected_audience_request(
                 incident=incident, actor=request.user, campaigns=form.cleaned_data["campaigns"],
                 segments=form.cleaned_data["segments"])
         except ValidationError as exc:
@@ -36,6 +37,38 @@ def audience_compute(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         error = error_text(form)
     return war_room_answer(request, incident, steps=[step.number], parts=PARTS, error=error,
                            anchor="assessment")
+
+
+@login_required
+@require_POST
+def audience_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    incident = get_incident_for_user(request.user, pk, write=True)
+    error = ""
+    try:
+        audience.affected_audience_cancel(incident=incident, actor=request.user)
+    except ValidationError as exc:
+        error = error_text(exc)
+    return war_room_answer(request, incident, steps=[3], parts=PARTS, error=error,
+                           anchor="assessment")
+
+
+@login_required
+@require_GET
+def audience_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The progress bar's poll: the bar while the computation runs; once it has ended, the
+    whole step card (new counts, or the message saying why not) in its place."""
+    incident = get_incident_for_user(request.user, pk)
+    panel = audience.AssessmentPanel(incident)
+    if wants_fragment(request) and panel.run and panel.run.is_active:
+        return render(request, "incidents/panels/assessment.html#audience-progress",
+                      {"incident": incident, "assessment_panel": panel,
+                       "can_work": can_work(request.user) and incident.is_open})
+    # The timeline too: the answer moves the live poll's mark past the events that ended it.
+    response = war_room_answer(request, incident, steps=[3], parts=PARTS, anchor="assessment")
+    if wants_fragment(request):
+        response["HX-Retarget"] = "#step-3"
+        response["HX-Reswap"] = "outerHTML"
+    return response
 
 
 @login_required

@@ -11,9 +11,10 @@ from tests.factories import declare
 
 
 @pytest.mark.browser
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_compute_the_affected_audience_and_look_one_person_up(page: Page, live_server,
-                                                               marketer):
+                                                               celery_worker, marketer):
     vip, everyone = segment("VIP"), segment("Everyone")
     people = [subscriber(f"person{i}@example.test", segments=(everyone,)) for i in range(5)]
     people.append(subscriber("vip@example.test", segments=(vip, everyone)))
@@ -32,6 +33,9 @@ def test_compute_the_affected_audience_and_look_one_person_up(page: Page, live_s
     panel = page.locator("#assessment")
     panel.get_by_label(re.compile("Spring sale")).check()
     panel.get_by_role("button", name="Compute affected audience").click()
+    # The worker computes it; the bar (or, as fast as it goes, the counts) comes back.
+    expect(page.locator("#timeline-events")).to_contain_text(
+        "started computing the affected audience")
     expect(page.locator('#audience-counts [data-count="reached"]')).to_have_text("7")
     expect(page.locator('#audience-counts [data-count="affected"]')).to_have_text("6")
     expect(page.locator('#audience-counts [data-count="unsubscribed"]')).to_have_text("1")

@@ -2,7 +2,8 @@ import pytest
 from django.urls import reverse
 
 from audiences.models import SubscriberStatus
-from incidents.models import AffectedRecipient, Assessment, Kind
+from incidents.assessment.services import affected_audience_run
+from incidents.models import AffectedRecipient, Assessment, AudienceComputation, Kind
 from tests.audiences.factories import campaign, segment, subscriber
 from tests.factories import declare
 
@@ -27,6 +28,19 @@ def url(name, incident):
     return reverse(f"incidents:{name}", args=[incident.pk])
 
 
+def run_queued(incident) -> str:
+    """Do what the worker does with the queued computation (its task only calls this;
+    the worker itself is in test_audience_worker.py)."""
+    run = AudienceComputation.objects.get(incident=incident, status="queued")
+    return affected_audience_run(run_id=run.pk)
+
+
+def compute(client, incident, data):
+    response = client.post(url("audience-compute", incident), data)
+    run_queued(incident)
+    return response
+
+
 def test_war_room_shows_the_panel_before_any_computation(client, marketer, scene):
     response = login(client, marketer).get(url("incident-detail", scene["incident"]))
     assert response.status_code == 200
@@ -39,12 +53,14 @@ def test_marketer_computes_the_audience_with_a_plain_form(client, marketer, scen
                                             {"campaigns": [scene["campaign"].pk]})
     assert response.status_code == 302
     assert response["Location"].endswith("#assessment")
+    assert not AffectedRecipient.objects.filter(incident=scene["incident"]).exists()
+    assert run_queued(scene["incident"]) == "done"
     assert AffectedRecipient.objects.filter(incident=scene["incident"]).count() == 2
     body = client.get(url("incident-detail", scene["incident"])).content.decode()
     assert 'data-count="affected">1<' in body and 'data-count="unsubscribed">1<' in body
 
 
-def test_compute_over_htmx_swaps_the_step_card_and_the_timeline(client, marketer, scene):
+def test_compute_over_htmx_queues_and_swaps_in_the_progress_bar(client, marketer, scene):
     response = login(client, marketer).post(
         url("audience-compute", scene["incident"]),
         {"campaigns": [scene["campaign"].pk], "segments": [scene["segment"].pk]},
@@ -52,8 +68,54 @@ def test_compute_over_htmx_swaps_the_step_card_and_the_timeline(client, marketer
     assert response.status_code == 200
     body = response.content.decode()
     assert 'id="step-3"' in body and 'id="timeline-events"' in body
-    assert "computed the affected audience" in body
+    assert "started computing the affected audience of Spring sale" in body
+    assert 'id="audience-progress"' in body and 'aria-live="polite"' in body
+    assert 'hx-trigger="every 1s"' in body and "<progress" in body
+    assert "Cancel computation" in body and "hx-confirm" in body
     assert "<html" not in body
+
+
+def test_progress_poll_shows_the_bar_then_the_card_with_the_counts(client, marketer, scene):
+    incident = scene["incident"]
+    login(client, marketer).post(url("audience-compute", incident),
+                                 {"campaigns": [scene["campaign"].pk]})
+    poll = client.get(url("audience-progress", incident), HTTP_HX_REQUEST="true")
+    text = poll.content.decode()
+    assert poll.status_code == 200 and text.lstrip().startswith('<div class="send-progress')
+    assert "waiting for a worker" in text and "HX-Retarget" not in poll.headers
+    run_queued(incident)
+    done = client.get(url("audience-progress", incident), HTTP_HX_REQUEST="true")
+    assert done["HX-Retarget"] == "#step-3" and done["HX-Reswap"] == "outerHTML"
+    body = done.content.decode()
+    assert 'id="step-3"' in body and 'data-count="affected">1<' in body
+    assert 'id="audience-progress"' not in body
+    assert client.get(url("audience-progress", incident)).status_code == 302
+
+
+def test_a_second_computation_is_refused_while_one_is_queued(client, marketer, scene):
+    incident = scene["incident"]
+    login(client, marketer).post(url("audience-compute", incident),
+                                 {"campaigns": [scene["campaign"].pk]})
+    response = client.post(url("audience-compute", incident),
+                           {"campaigns": [scene["campaign"].pk]}, HTTP_HX_REQUEST="true")
+    assert "already being computed for this incident" in response.content.decode()
+    assert AudienceComputation.objects.filter(incident=incident).count() == 1
+
+
+def test_cancelling_a_queued_computation_ends_it_and_says_so(client, marketer, scene):
+    incident = scene["incident"]
+    compute(login(client, marketer), incident, {"campaigns": [scene["campaign"].pk]})
+    client.post(url("audience-compute", incident),
+                {"campaigns": [scene["campaign"].pk], "segments": [scene["segment"].pk]})
+    response = client.post(url("audience-cancel", incident), HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "cancelled the computation of the affected audience" in body
+    assert "The previous one is kept: 2 reached, 1 in the apology audience." in body
+    assert 'id="audience-progress"' not in body or "was cancelled" in body
+    assert AffectedRecipient.objects.filter(incident=incident).count() == 2
+    assert not AudienceComputation.objects.filter(incident=incident, status="queued").exists()
+    again = client.post(url("audience-cancel", incident), HTTP_HX_REQUEST="true")
+    assert "No computation of the affected audience is running." in again.content.decode()
 
 
 def test_compute_without_a_campaign_says_so(client, marketer, scene):
@@ -66,6 +128,9 @@ def test_read_only_manager_may_look_but_not_compute(client, manager, scene):
     login(client, manager)
     assert client.post(url("audience-compute", scene["incident"]),
                        {"campaigns": [scene["campaign"].pk]}).status_code == 403
+    assert client.post(url("audience-cancel", scene["incident"])).status_code == 403
+    assert client.get(url("audience-progress", scene["incident"]),
+                      HTTP_HX_REQUEST="true").status_code == 200
     assert client.post(url("assessment-update", scene["incident"]),
                        {"currency": "EUR", "legal_involved": "yes",
                         "law_enforcement_involved": "no"}).status_code == 403
@@ -78,6 +143,8 @@ def test_outsider_gets_404_on_a_restricted_incident(client, security_officer, ou
     breach = declare(security_officer, kind=Kind.DATA_BREACH)
     login(client, outsider)
     assert client.post(url("audience-compute", breach), {}).status_code == 404
+    assert client.post(url("audience-cancel", breach)).status_code == 404
+    assert client.get(url("audience-progress", breach)).status_code == 404
     assert client.post(url("assessment-update", breach), {}).status_code == 404
     assert client.get(url("audience-lookup", breach), {"email": "a@b.test"}).status_code == 404
 
@@ -85,13 +152,14 @@ def test_outsider_gets_404_on_a_restricted_incident(client, security_officer, ou
 def test_wrong_methods_get_405(client, marketer, scene):
     login(client, marketer)
     assert client.get(url("audience-compute", scene["incident"])).status_code == 405
+    assert client.get(url("audience-cancel", scene["incident"])).status_code == 405
+    assert client.post(url("audience-progress", scene["incident"])).status_code == 405
     assert client.get(url("assessment-update", scene["incident"])).status_code == 405
     assert client.post(url("audience-lookup", scene["incident"])).status_code == 405
 
 
 def test_lookup_fragment_and_page(client, marketer, scene):
-    login(client, marketer).post(url("audience-compute", scene["incident"]),
-                                 {"campaigns": [scene["campaign"].pk]})
+    compute(login(client, marketer), scene["incident"], {"campaigns": [scene["campaign"].pk]})
     fragment = client.get(url("audience-lookup", scene["incident"]),
                           {"email": "BOB@example.test"}, HTTP_HX_REQUEST="true")
     text = fragment.content.decode()
@@ -107,8 +175,7 @@ def test_lookup_fragment_and_page(client, marketer, scene):
 
 def test_assessment_saves_answers_and_estimates_cost(client, marketer, scene):
     incident = scene["incident"]
-    login(client, marketer).post(url("audience-compute", incident),
-                                 {"campaigns": [scene["campaign"].pk]})
+    compute(login(client, marketer), incident, {"campaigns": [scene["campaign"].pk]})
     response = client.post(url("assessment-update", incident), {
         "pii_exposed": "on", "pii_fields": ["email", "name"],
         "compensation_per_person": "12.50", "currency": "eur",
@@ -135,8 +202,7 @@ def test_panel_queries_do_not_grow_with_segments_and_campaigns(client, marketer,
     from django.test.utils import CaptureQueriesContext
 
     incident = scene["incident"]
-    login(client, marketer).post(url("audience-compute", incident),
-                                 {"campaigns": [scene["campaign"].pk]})
+    compute(login(client, marketer), incident, {"campaigns": [scene["campaign"].pk]})
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as ctx:
@@ -147,6 +213,6 @@ def test_panel_queries_do_not_grow_with_segments_and_campaigns(client, marketer,
     extra = [segment(f"Extra {i}") for i in range(8)]
     people = [subscriber(f"extra{i}@example.test", segments=tuple(extra)) for i in range(3)]
     more = [campaign(f"More {i}", recipients=people) for i in range(4)]
-    login(client, marketer).post(url("audience-compute", incident),
-                                 {"campaigns": [scene["campaign"].pk, *[c.pk for c in more]]})
+    compute(login(client, marketer), incident,
+            {"campaigns": [scene["campaign"].pk, *[c.pk for c in more]]})
     assert queries() == before
