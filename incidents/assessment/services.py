@@ -40,7 +40,7 @@ from incidents.models import (
 )
 from incidents.plan.signoff import signoffs_void_for_change
 from incidents.services import checklist_item_prove, incident_update
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import labels, said, timeline_record, who
 from messaging.models import Campaign, CampaignRecipient
 
 # Order matters: when several reasons apply, the first one is recorded.
@@ -162,26 +162,26 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     audience.excluded_counts = after["excluded"]
     audience.save(update_fields=["computed_at", "computed_by", "reached_count",
                                  "affected_count", "excluded_counts"])
-    with in_log_language():
-        names = ", ".join(Campaign.objects.filter(pk__in=campaign_ids)
-                          .order_by("name").values_list("name", flat=True))
-        message = _("%(who)s computed the affected audience of %(campaigns)s: %(reached)s "
+    names = ", ".join(Campaign.objects.filter(pk__in=campaign_ids)
+                      .order_by("name").values_list("name", flat=True))
+    message = [said("%(who)s computed the affected audience of %(campaigns)s: %(reached)s "
                     "reached, %(affected)s in the apology audience, %(excluded)s "
-                    "excluded.") % {
-            "who": actor_name(actor), "campaigns": names, "reached": after["reached"],
-            "affected": after["affected"], "excluded": after["reached"] - after["affected"]}
-        if before is not None:
-            message += " " + _("Before: %(reached)s reached, %(affected)s in the apology "
-                               "audience.") % before
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=message,
-                        data={"audience": {"campaigns": campaign_ids,
-                                           "segments": segment_ids,
-                                           "before": before, "after": after}})
-        proof = _("The affected audience is computed: %(reached)s reached.") % {
-            "reached": after["reached"]}
-        change = _("The affected audience changed (%(affected)s people)") % {
-            "affected": after["affected"]}
+                    "excluded.", who=who(actor), campaigns=names, reached=after["reached"],
+                    affected=after["affected"],
+                    excluded=after["reached"] - after["affected"])]
+    if before is not None:
+        message.append(said("Before: %(reached)s reached, %(affected)s in the apology "
+                            "audience.", reached=before["reached"],
+                            affected=before["affected"]))
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=message,
+                    data={"audience": {"campaigns": campaign_ids,
+                                       "segments": segment_ids,
+                                       "before": before, "after": after}})
+    proof = said("The affected audience is computed: %(reached)s reached.",
+                 reached=after["reached"])
+    change = said("The affected audience changed (%(affected)s people)",
+                  affected=after["affected"])
     checklist_item_prove(incident=incident, step_number=3, text=playbook.PROOF_AUDIENCE,
                          proof=proof)
     # Who gets the apology is part of what legal and security sign.
@@ -345,13 +345,12 @@ def assessment_update(*, incident: Incident, actor: AbstractBaseUser, pii_expose
         assessment.updated_at = timezone.now()
         assessment.updated_by = actor
         assessment.save(update_fields=[*changed, "updated_at", "updated_by"])
-        with in_log_language():
-            labels = ", ".join(str(Assessment._meta.get_field(n).verbose_name)
-                               for n in changed)
-            timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                            message=_("%(who)s updated the assessment: %(fields)s.") % {
-                                "who": actor_name(actor), "fields": labels},
-                            data={"assessment": changed})
+        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                        message=said("%(who)s updated the assessment: %(fields)s.",
+                                     who=who(actor),
+                                     fields=labels(Assessment._meta.get_field(n).verbose_name
+                                                   for n in changed)),
+                        data={"assessment": changed})
     if incident.pii_exposed != pii_exposed:
         incident_update(incident=incident, actor=actor, pii_exposed=pii_exposed)
     return assessment
