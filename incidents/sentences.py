@@ -180,9 +180,9 @@ def render_part(part: Param) -> str:
         template = ngettext(part["s"], part["p"], part["c"])
     else:
         template = gettext(part["s"])
-    args = part.get("a") or {}
-    if not args:
+    if "a" not in part:  # nothing to fill in (a bare "%" in it stays as it is)
         return template
+    args = part["a"]
     precision: dict[str, int | None] = {}
 
     def plain(m: re.Match) -> str:
