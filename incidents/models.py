@@ -6,6 +6,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import SAID_KEY
+from core.sentences import render as render_sentences
 from incidents.choices import (  # noqa: F401  (the vocabularies, importable from here too)
     SEVERITY_DEFINITIONS,
     Cause,
@@ -16,8 +18,6 @@ from incidents.choices import (  # noqa: F401  (the vocabularies, importable fro
     Status,
     StepStatus,
 )
-from incidents.sentences import SAID_KEY
-from incidents.sentences import render as render_sentences
 
 
 class Incident(models.Model):

@@ -223,7 +223,7 @@ def step_set_status(*, step: ResponseStep, actor: User | None, status: str,
     if status not in StepStatus.values:
         raise ValidationError({"status": _("Unknown step status.")})
     skip_reason = skip_reason.strip()
-    note = note.strip() if isinstance(note, str) else note
+    note = note if isinstance(note, Sentence) else note.strip()
     if status == StepStatus.SKIPPED and not skip_reason:
         raise ValidationError({"skip_reason": _("Say why this step is skipped.")})
     open_items = (step.items.filter(done=False).count()

@@ -1,7 +1,7 @@
 """The incident's append-only timeline: the one way to record what happened.
 
 Every service that changes an incident calls `timeline_record` inside its own transaction.
-It says what happened with `said(...)` / `said_n(...)` (incidents.sentences): the sentence
+It says what happened with `said(...)` / `said_n(...)` (core.sentences): the sentence
 is stored untranslated and read in each reader's language (`TimelineEvent.text`); the
 English rendering goes to `message`, the fallback and what search and exports match on.
 """
@@ -14,8 +14,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from incidents.models import EventKind, Incident, TimelineEvent
-from incidents.sentences import (  # noqa: F401  (the vocabulary of call sites)
+from core.sentences import (  # noqa: F401  (the vocabulary of call sites)
     SAID_KEY,
     Part,
     Sentence,
@@ -30,6 +29,7 @@ from incidents.sentences import (  # noqa: F401  (the vocabulary of call sites)
     said_n,
     text,
 )
+from incidents.models import EventKind, Incident, TimelineEvent
 
 User = AbstractBaseUser
 
@@ -63,7 +63,7 @@ def timeline_record(*, incident: Incident, actor: User | None, kind: str,
     `message` is a sentence (or a list of them, read joined by spaces; a str in the list
     is text as written). A plain str is what a person wrote (a note, a correction)."""
     data = dict(data or {})
-    if not isinstance(message, str):
+    if isinstance(message, Sentence) or not isinstance(message, str):
         parts = encode(message)
         data[SAID_KEY] = parts
         message = render_english(parts)

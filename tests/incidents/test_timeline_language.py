@@ -17,10 +17,10 @@ from django.utils import translation
 from django.utils.html import escape
 
 from accounts.models import UserPreference
+from core.sentences import SAID_KEY
 from incidents import services
 from incidents.models import EventKind, StakeholderRole, StepStatus, TimelineEvent
 from incidents.plan.signoff import signer_requests_set
-from incidents.sentences import SAID_KEY
 from tests.factories import declare
 
 PO = Path(__file__).resolve().parents[2] / "locale" / "pl" / "LC_MESSAGES" / "django.po"

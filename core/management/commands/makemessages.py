@@ -1,6 +1,6 @@
 """makemessages that also extracts the timeline's sentences.
 
-`said("...")` and `said_n("...", "...", n)` (incidents.sentences) store a msgid that is
+`said("...")` and `said_n("...", "...", n)` (core.sentences) store a msgid that is
 translated when the timeline is read, so xgettext must know them as keywords."""
 
 from django.core.management.commands import makemessages

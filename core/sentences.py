@@ -1,8 +1,9 @@
 """Sentences stored untranslated and rendered in the reader's language at read time.
 
-The timeline is written once and read by a team that may not share a language. A service
-says what happened with `said(...)` (or `said_n(...)` for a number of things); what is
-stored is the English msgid and typed parameters, never a translation:
+The incident timeline (and an ESP's answer to a pause) is written once and read by a team
+that may not share a language. Code says what happened with `said(...)` (or `said_n(...)`
+for a number of things); what is stored is the English msgid and typed parameters, never a
+translation:
 
 - plain text (names, campaign names, what a person typed): shown as written;
 - a label (a choice label, a field's verbose name, a playbook title): its English msgid
@@ -17,6 +18,10 @@ a sentence | {"j": [param, ...], "sep": msgid}. This module imports no models.
 
 makemessages extracts the sentences through the `said` and `said_n:1,2` keywords
 (core/management/commands/makemessages.py); wrapping them in gettext_noop works too.
+
+A Sentence *is* its English rendering (a str), so code that logs, slices or searches it
+keeps working; `encode()` gives what to store and `translated()` the active language.
+Build sentences at run time, not at import (the English needs the translation machinery).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -37,25 +41,35 @@ SAID_KEY = "said"
 Param = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Sentence:
-    """One sentence, not yet translated."""
+class Sentence(str):
+    """One sentence, not yet translated; its str value is the English rendering."""
 
     msgid: str
-    params: dict[str, Param] = field(default_factory=dict)
-    plural: str | None = None
-    count: int | None = None
+    params: dict[str, Param]
+    plural: str | None
+    count: int | None
+
+    def __new__(cls, msgid: str, params: dict[str, Param] | None = None,
+                plural: str | None = None, count: int | None = None) -> Sentence:
+        part: Param = {"s": msgid}
+        if plural is not None:
+            part["p"], part["c"] = plural, count
+        if params:
+            part["a"] = params
+        obj = super().__new__(cls, render_english([part]))
+        obj.msgid, obj.params, obj.plural, obj.count = msgid, params or {}, plural, count
+        obj._part = part
+        return obj
+
+    def __reduce__(self):  # pickles as what it was built from, not as its English
+        return (Sentence, (self.msgid, self.params, self.plural, self.count))
 
     def encode(self) -> Param:
-        out: Param = {"s": self.msgid}
-        if self.plural is not None:
-            out["p"], out["c"] = self.plural, self.count
-        if self.params:
-            out["a"] = self.params
-        return out
+        return self._part
 
-    def __str__(self) -> str:  # in the active language
-        return render_part(self.encode())
+    def translated(self) -> str:
+        """In the active language."""
+        return render_part(self._part)
 
 
 Part = Sentence | str
@@ -106,7 +120,7 @@ def param(value: Any) -> Param:
     moments, sentences nested; any other str is plain text."""
     if isinstance(value, dict):
         return value
-    if isinstance(value, Sentence):
+    if isinstance(value, Sentence):  # before str: a sentence inside a sentence
         return value.encode()
     if isinstance(value, Promise):
         return label(value)
@@ -131,8 +145,8 @@ def said_n(singular: str, plural: str, count: int, /, **params: Any) -> Sentence
 
 
 def encode(message: Part | Sequence[Part]) -> list[Param]:
-    """Parts joined by a space when read; a str part is text as written."""
-    parts = [message] if isinstance(message, Sentence | str) else list(message)
+    """Parts joined by a space when read; a plain str part is text as written."""
+    parts = [message] if isinstance(message, str) else list(message)
     return [p.encode() if isinstance(p, Sentence) else text(p) for p in parts if p != ""]
 
 
