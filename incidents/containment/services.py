@@ -25,7 +25,7 @@ from incidents import playbook
 from incidents.containment.selectors import campaigns_recent
 from incidents.models import AffectedAudience, EventKind, Incident
 from incidents.services import checklist_item_prove, incident_declare
-from incidents.timeline import label, said, said_n, timeline_record, who
+from incidents.timeline import joined, label, said, said_n, timeline_record, who
 from messaging.esp.base import Capabilities
 from messaging.models import (
     OPEN_STOP_OUTCOMES,
@@ -203,9 +203,11 @@ _OUTCOME_MESSAGES = {
 
 
 def stop_detail_param(stop: CampaignStop) -> dict:
-    """The ESP's answer as a sentence param. Our own answers (capability explanations,
-    "nothing to stop") are stored as English msgids and translated when read; an ESP's
-    own words match no msgid, so gettext leaves them as the ESP wrote them."""
+    """The ESP's answer as a sentence param: the sentence we worded (stored untranslated on
+    the stop), else the text looked up when read (rows from before; an ESP's own words
+    match no msgid, so they read as the ESP wrote them)."""
+    if stop.detail_said:
+        return joined(stop.detail_said, sep=" ")
     return label(stop.detail)
 
 
