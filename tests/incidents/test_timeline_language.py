@@ -19,8 +19,11 @@ from django.utils.html import escape
 from accounts.models import UserPreference
 from core.sentences import SAID_KEY
 from incidents import services
+from incidents.containment.services import incident_campaigns_link, incident_campaigns_stop
 from incidents.models import EventKind, StakeholderRole, StepStatus, TimelineEvent
 from incidents.plan.signoff import signer_requests_set
+from messaging.models import Campaign, CampaignStatus, EspAccount
+from messaging.stops import campaign_stop_execute
 from tests.factories import declare
 
 PO = Path(__file__).resolve().parents[2] / "locale" / "pl" / "LC_MESSAGES" / "django.po"
@@ -51,7 +54,7 @@ def polish_of(catalogue, part: dict) -> str:
     """A stored sentence as the Polish catalogue says it, its params filled in."""
     if "t" in part:
         return part["t"]
-    template = _msgstr(catalogue, part["s"], part.get("p"), part.get("c") or 1)
+    template = _msgstr(catalogue, part["s"], part.get("p"), part.get("c", 1))
     values = {}
     for name, value in (part.get("a") or {}).items():
         if "t" in value:
@@ -63,8 +66,9 @@ def polish_of(catalogue, part: dict) -> str:
         elif "n" in value:
             values[name] = value["n"]
         elif "j" in value:
-            values[name] = _msgstr(catalogue, value["sep"]).join(
-                polish_of(catalogue, p) for p in value["j"])
+            sep = value["sep"]
+            sep = _msgstr(catalogue, sep) if (sep, None) in catalogue else sep
+            values[name] = sep.join(polish_of(catalogue, p) for p in value["j"])
         else:
             values[name] = polish_of(catalogue, value)
     return template % values
@@ -216,3 +220,23 @@ def test_a_notification_reaches_a_polish_stakeholder_in_polish(marketer, lawyer,
     assert by_recipient["sam@example.test",].body.startswith(event.message)
     assert by_recipient["leo@example.test",].body.startswith(
         polish_of(polish, event.data[SAID_KEY][0]))
+
+
+def test_the_esps_answer_to_a_pause_reads_in_polish(marketer, polish,
+                                                   django_capture_on_commit_callbacks):
+    incident = declare(marketer)
+    account = EspAccount.objects.create(label="Sandbox", provider="sandbox")
+    campaign = Campaign.objects.create(esp_account=account, esp_campaign_id="t-lang-1",
+                                       name="Spring sale", status=CampaignStatus.SENDING)
+    incident_campaigns_link(incident=incident, actor=marketer, campaigns=[campaign])
+    with django_capture_on_commit_callbacks(execute=False):  # the stop runs here, not queued
+        (stop,) = incident_campaigns_stop(incident=incident, actor=marketer)
+    stop = campaign_stop_execute(stop_id=stop.pk)
+
+    assert stop.detail == "Sandbox: campaign paused."  # the English record
+    assert stop.detail_said == [{"s": "Sandbox: campaign %(status)s.",
+                                 "a": {"status": {"t": "paused"}}}]
+    event = incident.events.filter(data__containment__has_key="outcome").get()
+    with translation.override("pl"):
+        assert stop.detail_text == polish_of(polish, stop.detail_said[0])
+        assert event.text == " ".join(polish_of(polish, p) for p in event.data[SAID_KEY])
