@@ -157,6 +157,11 @@ def encode(message: Part | Sequence[Part]) -> list[Param]:
 _NUMBER_SPEC = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.(\d+))?([dif])")
 
 
+def _t(msgid: str) -> str:
+    # gettext("") is the catalogue's header, not an empty string.
+    return gettext(msgid) if msgid.strip() else msgid
+
+
 def _number(value: int | float, decimals: int | None) -> str:
     return formats.number_format(value, decimal_pos=decimals, use_l10n=True)
 
@@ -172,16 +177,16 @@ def render_param(p: Param, decimals: int | None = None) -> str:
     if "t" in p:
         return p["t"]
     if "l" in p:
-        out = gettext(p["l"]) if p["l"] else ""
+        out = _t(p["l"])
         return out.lower() if p.get("lower") else out
     if "ls" in p:
-        return ", ".join(gettext(m) for m in p["ls"])
+        return ", ".join(_t(m) for m in p["ls"])
     if "n" in p:
         return _number(p["n"], p.get("d", decimals))
     if "dt" in p:
         return _moment(p["dt"])
     if "j" in p:
-        return gettext(p["sep"]).join(render_param(i) for i in p["j"])
+        return _t(p["sep"]).join(render_param(i) for i in p["j"])
     if "s" in p:
         return render_part(p)
     raise ValueError(f"unknown sentence param {p!r}")
@@ -193,7 +198,7 @@ def render_part(part: Param) -> str:
     if part.get("p") is not None:
         template = ngettext(part["s"], part["p"], part["c"])
     else:
-        template = gettext(part["s"])
+        template = _t(part["s"])
     if "a" not in part:  # nothing to fill in (a bare "%" in it stays as it is)
         return template
     args = part["a"]

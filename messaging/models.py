@@ -297,7 +297,7 @@ class CampaignStop(models.Model):
                 return render_sentences(self.detail_said)
             except (KeyError, TypeError, ValueError):
                 return self.detail
-        return gettext(self.detail) if self.detail else ""
+        return gettext(self.detail) if self.detail.strip() else self.detail
 # --- Broadcasts and their delivery ledger (issue 4, send) ------------------------------
 # A Broadcast is a message we send ourselves (the apology), one Delivery row per person.
 # The ledger makes sending exactly-once: see messaging/broadcasts.py for the state machine.
