@@ -163,7 +163,9 @@ def _t(msgid: str) -> str:
 
 
 def _number(value: int | float, decimals: int | None) -> str:
-    return formats.number_format(value, decimal_pos=decimals, use_l10n=True)
+    # Counts grouped as the language writes them (1,234 · 1 234 · 1.234), like |grouped.
+    return formats.number_format(value, decimal_pos=decimals, use_l10n=True,
+                                 force_grouping=True)
 
 
 def _moment(iso: str) -> str:
