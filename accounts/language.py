@@ -27,6 +27,19 @@ def user_language(user) -> str:
     return pref or settings.LANGUAGE_CODE
 
 
+def users_by_language(users) -> dict[str, list]:
+    """People grouped by the language they read in (one query), so an email is rendered
+    once per language. Each user also remembers it (user_language reads it free)."""
+    users = list(users)
+    chosen = dict(UserPreference.objects.filter(user__in=[u.pk for u in users])
+                  .values_list("user_id", "language"))
+    groups: dict[str, list] = {}
+    for user in users:
+        user._amends_language = chosen.get(user.pk, "")
+        groups.setdefault(user._amends_language or settings.LANGUAGE_CODE, []).append(user)
+    return groups
+
+
 def language_choose(*, request, language: str) -> None:
     """Store the choice on the person (and session); anonymous visitors keep it in a cookie."""
     if language not in SUPPORTED:

@@ -6,6 +6,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import SAID_KEY
+from core.sentences import render as render_sentences
 from incidents.choices import (  # noqa: F401  (the vocabularies, importable from here too)
     SEVERITY_DEFINITIONS,
     Cause,
@@ -186,6 +188,18 @@ class TimelineEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Timeline events cannot be deleted.")
+
+    @property
+    def text(self) -> str:
+        """What happened, in the active language: the stored sentences rendered now.
+        Events without them (notes, corrections, rows from before) read as written."""
+        parts = self.data.get(SAID_KEY) if isinstance(self.data, dict) else None
+        if not parts:
+            return self.message
+        try:
+            return render_sentences(parts)
+        except (KeyError, TypeError, ValueError):  # a broken translation: the English record
+            return self.message
 
 
 # Each step's models live in its own package; importing them here registers them with

@@ -10,10 +10,11 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from accounts.language import users_by_language
 from incidents import playbook
 from incidents.learn.selectors import playbook_lessons_for
 from incidents.models import (
@@ -30,7 +31,17 @@ from incidents.models import (
     TimelineEvent,
 )
 from incidents.signals import incident_closing, incident_details_changed
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import (
+    Sentence,
+    in_log_language,
+    label,
+    labels,
+    said,
+    said_n,
+    text,
+    timeline_record,
+    who,
+)
 
 User = AbstractBaseUser
 
@@ -73,13 +84,13 @@ def incident_declare(*, actor: User, title: str, kind: str, severity: int,
                                       *lessons.get(step.number, [])])
         )
         Stakeholder.objects.create(incident=incident, user=lead, role=StakeholderRole.LEAD)
-        timeline_record(
-            incident=incident, actor=actor, kind=EventKind.DECLARED,
-            message=_("%(who)s declared a %(sev)s incident: %(kind)s. Lead: %(lead)s.") % {
-                "who": actor_name(actor), "sev": Severity(severity).label,
-                "kind": Kind(kind).label, "lead": actor_name(lead)},
-            data={"kind": kind, "severity": severity, "lead": lead.pk},
-        )
+    timeline_record(
+        incident=incident, actor=actor, kind=EventKind.DECLARED,
+        message=said("%(who)s declared a %(sev)s incident: %(kind)s. Lead: %(lead)s.",
+                     who=who(actor), sev=Severity(severity).label, kind=Kind(kind).label,
+                     lead=who(lead)),
+        data={"kind": kind, "severity": severity, "lead": lead.pk},
+    )
     incident_details_changed.send(sender=Incident, incident=incident, actor=actor, reason="")
     return incident
 
@@ -119,12 +130,11 @@ def incident_update(*, incident: Incident, actor: User, reason: str = "",
     if "lead" in changed:
         Stakeholder.objects.get_or_create(incident=incident, user=incident.lead,
                                           role=StakeholderRole.LEAD)
-    with in_log_language():
-        labels = ", ".join(str(Incident._meta.get_field(n).verbose_name) for n in diff)
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=_("%(who)s changed %(fields)s.") % {
-                            "who": actor_name(actor), "fields": labels},
-                        data={"changes": diff})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=said("%(who)s changed %(fields)s.", who=who(actor),
+                                 fields=labels(Incident._meta.get_field(n).verbose_name
+                                               for n in diff)),
+                    data={"changes": diff})
     incident_details_changed.send(sender=Incident, incident=incident, actor=actor,
                                   reason=reason)
     return changed
@@ -153,11 +163,10 @@ def incident_refresh_status(*, incident: Incident, actor: User | None) -> str:
         old = incident.status
         incident.status = new
         incident.save(update_fields=["status"])
-        with in_log_language():
-            timeline_record(incident=incident, actor=actor, kind=EventKind.STATUS,
-                            message=_("Status moved from %(old)s to %(new)s.") % {
-                                "old": Status(old).label, "new": Status(new).label},
-                            data={"from": old, "to": new})
+        timeline_record(incident=incident, actor=actor, kind=EventKind.STATUS,
+                        message=said("Status moved from %(old)s to %(new)s.",
+                                     old=Status(old).label, new=Status(new).label),
+                        data={"from": old, "to": new})
     return new
 
 
@@ -176,9 +185,8 @@ def incident_close(*, incident: Incident, actor: User, postmortem_skip_reason: s
                           postmortem_skip_reason=postmortem_skip_reason)
     incident.closed_at = timezone.now()
     incident.save(update_fields=["closed_at"])
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.CLOSED,
-                        message=_("%(who)s closed the incident.") % {"who": actor_name(actor)})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.CLOSED,
+                    message=said("%(who)s closed the incident.", who=who(actor)))
     incident_refresh_status(incident=incident, actor=actor)
 
 
@@ -191,10 +199,9 @@ def incident_reopen(*, incident: Incident, actor: User, reason: str) -> None:
         raise ValidationError({"reason": _("Say why the incident is reopened.")})
     incident.closed_at = None
     incident.save(update_fields=["closed_at"])
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.REOPENED,
-                        message=_("%(who)s reopened the incident: %(reason)s") % {
-                            "who": actor_name(actor), "reason": reason.strip()})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.REOPENED,
+                    message=said("%(who)s reopened the incident: %(reason)s", who=who(actor),
+                                 reason=reason.strip()))
     incident_refresh_status(incident=incident, actor=actor)
 
 
@@ -209,13 +216,14 @@ def _locked_step(step: ResponseStep) -> ResponseStep:
 
 @transaction.atomic
 def step_set_status(*, step: ResponseStep, actor: User | None, status: str,
-                    skip_reason: str = "", note: str = "") -> ResponseStep:
+                    skip_reason: str = "", note: str | Sentence = "") -> ResponseStep:
     """Move a step. Done with checklist items still open needs a `note` saying why (for
-    Amends itself, what proved it done)."""
+    Amends itself, a sentence saying what proved it done)."""
     step = _locked_step(step)
     if status not in StepStatus.values:
         raise ValidationError({"status": _("Unknown step status.")})
-    skip_reason, note = skip_reason.strip(), note.strip()
+    skip_reason = skip_reason.strip()
+    note = note if isinstance(note, Sentence) else note.strip()
     if status == StepStatus.SKIPPED and not skip_reason:
         raise ValidationError({"skip_reason": _("Say why this step is skipped.")})
     open_items = (step.items.filter(done=False).count()
@@ -237,22 +245,21 @@ def step_set_status(*, step: ResponseStep, actor: User | None, status: str,
         step.started_at = None
     step.done_at = now if status in (StepStatus.DONE, StepStatus.SKIPPED) else None
     step.save(update_fields=["status", "skip_reason", "started_at", "done_at"])
-    with in_log_language():
-        message = _("%(who)s set step %(n)s (%(title)s) to %(status)s.") % {
-            "who": actor_name(actor), "n": step.number, "title": step.title,
-            "status": StepStatus(status).label}
-        if status == StepStatus.SKIPPED:
-            message += " " + _("Reason: %(reason)s") % {"reason": skip_reason}
-        elif open_items:
-            message += " " + ngettext(
-                "%(n)s item left open: %(note)s", "%(n)s items left open: %(note)s",
-                open_items) % {"n": open_items, "note": note}
-        elif note:
-            message += " " + note
-        timeline_record(incident=step.incident, actor=actor, kind=EventKind.STEP,
-                        message=message,
-                        data={"step": step.number, "from": old, "to": status,
-                              "open_items": open_items})
+    message: list[Sentence | str] = [
+        said("%(who)s set step %(n)s (%(title)s) to %(status)s.", who=who(actor),
+             n=step.number, title=label(step.title), status=StepStatus(status).label)]
+    if status == StepStatus.SKIPPED:
+        message.append(said("Reason: %(reason)s", reason=skip_reason))
+    elif open_items:
+        message.append(said_n("%(n)s item left open: %(note)s",
+                              "%(n)s items left open: %(note)s", open_items,
+                              n=open_items, note=note))
+    elif note:
+        message.append(note)
+    timeline_record(incident=step.incident, actor=actor, kind=EventKind.STEP,
+                    message=message,
+                    data={"step": step.number, "from": old, "to": status,
+                          "open_items": open_items})
     incident_refresh_status(incident=step.incident, actor=actor)
     return step
 
@@ -264,17 +271,22 @@ def step_assign_owner(*, step: ResponseStep, actor: User, owner: User | None) ->
         return step
     step.owner = owner
     step.save(update_fields=["owner"])
-    with in_log_language():
-        if owner is None:
-            message = _("%(who)s removed the owner of step %(n)s.") % {
-                "who": actor_name(actor), "n": step.number}
-        else:
-            message = _("%(who)s made %(owner)s owner of step %(n)s.") % {
-                "who": actor_name(actor), "owner": actor_name(owner), "n": step.number}
-        timeline_record(incident=step.incident, actor=actor, kind=EventKind.OWNER,
-                        message=message,
-                        data={"step": step.number, "owner": owner.pk if owner else None})
+    if owner is None:
+        message = said("%(who)s removed the owner of step %(n)s.", who=who(actor),
+                       n=step.number)
+    else:
+        message = said("%(who)s made %(owner)s owner of step %(n)s.", who=who(actor),
+                       owner=who(owner), n=step.number)
+    timeline_record(incident=step.incident, actor=actor, kind=EventKind.OWNER,
+                    message=message,
+                    data={"step": step.number, "owner": owner.pk if owner else None})
     return step
+
+
+def _item_text(value: str, item: ChecklistItem) -> dict:
+    # A playbook item's text is its English msgid (translated when read); anything a person
+    # wrote or reworded reads as written (gettext leaves a text it does not know alone).
+    return label(value) if item.from_playbook else text(value)
 
 
 def _start_if_idle(step: ResponseStep, actor: User) -> None:
@@ -301,11 +313,10 @@ def checklist_item_add(*, step: ResponseStep, actor: User, text: str) -> Checkli
     last = step.items.aggregate(m=Max("position"))["m"]
     item = ChecklistItem.objects.create(step=step, text=text,
                                         position=0 if last is None else last + 1)
-    with in_log_language():
-        timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
-                        message=_("%(who)s added to step %(n)s: “%(text)s”.") % {
-                            "who": actor_name(actor), "n": step.number, "text": text},
-                        data={"step": step.number, "item": item.pk, "action": "add"})
+    timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
+                    message=said("%(who)s added to step %(n)s: “%(text)s”.", who=who(actor),
+                                 n=step.number, text=text),
+                    data={"step": step.number, "item": item.pk, "action": "add"})
     return item
 
 
@@ -319,19 +330,18 @@ def checklist_item_edit(*, item: ChecklistItem, actor: User, text: str) -> Check
     old = item.text
     item.text = text
     item.save(update_fields=["text"])
-    with in_log_language():
-        timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
-                        message=_("%(who)s reworded an item of step %(n)s: “%(old)s” → "
-                                  "“%(new)s”.") % {"who": actor_name(actor), "n": step.number,
-                                                   "old": old, "new": text},
-                        data={"step": step.number, "item": item.pk, "action": "edit",
-                              "from": old, "to": text})
+    timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
+                    message=said("%(who)s reworded an item of step %(n)s: “%(old)s” → "
+                                 "“%(new)s”.", who=who(actor), n=step.number,
+                                 old=_item_text(old, item), new=text),
+                    data={"step": step.number, "item": item.pk, "action": "edit",
+                          "from": old, "to": text})
     return item
 
 
 @transaction.atomic
 def checklist_item_set_done(*, item: ChecklistItem, actor: User | None, done: bool,
-                            proof: str = "") -> ChecklistItem:
+                            proof: str | Sentence = "") -> ChecklistItem:
     step = _locked_step(item.step)
     item = ChecklistItem.objects.get(pk=item.pk)
     if item.done == done:
@@ -340,16 +350,16 @@ def checklist_item_set_done(*, item: ChecklistItem, actor: User | None, done: bo
     item.done_by = actor if done else None
     item.done_at = timezone.now() if done else None
     item.save(update_fields=["done", "done_by", "done_at"])
-    with in_log_language():
-        template = (_("%(who)s ticked “%(text)s” (step %(n)s).") if done
-                    else _("%(who)s unticked “%(text)s” (step %(n)s)."))
-        message = template % {"who": actor_name(actor), "text": item.text, "n": step.number}
-        if proof:
-            message += " " + proof
-        timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
-                        message=message,
-                        data={"step": step.number, "item": item.pk,
-                              "action": "tick" if done else "untick"})
+    facts = {"who": who(actor), "text": _item_text(item.text, item), "n": step.number}
+    message: list[Sentence | str] = [
+        said("%(who)s ticked “%(text)s” (step %(n)s).", **facts) if done
+        else said("%(who)s unticked “%(text)s” (step %(n)s).", **facts)]
+    if proof:
+        message.append(proof)
+    timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
+                    message=message,
+                    data={"step": step.number, "item": item.pk,
+                          "action": "tick" if done else "untick"})
     if done:
         _start_if_idle(step, actor)
     return item
@@ -357,7 +367,7 @@ def checklist_item_set_done(*, item: ChecklistItem, actor: User | None, done: bo
 
 @transaction.atomic
 def checklist_item_prove(*, incident: Incident, step_number: int, text: str,
-                         proof: str) -> ChecklistItem | None:
+                         proof: Sentence) -> ChecklistItem | None:
     """Tick, as Amends, the playbook item an action has just proved done (the pause, the
     audience, the send), saying what proved it. Items edited or already ticked stay as
     people left them."""
@@ -372,7 +382,7 @@ def checklist_item_prove(*, incident: Incident, step_number: int, text: str,
 
 
 @transaction.atomic
-def step_complete_by_proof(*, incident: Incident, step_number: int, proof: str) -> None:
+def step_complete_by_proof(*, incident: Incident, step_number: int, proof: Sentence) -> None:
     """Amends marks a step done when its work is proved done (the apology went out)."""
     step = ResponseStep.objects.get(incident=incident, number=step_number)
     if step.status not in (StepStatus.DONE, StepStatus.SKIPPED):
@@ -394,13 +404,12 @@ def checklist_item_move(*, item: ChecklistItem, actor: User, offset: int) -> Che
             it.position = position
     ChecklistItem.objects.bulk_update(items, ["position"])
     moved = items[target]
-    with in_log_language():
-        timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
-                        message=_("%(who)s moved “%(text)s” to position %(pos)s in step "
-                                  "%(n)s.") % {"who": actor_name(actor), "text": moved.text,
-                                               "pos": target + 1, "n": step.number},
-                        data={"step": step.number, "item": moved.pk, "action": "move",
-                              "position": target})
+    timeline_record(incident=step.incident, actor=actor, kind=EventKind.CHECKLIST,
+                    message=said("%(who)s moved “%(text)s” to position %(pos)s in step "
+                                 "%(n)s.", who=who(actor), text=_item_text(moved.text, moved),
+                                 pos=target + 1, n=step.number),
+                    data={"step": step.number, "item": moved.pk, "action": "move",
+                          "position": target})
     return moved
 
 
@@ -412,12 +421,10 @@ def stakeholder_add(*, incident: Incident, actor: User, user: User, role: str) -
         raise ValidationError({"role": _("Unknown stakeholder role.")})
     stake, created = Stakeholder.objects.get_or_create(incident=incident, user=user, role=role)
     if created:
-        with in_log_language():
-            timeline_record(incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
-                            message=_("%(who)s added %(user)s as %(role)s.") % {
-                                "who": actor_name(actor), "user": actor_name(user),
-                                "role": StakeholderRole(role).label},
-                            data={"user": user.pk, "role": role, "action": "add"})
+        timeline_record(incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
+                        message=said("%(who)s added %(user)s as %(role)s.", who=who(actor),
+                                     user=who(user), role=StakeholderRole(role).label),
+                        data={"user": user.pk, "role": role, "action": "add"})
     return stake
 
 
@@ -428,12 +435,10 @@ def stakeholder_remove(*, stakeholder: Stakeholder, actor: User) -> None:
         raise ValidationError(_("Choose another lead before removing this one."))
     user, role = stakeholder.user, stakeholder.role
     stakeholder.delete()
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
-                        message=_("%(who)s removed %(user)s (%(role)s).") % {
-                            "who": actor_name(actor), "user": actor_name(user),
-                            "role": StakeholderRole(role).label},
-                        data={"user": user.pk, "role": role, "action": "remove"})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
+                    message=said("%(who)s removed %(user)s (%(role)s).", who=who(actor),
+                                 user=who(user), role=StakeholderRole(role).label),
+                    data={"user": user.pk, "role": role, "action": "remove"})
 
 
 # --- Notes and corrections -------------------------------------------------------------
@@ -461,20 +466,21 @@ def timeline_correct(*, event: TimelineEvent, actor: User, message: str) -> Time
 def timeline_event_notify(*, event: TimelineEvent) -> int:
     """Email the incident's stakeholders (not the actor) about one event; returns count."""
     incident = event.incident
-    recipients = sorted({
-        s.user.email for s in incident.stakeholders.select_related("user")
-        if s.user.email and s.user_id != event.actor_id and s.user.is_active
-    })
-    if not recipients:
-        return 0
+    people = {s.user.email: s.user for s in incident.stakeholders.select_related("user")
+              if s.user.email and s.user_id != event.actor_id and s.user.is_active}
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/"
-    with in_log_language():
-        subject = _("[%(sev)s] %(title)s: %(kind)s") % {
-            "sev": Severity(incident.severity).label, "title": incident.title,
-            "kind": EventKind(event.kind).label}
-    body = f"{event.message}\n\n{link}\n"
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-    return len(recipients)
+    sent = 0
+    # Each in their own language: one rendering per language, not per person.
+    for language, users in users_by_language(people.values()).items():
+        with translation.override(language):
+            subject = _("[%(sev)s] %(title)s: %(kind)s") % {
+                "sev": Severity(incident.severity).label, "title": incident.title,
+                "kind": EventKind(event.kind).label}
+            body = f"{event.text}\n\n{link}\n"
+        recipients = sorted(u.email for u in users)
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+        sent += len(recipients)
+    return sent
 
 
 @transaction.atomic
@@ -492,13 +498,11 @@ def steps_flag_overdue(*, now: datetime | None = None) -> int:
             continue
         step.overdue_notified_at = now
         step.save(update_fields=["overdue_notified_at"])
-        with in_log_language():
-            timeline_record(incident=step.incident, actor=None, kind=EventKind.ALERT,
-                            message=_("Step %(n)s (%(title)s) is past its target of "
-                                      "%(minutes)s minutes.") % {
-                                "n": step.number, "title": step.title,
-                                "minutes": step.target_minutes},
-                            data={"step": step.number, "due_at": step.due_at.isoformat()})
+        timeline_record(incident=step.incident, actor=None, kind=EventKind.ALERT,
+                        message=said("Step %(n)s (%(title)s) is past its target of "
+                                     "%(minutes)s minutes.", n=step.number,
+                                     title=label(step.title), minutes=step.target_minutes),
+                        data={"step": step.number, "due_at": step.due_at.isoformat()})
         flagged += 1
     return flagged
 

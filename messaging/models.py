@@ -8,9 +8,11 @@ from django.core.validators import MinValueValidator, RegexValidator, URLValidat
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from audiences.models import Segment, Subscriber
+from core.sentences import render as render_sentences
 
 
 class EspAccount(models.Model):
@@ -250,6 +252,9 @@ class CampaignStop(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=StopOutcome.choices,
                                default=StopOutcome.PENDING)
     detail = models.TextField(_("ESP's answer"), blank=True)
+    # The same answer untranslated, when we worded it (core.sentences), to read it in the
+    # reader's language; `detail` keeps the English (and an ESP's own words).
+    detail_said = models.JSONField(default=list, blank=True)
     http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
     esp_status = models.CharField(_("status at the ESP"), max_length=64, blank=True)
     recipients_sent_before_stop = models.PositiveIntegerField(
@@ -282,6 +287,17 @@ class CampaignStop(models.Model):
     @property
     def is_open(self) -> bool:
         return self.outcome in OPEN_STOP_OUTCOMES
+
+    @property
+    def detail_text(self) -> str:
+        """The answer in the active language: our sentences translated, an ESP's words (or
+        rows from before) as they were written, a capability explanation looked up."""
+        if self.detail_said:
+            try:
+                return render_sentences(self.detail_said)
+            except (KeyError, TypeError, ValueError):
+                return self.detail
+        return gettext(self.detail) if self.detail.strip() else self.detail
 # --- Broadcasts and their delivery ledger (issue 4, send) ------------------------------
 # A Broadcast is a message we send ourselves (the apology), one Delivery row per person.
 # The ledger makes sending exactly-once: see messaging/broadcasts.py for the state machine.

@@ -19,6 +19,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.sentences import Sentence, encode, label, said
+
 from .esp.accounts import account_key
 from .esp.base import (
     Capabilities,
@@ -113,13 +115,13 @@ def _settle(stop: CampaignStop, *, outcome: str, action: str, detail: str,
             result: ControlResult | None = None, http_status: int | None = None) -> CampaignStop:
     stop.outcome = outcome
     stop.action = action
-    stop.detail = detail[:4000]
+    stop.detail, stop.detail_said = _detail(detail)
     stop.http_status = result.http_status if result else http_status
     stop.esp_status = (result.esp_status if result else "")[:64]
     stop.recipients_sent_before_stop = result.recipients_sent_before_stop if result else None
     stop.finished_at = timezone.now()
-    stop.save(update_fields=["outcome", "action", "detail", "http_status", "esp_status",
-                             "recipients_sent_before_stop", "finished_at"])
+    stop.save(update_fields=["outcome", "action", "detail", "detail_said", "http_status",
+                             "esp_status", "recipients_sent_before_stop", "finished_at"])
     status = None
     if outcome == StopOutcome.STOPPED:
         status = (CampaignStatus.CANCELLED if action == StopAction.CANCEL
@@ -138,10 +140,21 @@ def _settle(stop: CampaignStop, *, outcome: str, action: str, detail: str,
     return stop
 
 
+def _detail(detail: str) -> tuple[str, list]:
+    """The answer as stored: English (or the ESP's words), and our sentence untranslated."""
+    return str(detail)[:4000], encode(detail) if isinstance(detail, Sentence) else []
+
+
+def _words(exc: Exception) -> str:
+    """What an error says, keeping our sentence (str(exc) would flatten it to English)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+
+
 def _release(stop: CampaignStop, exc: EspTemporaryError) -> None:
     """Back to pending with the ESP's last words, for the task's next attempt."""
+    detail, said_ = _detail(exc.detail)
     CampaignStop.objects.filter(pk=stop.pk, outcome=StopOutcome.RUNNING).update(
-        outcome=StopOutcome.PENDING, claimed_at=None, detail=exc.detail[:4000],
+        outcome=StopOutcome.PENDING, claimed_at=None, detail=detail, detail_said=said_,
         http_status=exc.http_status)
 
 
@@ -171,18 +184,19 @@ def campaign_stop_execute(*, stop_id: int, final_attempt: bool = True,
     account = campaign.esp_account
     if campaign.status not in STOPPABLE_STATUSES:
         return _settle(stop, outcome=StopOutcome.STOPPED, action=StopAction.NONE,
-                       detail=f"Nothing to stop: the campaign is already "
-                              f"{campaign.get_status_display().lower()}.")
+                       detail=said("Nothing to stop: the campaign is already %(status)s.",
+                                   status=label(CampaignStatus(campaign.status).label,
+                                                lower=True)))
     try:
         adapter = adapter or esp_adapter_for(account)
     except (ValueError, EspError) as exc:
         return _settle(stop, outcome=StopOutcome.FAILED, action=StopAction.NONE,
-                       detail=str(exc))
+                       detail=_words(exc))
     capabilities = adapter.capabilities
     if campaign.status == CampaignStatus.SENDING and not capabilities.can_stop_live_send:
         # Asking would only earn a refusal: say what this ESP can do, in its own words.
         return _settle(stop, outcome=StopOutcome.NOT_POSSIBLE, action=StopAction.NONE,
-                       detail=str(capabilities.explanation))
+                       detail=said(capabilities.explanation))
     action = str(capabilities.stop_action)
     _sandbox_mirror(adapter, campaign)
     result = _ask(stop, action, final_attempt, lambda: adapter.stop_campaign(
@@ -203,16 +217,17 @@ def _ask(stop: CampaignStop, action: str, final_attempt: bool,
         return call()
     except EspNotSupported as exc:
         return _settle(stop, outcome=StopOutcome.NOT_POSSIBLE, action=action,
-                       detail=str(exc), http_status=exc.http_status)
+                       detail=_words(exc), http_status=exc.http_status)
     except EspTemporaryError as exc:
         if not final_attempt:
             _release(stop, exc)
             raise
         return _settle(stop, outcome=StopOutcome.FAILED, action=action,
-                       detail=f"Gave up after {stop.attempts} tries: {exc}",
+                       detail=said("Gave up after %(n)s tries: %(error)s", n=stop.attempts,
+                                   error=_words(exc)),
                        http_status=exc.http_status)
     except EspError as exc:
-        return _settle(stop, outcome=StopOutcome.FAILED, action=action, detail=str(exc),
+        return _settle(stop, outcome=StopOutcome.FAILED, action=action, detail=_words(exc),
                        http_status=exc.http_status)
 
 
@@ -224,21 +239,22 @@ def _resume_or_cancel(stop: CampaignStop, *, final_attempt: bool,
     action = StopAction.RESUME if resume else StopAction.CANCEL
     allowed = RESUMABLE_STATUSES if resume else CANCELLABLE_STATUSES
     if campaign.status not in allowed:
-        status = campaign.get_status_display().lower()
-        detail = (f"Nothing to resume: the campaign is {status}." if resume
-                  else f"Nothing to cancel: the campaign is already {status}.")
+        status = label(CampaignStatus(campaign.status).label, lower=True)
+        detail = (said("Nothing to resume: the campaign is %(status)s.", status=status)
+                  if resume else
+                  said("Nothing to cancel: the campaign is already %(status)s.", status=status))
         return _settle(stop, outcome=StopOutcome.NOT_POSSIBLE, action=StopAction.NONE,
                        detail=detail)
     capabilities = adapter.capabilities if adapter else stop_capabilities(campaign.esp_account)
     if resume and capabilities is not None and not capabilities.can_resume:
         # Asking would only earn a refusal: say what this ESP can do, in its own words.
         return _settle(stop, outcome=StopOutcome.NOT_POSSIBLE, action=StopAction.NONE,
-                       detail=str(capabilities.explanation))
+                       detail=said(capabilities.explanation))
     try:
         adapter = adapter or esp_adapter_for(campaign.esp_account)
     except (ValueError, EspError) as exc:
         return _settle(stop, outcome=StopOutcome.FAILED, action=StopAction.NONE,
-                       detail=str(exc))
+                       detail=_words(exc))
     _sandbox_mirror(adapter, campaign)
     control = adapter.resume_campaign if resume else adapter.cancel_campaign
     result = _ask(stop, action, final_attempt, lambda: control(

@@ -28,7 +28,7 @@ from incidents.assessment.services import affected_recipients
 from incidents.models import AffectedAudience, EventKind, Incident
 from incidents.plan.signoff import require_signoff_for_send
 from incidents.services import checklist_item_prove, step_complete_by_proof
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import said, timeline_record, who
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState, EspAccount
 from messaging.selectors import (
@@ -135,14 +135,12 @@ def apology_send_start(*, incident: Incident, actor: User,
         raise ValidationError(_("The ledger does not match the affected audience; nothing "
                                 "was sent."))
     broadcast = broadcasts.broadcast_start(broadcast=broadcast)
-    with in_log_language():
-        timeline_record(
-            incident=incident, actor=actor, kind=EventKind.UPDATED,
-            message=_("%(who)s started sending the apology (version %(v)s) to %(n)s people "
-                      "of the affected audience.") % {"who": actor_name(actor),
-                                                      "v": apology.version, "n": count},
-            data={"broadcast": broadcast.pk, "recipients": count,
-                  "apology_version": apology.version})
+    timeline_record(
+        incident=incident, actor=actor, kind=EventKind.UPDATED,
+        message=said("%(who)s started sending the apology (version %(v)s) to %(n)s people "
+                     "of the affected audience.", who=who(actor), v=apology.version, n=count),
+        data={"broadcast": broadcast.pk, "recipients": count,
+              "apology_version": apology.version})
     return broadcast
 
 
@@ -159,12 +157,11 @@ def apology_send_pause(*, incident: Incident, actor: User) -> Broadcast:
     as usual; the panel says so until they have)."""
     broadcast = broadcasts.broadcast_pause(broadcast=_broadcast_locked(incident))
     at_esp = broadcasts.broadcast_liveness(broadcast=broadcast).at_esp
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=_("%(who)s paused the apology: no further batch starts "
-                                  "(%(n)s already at the ESP will settle).") % {
-                            "who": actor_name(actor), "n": at_esp},
-                        data={"broadcast": broadcast.pk, "paused": True, "at_esp": at_esp})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=said("%(who)s paused the apology: no further batch starts "
+                                 "(%(n)s already at the ESP will settle).", who=who(actor),
+                                 n=at_esp),
+                    data={"broadcast": broadcast.pk, "paused": True, "at_esp": at_esp})
     return broadcast
 
 
@@ -172,12 +169,11 @@ def apology_send_pause(*, incident: Incident, actor: User) -> Broadcast:
 def apology_send_cancel(*, incident: Incident, actor: User) -> Broadcast:
     """Stop the apology for good: nobody still waiting gets it, and it cannot be resumed."""
     broadcast, dropped = broadcasts.broadcast_cancel(broadcast=_broadcast_locked(incident))
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=_("%(who)s cancelled the apology: %(n)s people still waiting "
-                                  "will not get it.") % {"who": actor_name(actor), "n": dropped},
-                        data={"broadcast": broadcast.pk, "cancelled": True,
-                              "not_sent": dropped})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=said("%(who)s cancelled the apology: %(n)s people still waiting "
+                                 "will not get it.", who=who(actor), n=dropped),
+                    data={"broadcast": broadcast.pk, "cancelled": True,
+                          "not_sent": dropped})
     return broadcast
 
 
@@ -185,11 +181,9 @@ def apology_send_cancel(*, incident: Incident, actor: User) -> Broadcast:
 def apology_send_resume(*, incident: Incident, actor: User) -> Broadcast:
     require_signoff_for_send(incident)  # a plan edit while paused voids the sign-off
     broadcast = broadcasts.broadcast_resume(broadcast=_broadcast_locked(incident))
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=_("%(who)s resumed sending the apology.") % {
-                            "who": actor_name(actor)},
-                        data={"broadcast": broadcast.pk, "resumed": True})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=said("%(who)s resumed sending the apology.", who=who(actor)),
+                    data={"broadcast": broadcast.pk, "resumed": True})
     return broadcast
 
 
@@ -203,16 +197,15 @@ def apology_delivery_decide(*, incident: Incident, actor: User, delivery_id: int
     if resend:
         require_signoff_for_send(incident)
     delivery = broadcasts.delivery_decide(delivery=delivery, resend=resend, actor=actor)
-    with in_log_language():
-        message = (_("%(who)s decided to send the apology again to %(email)s (the ESP could "
-                     "not say whether it got it).") if resend else
-                   _("%(who)s decided not to send the apology again to %(email)s (the ESP "
-                     "could not say whether it got it).")) % {"who": actor_name(actor),
-                                                              "email": delivery.email}
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=message,
-                        data={"broadcast": broadcast.pk, "delivery": delivery.pk,
-                              "decision": "resend" if resend else "drop"})
+    facts = {"who": who(actor), "email": delivery.email}
+    message = (said("%(who)s decided to send the apology again to %(email)s (the ESP could "
+                    "not say whether it got it).", **facts) if resend else
+               said("%(who)s decided not to send the apology again to %(email)s (the ESP "
+                    "could not say whether it got it).", **facts))
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=message,
+                    data={"broadcast": broadcast.pk, "delivery": delivery.pk,
+                          "decision": "resend" if resend else "drop"})
     return delivery
 
 
@@ -221,16 +214,16 @@ def apology_send_reconcile(*, incident: Incident, actor: User
     """Ask the ESP about rows in doubt now (outside a transaction: it calls the ESP)."""
     broadcast = _broadcast_locked(incident)
     result = broadcasts.broadcast_reconcile(broadcast=broadcast)
-    with transaction.atomic(), in_log_language():
+    with transaction.atomic():
         timeline_record(
             incident=incident, actor=actor, kind=EventKind.UPDATED,
-            message=(_("%(who)s reconciled the apology with the ESP: %(sent)s confirmed "
-                       "sent, %(requeued)s queued again, %(left)s still in doubt.") % {
-                "who": actor_name(actor), "sent": result.resolved_sent,
-                "requeued": result.requeued, "left": result.still_in_doubt})
+            message=said("%(who)s reconciled the apology with the ESP: %(sent)s confirmed "
+                         "sent, %(requeued)s queued again, %(left)s still in doubt.",
+                         who=who(actor), sent=result.resolved_sent,
+                         requeued=result.requeued, left=result.still_in_doubt)
             if result.looked_up else
-            _("%(who)s asked the ESP about messages in doubt; it could not tell: "
-              "%(error)s") % {"who": actor_name(actor), "error": result.error or "-"},
+            said("%(who)s asked the ESP about messages in doubt; it could not tell: "
+                 "%(error)s", who=who(actor), error=result.error or "-"),
             data={"broadcast": broadcast.pk, "reconciled": True})
     return result
 
@@ -250,15 +243,14 @@ def _apology_reopened(sender, broadcast: Broadcast, requeued: int, by: str,
     incident = _incident_of(broadcast)
     if incident is None:
         return
-    with in_log_language():
-        timeline_record(
-            incident=incident, actor=None, kind=EventKind.UPDATED,
-            message=_("The apology is sending again: the ESP confirmed it never received "
-                      "%(n)s of its messages, and they were queued again.") % {"n": requeued}
-            if by == "reconcile" else
-            _("The apology is sending again (%(n)s message queued again by a decision).")
-            % {"n": requeued},
-            data={"broadcast": broadcast.pk, "reopened": True, "requeued": requeued})
+    timeline_record(
+        incident=incident, actor=None, kind=EventKind.UPDATED,
+        message=said("The apology is sending again: the ESP confirmed it never received "
+                     "%(n)s of its messages, and they were queued again.", n=requeued)
+        if by == "reconcile" else
+        said("The apology is sending again (%(n)s message queued again by a decision).",
+             n=requeued),
+        data={"broadcast": broadcast.pk, "reopened": True, "requeued": requeued})
 
 
 @receiver(broadcasts.broadcast_finished)
@@ -269,14 +261,13 @@ def _apology_finished(sender, broadcast: Broadcast, **kwargs) -> None:
     if incident is None:
         return
     counts = broadcast_counts(broadcast=broadcast)
-    with in_log_language():
-        timeline_record(
-            incident=incident, actor=None, kind=EventKind.UPDATED,
-            message=_("The apology finished sending: %(sent)s sent, %(failed)s failed, "
-                      "%(doubt)s in doubt (listed for a decision).") % {
-                "sent": counts.sent, "failed": counts.failed, "doubt": counts.in_doubt},
-            data={"broadcast": broadcast.pk, "completed": True})
-        proof = _("The apology reached %(sent)s people, each once.") % {"sent": counts.sent}
+    timeline_record(
+        incident=incident, actor=None, kind=EventKind.UPDATED,
+        message=said("The apology finished sending: %(sent)s sent, %(failed)s failed, "
+                     "%(doubt)s in doubt (listed for a decision).", sent=counts.sent,
+                     failed=counts.failed, doubt=counts.in_doubt),
+        data={"broadcast": broadcast.pk, "completed": True})
+    proof = said("The apology reached %(sent)s people, each once.", sent=counts.sent)
     if counts.sent and not counts.in_doubt:
         # Sent to the ledger's audience, once each: that is what step 5 asks. Rows still in
         # doubt wait for a person, and so does the step.

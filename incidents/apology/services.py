@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from incidents.apology.models import Apology
 from incidents.models import EventKind, Incident
 from incidents.plan.signoff import signoffs_void_for_change
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import actor_name, joined, label, labels, said, timeline_record, who
 from messaging.models import BrandTemplate
 
 User = AbstractBaseUser
@@ -59,11 +59,11 @@ def apology_save(*, incident: Incident, actor: User, subject: str, from_name: st
     apology = Apology.objects.filter(incident=incident).first()
     current = apology.version if apology else 0
     if expected_version is not None and expected_version != current:
-        who = actor_name(apology.updated_by) if apology else _("someone")
+        editor = actor_name(apology.updated_by) if apology else _("someone")
         raise ValidationError(_(
             "%(who)s changed the apology while you were editing (now version %(version)s). "
             "Reload the page to see their changes, then make yours again.") % {
-                "who": who, "version": current})
+                "who": editor, "version": current})
     values: dict[str, Any] = {
         "subject": " ".join(subject.split()), "from_name": from_name.strip(),
         "from_email": from_email.strip().lower(), "reply_to": reply_to.strip().lower(),
@@ -97,30 +97,27 @@ def apology_save(*, incident: Incident, actor: User, subject: str, from_name: st
         apology.save()
     else:
         apology.save(update_fields=[*CONTENT_FIELDS, "version", "updated_at", "updated_by"])
-    with in_log_language():
-        labels = [_field_label(name, body_locales) for name in changed]
-        if created:
-            message = _("%(who)s started the apology email (version 1).") % {
-                "who": actor_name(actor)}
-        else:
-            message = _("%(who)s edited the apology email (version %(version)s): "
-                        "%(fields)s.") % {"who": actor_name(actor), "version": apology.version,
-                                          "fields": ", ".join(labels)}
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=message,
-                        data={"apology": apology.pk, "version": apology.version,
-                              "fields": changed, "body_locales": body_locales})
-        change = _("The apology email changed (version %(version)s: %(fields)s)") % {
-            "version": apology.version, "fields": ", ".join(labels)}
+    fields = joined([_field_label(name, body_locales) for name in changed])
+    if created:
+        message = said("%(who)s started the apology email (version 1).", who=who(actor))
+    else:
+        message = said("%(who)s edited the apology email (version %(version)s): "
+                       "%(fields)s.", who=who(actor), version=apology.version, fields=fields)
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=message,
+                    data={"apology": apology.pk, "version": apology.version,
+                          "fields": changed, "body_locales": body_locales})
+    change = said("The apology email changed (version %(version)s: %(fields)s)",
+                  version=apology.version, fields=fields)
     # A signature covers the email too: any change voids it (and pauses a send under way).
     signoffs_void_for_change(incident=incident, actor=actor, change=change,
                              why=f"apology edited to version {apology.version}")
     return apology
 
 
-def _field_label(name: str, body_locales: list[str]) -> str:
+def _field_label(name: str, body_locales: list[str]):
     if name == "bodies":
         languages = dict(settings.LANGUAGES)
-        return _("body (%(languages)s)") % {
-            "languages": ", ".join(str(languages.get(loc, loc)) for loc in body_locales)}
-    return str(Apology._meta.get_field(name).verbose_name)
+        return said("body (%(languages)s)",
+                    languages=labels(languages.get(loc, loc) for loc in body_locales))
+    return label(Apology._meta.get_field(name).verbose_name)

@@ -51,7 +51,7 @@ from incidents.models import (
 )
 from incidents.plan.signoff import signoffs_void_for_change
 from incidents.services import checklist_item_prove, incident_update
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import labels, said, timeline_record, who
 from messaging.models import Campaign, CampaignRecipient
 
 log = logging.getLogger(__name__)
@@ -270,26 +270,26 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     audience.save(update_fields=["computed_at", "computed_by", "reached_count",
                                  "affected_count", "excluded_counts", "segment_counts",
                                  "suppression_list_counts"])
-    with in_log_language():
-        names = ", ".join(Campaign.objects.filter(pk__in=campaign_ids)
-                          .order_by("name").values_list("name", flat=True))
-        message = _("%(who)s computed the affected audience of %(campaigns)s: %(reached)s "
+    names = ", ".join(Campaign.objects.filter(pk__in=campaign_ids)
+                      .order_by("name").values_list("name", flat=True))
+    message = [said("%(who)s computed the affected audience of %(campaigns)s: %(reached)s "
                     "reached, %(affected)s in the apology audience, %(excluded)s "
-                    "excluded.") % {
-            "who": actor_name(actor), "campaigns": names, "reached": after["reached"],
-            "affected": after["affected"], "excluded": after["reached"] - after["affected"]}
-        if before is not None:
-            message += " " + _("Before: %(reached)s reached, %(affected)s in the apology "
-                               "audience.") % before
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=message,
-                        data={"audience": {"campaigns": campaign_ids,
-                                           "segments": segment_ids,
-                                           "before": before, "after": after}})
-        proof = _("The affected audience is computed: %(reached)s reached.") % {
-            "reached": after["reached"]}
-        change = _("The affected audience changed (%(affected)s people)") % {
-            "affected": after["affected"]}
+                    "excluded.", who=who(actor), campaigns=names, reached=after["reached"],
+                    affected=after["affected"],
+                    excluded=after["reached"] - after["affected"])]
+    if before is not None:
+        message.append(said("Before: %(reached)s reached, %(affected)s in the apology "
+                            "audience.", reached=before["reached"],
+                            affected=before["affected"]))
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=message,
+                    data={"audience": {"campaigns": campaign_ids,
+                                       "segments": segment_ids,
+                                       "before": before, "after": after}})
+    proof = said("The affected audience is computed: %(reached)s reached.",
+                 reached=after["reached"])
+    change = said("The affected audience changed (%(affected)s people)",
+                  affected=after["affected"])
     checklist_item_prove(incident=incident, step_number=3, text=playbook.PROOF_AUDIENCE,
                          proof=proof)
     # Who gets the apology is part of what legal and security sign.
@@ -343,13 +343,12 @@ def affected_audience_request(*, incident: Incident, actor: AbstractBaseUser,
             "The affected audience is already being computed for this incident: wait "
             "for it to finish, or cancel it first.")) from None
     _progress_write(run.pk, 0, 0)
-    with in_log_language():
-        timeline_record(
-            incident=incident, actor=actor, kind=EventKind.UPDATED,
-            message=_("%(who)s started computing the affected audience of %(campaigns)s.")
-            % {"who": actor_name(actor), "campaigns": _campaign_names(campaign_ids)},
-            data={"audience_run": {"run": run.pk, "status": "started",
-                                   "campaigns": campaign_ids, "segments": segment_ids}})
+    timeline_record(
+        incident=incident, actor=actor, kind=EventKind.UPDATED,
+        message=said("%(who)s started computing the affected audience of %(campaigns)s.",
+                     who=who(actor), campaigns=_campaign_names(campaign_ids)),
+        data={"audience_run": {"run": run.pk, "status": "started",
+                               "campaigns": campaign_ids, "segments": segment_ids}})
     from incidents.assessment.tasks import compute_affected_audience
 
     transaction.on_commit(lambda: compute_affected_audience.delay(run.pk))
@@ -357,7 +356,7 @@ def affected_audience_request(*, incident: Incident, actor: AbstractBaseUser,
 
 
 def _run_end(run: AudienceComputation, *, status: str, actor: AbstractBaseUser | None,
-             message: str, error: str = "") -> bool:
+             message: list, error: str = "") -> bool:
     """Record how a run that did not finish ended; False if it had already ended."""
     with transaction.atomic():
         ended = AudienceComputation.objects.filter(
@@ -371,14 +370,14 @@ def _run_end(run: AudienceComputation, *, status: str, actor: AbstractBaseUser |
     return bool(ended)
 
 
-def _kept_sentence(incident: Incident) -> str:
+def _kept_sentence(incident: Incident):
     audience = AffectedAudience.objects.filter(incident=incident,
                                                computed_at__isnull=False).first()
     if audience is None:
-        return _("No affected audience has been computed yet.")
-    return _("The previous one is kept: %(reached)s reached, %(affected)s in the apology "
-             "audience.") % {"reached": audience.reached_count,
-                             "affected": audience.affected_count}
+        return said("No affected audience has been computed yet.")
+    return said("The previous one is kept: %(reached)s reached, %(affected)s in the apology "
+                "audience.", reached=audience.reached_count,
+                affected=audience.affected_count)
 
 
 def affected_audience_run(*, run_id: int) -> str | None:
@@ -408,21 +407,19 @@ def affected_audience_run(*, run_id: int) -> str | None:
                 status=ComputationStatus.DONE, finished_at=timezone.now())
     except ComputationCancelled:
         run.refresh_from_db(fields=["cancel_requested_by"])
-        who = run.cancel_requested_by
-        with in_log_language():
-            message = _("%(who)s cancelled the computation of the affected audience.") % {
-                "who": actor_name(who)} + " " + _kept_sentence(run.incident)
-            _run_end(run, status=ComputationStatus.CANCELLED, actor=who, message=message)
+        by = run.cancel_requested_by
+        message = [said("%(who)s cancelled the computation of the affected audience.",
+                        who=who(by)), _kept_sentence(run.incident)]
+        _run_end(run, status=ComputationStatus.CANCELLED, actor=by, message=message)
         return ComputationStatus.CANCELLED
     except Exception as exc:
         if not isinstance(exc, ValidationError):
             log.exception("affected audience computation %s failed", run_id)
         error = error_text_of(exc)
-        with in_log_language():
-            message = _("Computing the affected audience failed: %(error)s") % {
-                "error": error} + " " + _kept_sentence(run.incident)
-            _run_end(run, status=ComputationStatus.FAILED, actor=None, message=message,
-                     error=error)
+        message = [said("Computing the affected audience failed: %(error)s", error=error),
+                   _kept_sentence(run.incident)]
+        _run_end(run, status=ComputationStatus.FAILED, actor=None, message=message,
+                 error=error)
         return ComputationStatus.FAILED
     cache.delete(PROGRESS_KEY.format(run=run_id))
     return ComputationStatus.DONE
@@ -449,9 +446,8 @@ def affected_audience_cancel(*, incident: Incident, actor: AbstractBaseUser
     run.cancel_requested_at, run.cancel_requested_by = timezone.now(), actor
     run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
     if run.status == ComputationStatus.QUEUED or _is_stale(run):
-        with in_log_language():
-            message = _("%(who)s cancelled the computation of the affected audience.") % {
-                "who": actor_name(actor)} + " " + _kept_sentence(incident)
+        message = [said("%(who)s cancelled the computation of the affected audience.",
+                        who=who(actor)), _kept_sentence(incident)]
         _run_end(run, status=ComputationStatus.CANCELLED, actor=actor, message=message)
         run.refresh_from_db()
     return run
@@ -635,13 +631,12 @@ def assessment_update(*, incident: Incident, actor: AbstractBaseUser, pii_expose
         assessment.updated_at = timezone.now()
         assessment.updated_by = actor
         assessment.save(update_fields=[*changed, "updated_at", "updated_by"])
-        with in_log_language():
-            labels = ", ".join(str(Assessment._meta.get_field(n).verbose_name)
-                               for n in changed)
-            timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                            message=_("%(who)s updated the assessment: %(fields)s.") % {
-                                "who": actor_name(actor), "fields": labels},
-                            data={"assessment": changed})
+        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                        message=said("%(who)s updated the assessment: %(fields)s.",
+                                     who=who(actor),
+                                     fields=labels(Assessment._meta.get_field(n).verbose_name
+                                                   for n in changed)),
+                        data={"assessment": changed})
     if incident.pii_exposed != pii_exposed:
         incident_update(incident=incident, actor=actor, pii_exposed=pii_exposed)
     return assessment

@@ -20,13 +20,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import ngettext
 
 from incidents import playbook
 from incidents.containment.selectors import campaigns_recent
 from incidents.models import AffectedAudience, EventKind, Incident
 from incidents.services import checklist_item_prove, incident_declare
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import joined, label, said, said_n, timeline_record, who
 from messaging.esp.base import Capabilities
 from messaging.models import (
     OPEN_STOP_OUTCOMES,
@@ -69,15 +68,14 @@ def incident_campaigns_link(*, incident: Incident, actor: AbstractBaseUser | Non
         return []
     audience.campaigns.add(*new)
     names = ", ".join(f"“{c.name}”" for c in new)
-    with in_log_language():
-        message = ngettext("%(who)s marked campaign %(names)s as faulty.",
-                           "%(who)s marked campaigns %(names)s as faulty.",
-                           len(new)) % {"who": actor_name(actor), "names": names}
-        if audience.computed_at is not None:
-            message += " " + _("The affected audience was computed without it; compute "
-                               "it again in step 3.")
-        timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
-                        message=message, data={"campaigns_linked": [c.pk for c in new]})
+    message = [said_n("%(who)s marked campaign %(names)s as faulty.",
+                      "%(who)s marked campaigns %(names)s as faulty.",
+                      len(new), who=who(actor), names=names)]
+    if audience.computed_at is not None:
+        message.append(said("The affected audience was computed without it; compute "
+                            "it again in step 3."))
+    timeline_record(incident=incident, actor=actor, kind=EventKind.UPDATED,
+                    message=message, data={"campaigns_linked": [c.pk for c in new]})
     return new
 
 
@@ -133,12 +131,10 @@ def incident_campaigns_stop(*, incident: Incident, actor: AbstractBaseUser
                 for c in todo)
     except IntegrityError:  # a concurrent request won the race: its stops will run
         return []
-    with in_log_language():
-        names = ", ".join(f"“{c.name}” ({c.esp_account.label})" for c in todo)
-        message = ngettext(
-            "%(who)s asked the ESP to stop %(count)d campaign: %(names)s.",
-            "%(who)s asked the ESPs to stop %(count)d campaigns: %(names)s.",
-            len(todo)) % {"who": actor_name(actor), "count": len(todo), "names": names}
+    names = ", ".join(f"“{c.name}” ({c.esp_account.label})" for c in todo)
+    message = said_n("%(who)s asked the ESP to stop %(count)d campaign: %(names)s.",
+                     "%(who)s asked the ESPs to stop %(count)d campaigns: %(names)s.",
+                     len(todo), who=who(actor), count=len(todo), names=names)
     timeline_record(incident=incident, actor=actor, kind=EventKind.STEP, message=message,
                     data={"containment": {"requested": [s.pk for s in stops],
                                           "campaigns": [c.pk for c in todo]}})
@@ -178,11 +174,11 @@ def incident_campaign_control(*, incident: Incident, campaign_id: int, request: 
     except IntegrityError:  # a concurrent request won the race
         raise ValidationError(_("Another request for “%(campaign)s” is already under way.")
                               % {"campaign": campaign.name}) from None
-    with in_log_language():
-        facts = {"who": actor_name(actor), "campaign": campaign.name,
-                 "esp": campaign.esp_account.label}
-        message = (_("%(who)s asked %(esp)s to resume campaign “%(campaign)s”.") if resume
-                   else _("%(who)s asked %(esp)s to cancel campaign “%(campaign)s”.")) % facts
+    facts = {"who": who(actor), "campaign": campaign.name,
+             "esp": campaign.esp_account.label}
+    message = (said("%(who)s asked %(esp)s to resume campaign “%(campaign)s”.", **facts)
+               if resume
+               else said("%(who)s asked %(esp)s to cancel campaign “%(campaign)s”.", **facts))
     timeline_record(incident=incident, actor=actor, kind=EventKind.STEP, message=message,
                     data={"containment": {"requested": [stop.pk], "request": request,
                                           "campaigns": [campaign.pk]}})
@@ -206,30 +202,39 @@ _OUTCOME_MESSAGES = {
 }
 
 
+def stop_detail_param(stop: CampaignStop) -> dict:
+    """The ESP's answer as a sentence param: the sentence we worded (stored untranslated on
+    the stop), else the text looked up when read (rows from before; an ESP's own words
+    match no msgid, so they read as the ESP wrote them)."""
+    if stop.detail_said:
+        return joined(stop.detail_said, sep=" ")
+    return label(stop.detail)
+
+
 def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
                              **kwargs) -> None:
     """Receiver of messaging's campaign_stop_settled: the outcome on the incident's timeline."""
     if not isinstance(requested_for, Incident):
         return
     campaign = stop.campaign
-    with in_log_language():
-        facts = {"campaign": campaign.name, "esp": campaign.esp_account.label,
-                 "detail": stop.detail}
-        if (stop.request, stop.outcome) in _OUTCOME_MESSAGES:
-            message = str(_OUTCOME_MESSAGES[stop.request, stop.outcome]) % facts
-        elif stop.outcome == StopOutcome.STOPPED:
-            message = _("Campaign “%(campaign)s” stopped at %(esp)s: %(detail)s") % facts
-        elif stop.outcome == StopOutcome.NOT_POSSIBLE:
-            message = _("Campaign “%(campaign)s” cannot be stopped at %(esp)s: "
-                        "%(detail)s") % facts
-        else:
-            message = _("Stopping campaign “%(campaign)s” at %(esp)s failed: "
-                        "%(detail)s") % facts
-        if stop.recipients_sent_before_stop is not None:
-            message += " " + ngettext(
-                "%(count)d recipient had it before the stop.",
-                "%(count)d recipients had it before the stop.",
-                stop.recipients_sent_before_stop) % {"count": stop.recipients_sent_before_stop}
+    facts = {"campaign": campaign.name, "esp": campaign.esp_account.label,
+             "detail": stop_detail_param(stop)}
+    if (stop.request, stop.outcome) in _OUTCOME_MESSAGES:
+        first = said(_OUTCOME_MESSAGES[stop.request, stop.outcome], **facts)
+    elif stop.outcome == StopOutcome.STOPPED:
+        first = said("Campaign “%(campaign)s” stopped at %(esp)s: %(detail)s", **facts)
+    elif stop.outcome == StopOutcome.NOT_POSSIBLE:
+        first = said("Campaign “%(campaign)s” cannot be stopped at %(esp)s: %(detail)s",
+                     **facts)
+    else:
+        first = said("Stopping campaign “%(campaign)s” at %(esp)s failed: %(detail)s",
+                     **facts)
+    message = [first]
+    if stop.recipients_sent_before_stop is not None:
+        message.append(said_n("%(count)d recipient had it before the stop.",
+                              "%(count)d recipients had it before the stop.",
+                              stop.recipients_sent_before_stop,
+                              count=stop.recipients_sent_before_stop))
     kind = (EventKind.STEP if stop.outcome in (StopOutcome.STOPPED, StopOutcome.RESUMED)
             else EventKind.ALERT)
     timeline_record(incident=requested_for, actor=None, kind=kind, message=message,
@@ -241,8 +246,7 @@ def stop_settled_on_timeline(sender, *, stop: CampaignStop, requested_for=None,
                         "sent_before_stop": stop.recipients_sent_before_stop}})
     # Only a stop that stopped something proves the pause (not a resume, not a refusal).
     if stop.outcome == StopOutcome.STOPPED and _every_campaign_stopped(requested_for):
-        with in_log_language():
-            proof = _("Every faulty campaign is stopped at its ESP.")
+        proof = said("Every faulty campaign is stopped at its ESP.")
         checklist_item_prove(incident=requested_for, step_number=2,
                              text=playbook.PROOF_PAUSED, proof=proof)
 

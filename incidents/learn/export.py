@@ -8,13 +8,14 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.language import user_language
 from incidents.learn.models import ExportStatus, PostMortemExport
 from incidents.learn.pdf import postmortem_pdf_render
 from incidents.models import EventKind, Incident
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import said, timeline_record, who
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,9 @@ def postmortem_export_request(*, incident: Incident, actor: User,
     """Record the export (and who asked). In the background: the task starts on commit."""
     export = PostMortemExport.objects.create(incident=incident, requested_by=actor,
                                              stage=_("Waiting for a worker"))
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.LEARN,
-                        message=_("%(who)s exported the post-mortem as a PDF.") % {
-                            "who": actor_name(actor)},
-                        data={"learn": {"action": "export", "export": export.pk}})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.LEARN,
+                    message=said("%(who)s exported the post-mortem as a PDF.", who=who(actor)),
+                    data={"learn": {"action": "export", "export": export.pk}})
     if in_background:
         from incidents.learn.tasks import render_postmortem_pdf
 
@@ -58,9 +57,13 @@ def postmortem_export_render(*, export_id: int) -> PostMortemExport | None:
         status=ExportStatus.RENDERING, progress=5, stage=_("Starting"))
     if not claimed:
         return None
-    export = PostMortemExport.objects.select_related("incident").get(pk=export_id)
+    export = PostMortemExport.objects.select_related("incident", "requested_by").get(
+        pk=export_id)
     try:
-        pdf = postmortem_pdf_render(incident=export.incident, progress=_progress(export_id))
+        # In the language of whoever asked: a worker has no request to take it from.
+        with translation.override(user_language(export.requested_by)):
+            pdf = postmortem_pdf_render(incident=export.incident,
+                                        progress=_progress(export_id))
     except Exception as exc:
         log.exception("post-mortem PDF %s failed", export_id)
         PostMortemExport.objects.filter(pk=export_id).update(

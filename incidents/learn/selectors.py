@@ -106,9 +106,10 @@ def _minutes(start: datetime | None, end: datetime | None) -> int | None:
 
 def _story(incident: Incident) -> str:
     events = (incident.events.filter(kind__in=STORY_KINDS).order_by("created_at", "id")
-              .values_list("created_at", "message")[:STORY_LIMIT])
+              .only("created_at", "message", "data")[:STORY_LIMIT])
     tz = timezone.get_current_timezone()
-    lines = [f"- {when.astimezone(tz):%d %b %H:%M}: {message}" for when, message in events]
+    # In the writer's language: each event's sentence read now (TimelineEvent.text).
+    lines = [f"- {e.created_at.astimezone(tz):%d %b %H:%M}: {e.text}" for e in events]
     return "\n".join(filter(None, [incident.summary.strip(), "\n".join(lines)]))
 
 

@@ -19,7 +19,7 @@ from incidents.learn.models import FollowUpAction, PlaybookLesson, PostMortem, P
 from incidents.learn.selectors import follow_ups_initial, postmortem_initial
 from incidents.models import EventKind, Incident, Kind
 from incidents.signals import incident_closing
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import Sentence, labels, said, timeline_record, who
 
 User = AbstractBaseUser
 
@@ -35,7 +35,7 @@ def _locked(incident: Incident) -> PostMortem | None:
     return PostMortem.objects.select_for_update().filter(incident=incident).first()
 
 
-def _record(incident: Incident, actor: User | None, message: str, **data: Any) -> None:
+def _record(incident: Incident, actor: User | None, message: Sentence, **data: Any) -> None:
     timeline_record(incident=incident, actor=actor, kind=EventKind.LEARN, message=message,
                     data={"learn": data})
 
@@ -51,9 +51,8 @@ def _start(incident: Incident, actor: User) -> PostMortem:
         if draft.owner_id in owners:
             FollowUpAction.objects.create(incident=incident, action=draft.action,
                                           owner=owners[draft.owner_id], due_on=draft.due_on)
-    with in_log_language():
-        _record(incident, actor, _("%(who)s started the post-mortem from the incident's "
-                                   "record.") % {"who": actor_name(actor)}, action="start")
+    _record(incident, actor, said("%(who)s started the post-mortem from the incident's "
+                                  "record.", who=who(actor)), action="start")
     return postmortem
 
 
@@ -78,10 +77,9 @@ def postmortem_save(*, incident: Incident, actor: User, **changes: Any) -> PostM
     except ValidationError as exc:
         raise ValidationError(exc.message_dict) from exc
     postmortem.save(update_fields=[*changed, "updated_at", "updated_by"])
-    with in_log_language():
-        labels = ", ".join(str(PostMortem._meta.get_field(n).verbose_name) for n in changed)
-        _record(incident, actor, _("%(who)s edited the post-mortem: %(fields)s.") % {
-            "who": actor_name(actor), "fields": labels}, action="edit", fields=changed)
+    fields = labels(PostMortem._meta.get_field(n).verbose_name for n in changed)
+    _record(incident, actor, said("%(who)s edited the post-mortem: %(fields)s.",
+                                  who=who(actor), fields=fields), action="edit", fields=changed)
     return postmortem
 
 
@@ -103,9 +101,8 @@ def postmortem_finish(*, incident: Incident, actor: User) -> PostMortem:
     postmortem.finished_at = timezone.now()
     postmortem.finished_by = actor
     postmortem.save(update_fields=["status", "skip_reason", "finished_at", "finished_by"])
-    with in_log_language():
-        _record(incident, actor, _("%(who)s finished the post-mortem.") % {
-            "who": actor_name(actor)}, action="finish")
+    _record(incident, actor, said("%(who)s finished the post-mortem.", who=who(actor)),
+            action="finish")
     return postmortem
 
 
@@ -126,9 +123,8 @@ def postmortem_skip(*, incident: Incident, actor: User, reason: str) -> PostMort
     postmortem.updated_at = timezone.now()
     postmortem.updated_by = actor
     postmortem.save()
-    with in_log_language():
-        _record(incident, actor, _("%(who)s skipped the post-mortem: %(reason)s") % {
-            "who": actor_name(actor), "reason": reason}, action="skip")
+    _record(incident, actor, said("%(who)s skipped the post-mortem: %(reason)s",
+                                  who=who(actor), reason=reason), action="skip")
     return postmortem
 
 
@@ -159,11 +155,9 @@ def follow_up_add(*, incident: Incident, actor: User, action: str, owner: User,
         raise ValidationError({"action": _("Keep a follow-up under 300 characters.")})
     follow_up = FollowUpAction.objects.create(incident=incident, action=action, owner=owner,
                                               due_on=due_on)
-    with in_log_language():
-        _record(incident, actor, _("%(who)s added a follow-up for %(owner)s, due "
-                                   "%(due)s: “%(action)s”.") % {
-            "who": actor_name(actor), "owner": actor_name(owner),
-            "due": due_on.isoformat(), "action": action},
+    _record(incident, actor, said("%(who)s added a follow-up for %(owner)s, due "
+                                  "%(due)s: “%(action)s”.", who=who(actor), owner=who(owner),
+                                  due=due_on.isoformat(), action=action),
             action="follow_up_add", follow_up=follow_up.pk)
     return follow_up
 
@@ -176,11 +170,10 @@ def follow_up_set_done(*, follow_up: FollowUpAction, actor: User, done: bool
         return follow_up
     follow_up.done_at = timezone.now() if done else None
     follow_up.save(update_fields=["done_at"])
-    with in_log_language():
-        template = (_("%(who)s marked the follow-up “%(action)s” done.") if done
-                    else _("%(who)s reopened the follow-up “%(action)s”."))
-        _record(follow_up.incident, actor, template % {
-            "who": actor_name(actor), "action": follow_up.action},
+    facts = {"who": who(actor), "action": follow_up.action}
+    _record(follow_up.incident, actor,
+            said("%(who)s marked the follow-up “%(action)s” done.", **facts) if done
+            else said("%(who)s reopened the follow-up “%(action)s”.", **facts),
             action="follow_up_done" if done else "follow_up_reopen",
             follow_up=follow_up.pk)
     return follow_up
@@ -206,9 +199,9 @@ def lesson_adopt(*, incident: Incident, actor: User, text: str,
                                          "%(n)s.") % {"n": step_number}})
     lesson = PlaybookLesson.objects.create(kind=incident.kind, step_number=step_number,
                                            text=text, source_incident=incident, added_by=actor)
-    with in_log_language():
-        _record(incident, actor, _("%(who)s added a lesson to the playbook for every "
-                                   "“%(kind)s” incident, step %(n)s: “%(text)s”.") % {
-            "who": actor_name(actor), "kind": Kind(incident.kind).label, "n": step_number,
-            "text": text}, action="lesson_adopt", lesson=lesson.pk)
+    _record(incident, actor, said("%(who)s added a lesson to the playbook for every "
+                                  "“%(kind)s” incident, step %(n)s: “%(text)s”.",
+                                  who=who(actor), kind=Kind(incident.kind).label,
+                                  n=step_number, text=text),
+            action="lesson_adopt", lesson=lesson.pk)
     return lesson

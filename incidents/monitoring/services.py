@@ -14,9 +14,11 @@ from functools import cached_property
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from accounts.language import users_by_language
 from deliverability import charts, resume, selectors, thresholds
 from deliverability.formatting import percent_value
 from deliverability.selectors import EventFilters, MailOf
@@ -28,7 +30,7 @@ from incidents.models import (
     StakeholderRole,
     TimelineEvent,
 )
-from incidents.timeline import in_log_language, timeline_record
+from incidents.timeline import joined, label, number, said, timeline_record
 from messaging.models import Broadcast, Campaign
 
 BASELINE_DAYS = 30
@@ -133,32 +135,34 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
             baseline = selectors.delivery_totals(start=window.baseline_start,
                                                  end=window.start, filters=filters)
         denominator = thresholds.RATE_DENOMINATOR[threshold.metric]
-        with in_log_language():
-            values = {
-                "metric": thresholds.METRICS[threshold.metric],
-                "rate": percent_value(totals[threshold.metric]), "threshold": threshold.label,
-                "limit": percent_value(threshold.limit), "volume": totals[denominator],
-                "denominator": denominator,
-                "baseline": (f"{percent_value(baseline[threshold.metric])} %"
-                             if baseline[threshold.metric] is not None else _("no data"))}
-            if scope == "account":
-                message = _(
-                    "Deliverability alert: %(metric)s at %(rate).2f %% since the incident "
-                    "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s "
-                    "%(denominator)s messages; baseline %(baseline)s.") % values
-            else:
-                message = _(
-                    "Deliverability alert on this incident's own mail (its campaigns and "
-                    "apology): %(metric)s at %(rate).2f %% crosses “%(threshold)s” "
-                    "(%(limit).2f %%) over %(volume)s %(denominator)s messages; account "
-                    "baseline %(baseline)s.") % values
-            event = timeline_record(
-                incident=incident, actor=None, kind=EventKind.ALERT, message=message,
-                data={"deliverability_alert": key, "metric": threshold.metric,
-                      "level": threshold.level, "limit": threshold.limit,
-                      "rate": totals[threshold.metric], "volume": totals[denominator],
-                      "baseline": baseline[threshold.metric], "scope": scope,
-                      "window_start": window.start.isoformat()})
+        values = {
+            "metric": thresholds.METRICS[threshold.metric],
+            "rate": number(percent_value(totals[threshold.metric]), 2),
+            "threshold": threshold.label,
+            "limit": number(percent_value(threshold.limit), 2), "volume": totals[denominator],
+            "denominator": denominator,
+            "baseline": (joined([number(percent_value(baseline[threshold.metric]), 2), "%"],
+                                sep=" ")
+                         if baseline[threshold.metric] is not None
+                         else label(gettext_lazy("no data")))}
+        if scope == "account":
+            message = said(
+                "Deliverability alert: %(metric)s at %(rate).2f %% since the incident "
+                "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s "
+                "%(denominator)s messages; baseline %(baseline)s.", **values)
+        else:
+            message = said(
+                "Deliverability alert on this incident's own mail (its campaigns and "
+                "apology): %(metric)s at %(rate).2f %% crosses “%(threshold)s” "
+                "(%(limit).2f %%) over %(volume)s %(denominator)s messages; account "
+                "baseline %(baseline)s.", **values)
+        event = timeline_record(
+            incident=incident, actor=None, kind=EventKind.ALERT, message=message,
+            data={"deliverability_alert": key, "metric": threshold.metric,
+                  "level": threshold.level, "limit": threshold.limit,
+                  "rate": totals[threshold.metric], "volume": totals[denominator],
+                  "baseline": baseline[threshold.metric], "scope": scope,
+                  "window_start": window.start.isoformat()})
         from incidents.monitoring.tasks import notify_deliverability_owner
 
         transaction.on_commit(lambda pk=event.pk: notify_deliverability_owner.delay(pk))
@@ -176,36 +180,39 @@ def deliverability_check_open_incidents(*, now: datetime | None = None) -> int:
     return raised
 
 
-def deliverability_owner_emails(*, incident: Incident) -> list[str]:
-    """Step 6's owner and the incident's deliverability stakeholders."""
-    emails = set()
+def deliverability_owners(*, incident: Incident) -> list:
+    """Step 6's owner and the incident's deliverability stakeholders (with an email)."""
+    people = {}
     step = incident.steps.select_related("owner").filter(number=6).first()
     if step and step.owner and step.owner.is_active and step.owner.email:
-        emails.add(step.owner.email)
+        people[step.owner.email] = step.owner
     for stake in incident.stakeholders.select_related("user").filter(
             role=StakeholderRole.DELIVERABILITY, user__is_active=True):
         if stake.user.email:
-            emails.add(stake.user.email)
-    return sorted(emails)
+            people.setdefault(stake.user.email, stake.user)
+    return list(people.values())
+
 
 
 def deliverability_alert_notify(*, event: TimelineEvent) -> int:
-    recipients = deliverability_owner_emails(incident=event.incident)
-    if not recipients:
-        return 0
+    people = deliverability_owners(incident=event.incident)
     incident = event.incident
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/#step-6"
-    with in_log_language():
-        subject = _("[Deliverability] %(title)s: a threshold was crossed") % {
-            "title": incident.title}
-        body = "\n\n".join([
-            event.message,
-            _("Follow the cautious-resume plan in step 6: hold back further volume and "
-              "review before the next send."),
-            link,
-        ])
-    send_mail(subject, body + "\n", settings.DEFAULT_FROM_EMAIL, recipients)
-    return len(recipients)
+    sent = 0
+    for language, users in users_by_language(people).items():
+        with translation.override(language):
+            subject = _("[Deliverability] %(title)s: a threshold was crossed") % {
+                "title": incident.title}
+            body = "\n\n".join([
+                event.text,
+                _("Follow the cautious-resume plan in step 6: hold back further volume and "
+                  "review before the next send."),
+                link,
+            ])
+        recipients = sorted(u.email for u in users)
+        send_mail(subject, body + "\n", settings.DEFAULT_FROM_EMAIL, recipients)
+        sent += len(recipients)
+    return sent
 
 
 # --- The step 6 panel ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from incidents.models import EventKind, Incident, Kind
 from incidents.plan.jurisdictions import BY_CODE
 from incidents.plan.models import BreachClock, DutyStatus, RegulatoryDuty
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import in_log_language, label, moment, said, text, timeline_record, who
 
 User = AbstractBaseUser
 
@@ -87,39 +87,40 @@ def breach_awareness_record(*, incident: Incident, actor: User, aware_at: dateti
         created, moved, frozen = _sync_duties(incident=incident, jurisdictions=jurisdictions,
                                               aware_at=aware_at, now=now)
 
-    with in_log_language():
-        if previous is None:
-            message = _("%(who)s recorded that we became aware of the breach at %(when)s.")
-        elif previous != aware_at:
-            message = _("%(who)s corrected the moment of awareness from %(old)s to %(when)s.")
-        else:
-            message = _("%(who)s updated the jurisdictions of the breach clock.")
-        message = message % {"who": actor_name(actor), "when": _when(aware_at),
-                             "old": _when(previous) if previous else ""}
-        for row in created:
-            message += " " + _("Duty: %(title)s (%(basis)s), %(due)s.") % {
-                "title": row.title, "basis": row.legal_basis,
-                "due": (_("due %(when)s") % {"when": _when(row.deadline_at)})
-                if row.deadline_at else row.deadline_text.lower()}
-        for row, old, was_overdue in moved:
-            message += " " + _("Deadline of %(title)s (%(basis)s) moved from %(old)s to "
-                               "%(new)s.") % {
-                "title": row.title, "basis": row.legal_basis,
-                "old": _when(old) if old else "-",
-                "new": _when(row.deadline_at) if row.deadline_at else "-"}
-            if was_overdue:
-                message += " " + _("It was already overdue when it moved.")
-        for row in frozen:
-            message += " " + _("%(title)s (%(basis)s) was already decided: its deadline of "
-                               "%(when)s stays.") % {
-                "title": row.title, "basis": row.legal_basis, "when": _when(row.deadline_at)}
-        if created or moved or previous != aware_at:
-            kind = EventKind.ALERT if any(m[2] for m in moved) else EventKind.BREACH
-            timeline_record(incident=incident, actor=actor, kind=kind, message=message,
-                            data={"aware_at": aware_at.isoformat(),
-                                  "jurisdictions": sorted(jurisdictions),
-                                  "created": [r.pk for r in created],
-                                  "moved": [m[0].pk for m in moved]})
+    if previous is None:
+        first = said("%(who)s recorded that we became aware of the breach at %(when)s.",
+                     who=who(actor), when=moment(aware_at))
+    elif previous != aware_at:
+        first = said("%(who)s corrected the moment of awareness from %(old)s to %(when)s.",
+                     who=who(actor), when=moment(aware_at), old=moment(previous))
+    else:
+        first = said("%(who)s updated the jurisdictions of the breach clock.", who=who(actor))
+    message = [first]
+    # Duty titles and deadline texts are stored in English from the catalogue of
+    # jurisdictions: labels, translated when read.
+    for row in created:
+        message.append(said("Duty: %(title)s (%(basis)s), %(due)s.", title=label(row.title),
+                            basis=row.legal_basis,
+                            due=said("due %(when)s", when=moment(row.deadline_at))
+                            if row.deadline_at else label(row.deadline_text, lower=True)))
+    for row, old, was_overdue in moved:
+        message.append(said("Deadline of %(title)s (%(basis)s) moved from %(old)s to "
+                            "%(new)s.", title=label(row.title), basis=row.legal_basis,
+                            old=moment(old) if old else text("-"),
+                            new=moment(row.deadline_at) if row.deadline_at else text("-")))
+        if was_overdue:
+            message.append(said("It was already overdue when it moved."))
+    for row in frozen:
+        message.append(said("%(title)s (%(basis)s) was already decided: its deadline of "
+                            "%(when)s stays.", title=label(row.title), basis=row.legal_basis,
+                            when=moment(row.deadline_at)))
+    if created or moved or previous != aware_at:
+        kind = EventKind.ALERT if any(m[2] for m in moved) else EventKind.BREACH
+        timeline_record(incident=incident, actor=actor, kind=kind, message=message,
+                        data={"aware_at": aware_at.isoformat(),
+                              "jurisdictions": sorted(jurisdictions),
+                              "created": [r.pk for r in created],
+                              "moved": [m[0].pk for m in moved]})
     return clock
 
 
@@ -160,18 +161,16 @@ def duty_mark_notified(*, incident: Incident, duty_id: int, actor: User, notifie
     duty.was_late = duty.deadline_at is not None and notified_at > duty.deadline_at
     duty.save(update_fields=["status", "notified_at", "reference", "recorded_by",
                              "decided_at", "was_late"])
-    with in_log_language():
-        message = _("%(who)s recorded the notice “%(title)s” (%(basis)s) sent at %(when)s, "
-                    "reference %(ref)s.") % {
-            "who": actor_name(actor), "title": duty.title, "basis": duty.legal_basis,
-            "when": _when(notified_at), "ref": reference}
-        if duty.was_late:
-            message += " " + _("LATE: the deadline was %(deadline)s.") % {
-                "deadline": _when(duty.deadline_at)}
-        timeline_record(incident=incident, actor=actor,
-                        kind=EventKind.ALERT if duty.was_late else EventKind.BREACH,
-                        message=message,
-                        data={"duty": duty.pk, "status": duty.status, "late": duty.was_late})
+    message = [said("%(who)s recorded the notice “%(title)s” (%(basis)s) sent at %(when)s, "
+                    "reference %(ref)s.", who=who(actor), title=label(duty.title),
+                    basis=duty.legal_basis, when=moment(notified_at), ref=reference)]
+    if duty.was_late:
+        message.append(said("LATE: the deadline was %(deadline)s.",
+                            deadline=moment(duty.deadline_at)))
+    timeline_record(incident=incident, actor=actor,
+                    kind=EventKind.ALERT if duty.was_late else EventKind.BREACH,
+                    message=message,
+                    data={"duty": duty.pk, "status": duty.status, "late": duty.was_late})
     return duty
 
 
@@ -192,15 +191,13 @@ def duty_mark_not_needed(*, incident: Incident, duty_id: int, actor: User, appro
     duty.decided_at = timezone.now()
     duty.save(update_fields=["status", "approver", "decision_reason", "recorded_by",
                              "decided_at"])
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.BREACH,
-                        message=_("%(who)s recorded that “%(title)s” (%(basis)s) is not "
-                                  "needed, approved by %(approver)s: %(reason)s") % {
-                            "who": actor_name(actor), "title": duty.title,
-                            "basis": duty.legal_basis, "approver": actor_name(approver),
-                            "reason": reason},
-                        data={"duty": duty.pk, "status": duty.status,
-                              "approver": approver.pk})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.BREACH,
+                    message=said("%(who)s recorded that “%(title)s” (%(basis)s) is not "
+                                 "needed, approved by %(approver)s: %(reason)s", who=who(actor),
+                                 title=label(duty.title), basis=duty.legal_basis,
+                                 approver=who(approver), reason=reason),
+                    data={"duty": duty.pk, "status": duty.status,
+                          "approver": approver.pk})
     return duty
 
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from incidents.models import EventKind, Incident
 from incidents.plan.diff import PLAN_FIELDS
 from incidents.plan.models import CompensationKind, PlanVersion
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import actor_name, labels, said, timeline_record, who
 
 User = AbstractBaseUser
 
@@ -97,20 +97,21 @@ def plan_version_create(*, incident: Incident, actor: User, internal_steps: str 
     version = PlanVersion.objects.create(
         incident=incident, number=(latest.number + 1) if latest else 1, author=actor,
         note=note.strip()[:300], **content)
-    with in_log_language():
-        if latest is None:
-            message = _("%(who)s wrote the plan (version 1).") % {"who": actor_name(actor)}
-            changed: list[str] = []
-        else:
-            changed = [name for name, _label in PLAN_FIELDS
-                       if getattr(latest, name) != content[name]]
-            labels = ", ".join(str(label) for name, label in PLAN_FIELDS if name in changed)
-            message = _("%(who)s edited the plan: version %(n)s (changed: %(fields)s).") % {
-                "who": actor_name(actor), "n": version.number, "fields": labels}
-        if version.note:
-            message += " " + _("Note: %(note)s") % {"note": version.note}
-        timeline_record(incident=incident, actor=actor, kind=EventKind.PLAN, message=message,
-                        data={"version": version.number, "changed": changed})
+    if latest is None:
+        message = [said("%(who)s wrote the plan (version 1).", who=who(actor))]
+        changed: list[str] = []
+    else:
+        changed = [name for name, _label in PLAN_FIELDS
+                   if getattr(latest, name) != content[name]]
+        message = [said("%(who)s edited the plan: version %(n)s (changed: %(fields)s).",
+                        who=who(actor), n=version.number,
+                        fields=labels(label for name, label in PLAN_FIELDS
+                                      if name in changed))]
+    if version.note:
+        message.append(said("Note: %(note)s", note=version.note))
+    timeline_record(incident=incident, actor=actor, kind=EventKind.PLAN,
+                    message=message,
+                    data={"version": version.number, "changed": changed})
     signoffs_void_for_edit(incident=incident, version=version, actor=actor)
     return version
 

@@ -18,9 +18,11 @@ from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.dispatch import receiver
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from accounts.language import user_language, users_by_language
 from accounts.roles import roles_of
 from incidents.apology.lint import apology_lint
 from incidents.apology.models import Apology
@@ -43,7 +45,7 @@ from incidents.plan.package import (
     package_parts,
 )
 from incidents.signals import incident_details_changed
-from incidents.timeline import actor_name, in_log_language, timeline_record
+from incidents.timeline import Sentence, actor_name, joined, labels, said, timeline_record, who
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus
 
@@ -140,42 +142,40 @@ def signer_requirements_sync(*, incident: Incident, actor: User | None,
         incident=incident, released_at__isnull=True)}
     added = [role for role in needed if role not in live]
     now = timezone.now()
-    with in_log_language():
-        for role in added:
-            SignerRequirement.objects.create(incident=incident, role=role, why=needed[role],
-                                             since=now)
+    for role in added:
+        SignerRequirement.objects.create(incident=incident, role=role, why=needed[role],
+                                         since=now)
+        timeline_record(
+            incident=incident, actor=actor, kind=EventKind.SIGNOFF,
+            message=said("%(role)s must now sign before subscribers are told (%(why)s). "
+                         "This stays required even if the incident is reclassified later, "
+                         "until %(role)s approves dropping it.",
+                         role=SignerRole(role).label, why=RequirementWhy(needed[role]).label),
+            data={"requirement": role, "why": needed[role], "action": "add"})
+    for role, row in live.items():
+        if role in needed and row.drop_requested_at is not None:
+            row.drop_requested_at, row.drop_requested_by = None, None
+            row.drop_request_reason = ""
+            row.save(update_fields=["drop_requested_at", "drop_requested_by",
+                                    "drop_request_reason"])
             timeline_record(
                 incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                message=_("%(role)s must now sign before subscribers are told (%(why)s). "
-                          "This stays required even if the incident is reclassified later, "
-                          "until %(role)s approves dropping it.") % {
-                    "role": _role_label(role), "why": RequirementWhy(needed[role]).label},
-                data={"requirement": role, "why": needed[role], "action": "add"})
-        for role, row in live.items():
-            if role in needed and row.drop_requested_at is not None:
-                row.drop_requested_at, row.drop_requested_by = None, None
-                row.drop_request_reason = ""
-                row.save(update_fields=["drop_requested_at", "drop_requested_by",
-                                        "drop_request_reason"])
-                timeline_record(
-                    incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                    message=_("%(role)s's sign-off is needed again; the request to drop it "
-                              "is withdrawn.") % {"role": _role_label(role)},
-                    data={"requirement": role, "action": "drop_withdrawn"})
-            elif role not in needed and row.drop_requested_at is None:
-                row.drop_requested_at, row.drop_requested_by = now, actor
-                row.drop_request_reason = reason.strip()[:500]
-                row.save(update_fields=["drop_requested_at", "drop_requested_by",
-                                        "drop_request_reason"])
-                message = _("%(who)s lowered the incident so that it would no longer need "
+                message=said("%(role)s's sign-off is needed again; the request to drop it "
+                             "is withdrawn.", role=SignerRole(role).label),
+                data={"requirement": role, "action": "drop_withdrawn"})
+        elif role not in needed and row.drop_requested_at is None:
+            row.drop_requested_at, row.drop_requested_by = now, actor
+            row.drop_request_reason = reason.strip()[:500]
+            row.save(update_fields=["drop_requested_at", "drop_requested_by",
+                                    "drop_request_reason"])
+            message = [said("%(who)s lowered the incident so that it would no longer need "
                             "%(role)s's sign-off. It stays required until %(role)s approves "
-                            "dropping it.") % {"who": actor_name(actor),
-                                               "role": _role_label(role)}
-                if reason.strip():
-                    message += " " + _("Reason given: %(reason)s") % {"reason": reason.strip()}
-                timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                                message=message,
-                                data={"requirement": role, "action": "drop_requested"})
+                            "dropping it.", who=who(actor), role=SignerRole(role).label)]
+            if reason.strip():
+                message.append(said("Reason given: %(reason)s", reason=reason.strip()))
+            timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
+                            message=message,
+                            data={"requirement": role, "action": "drop_requested"})
     if added:
         signers_reach(incident=incident, actor=actor, roles=added)
     return added
@@ -184,19 +184,17 @@ def signer_requirements_sync(*, incident: Incident, actor: User | None,
 def signers_reach(*, incident: Incident, actor: User | None, roles: list[str]) -> list[int]:
     """Make the signers of `roles` stakeholders and email them a link to the sign page."""
     user_ids: list[int] = []
-    with in_log_language():
-        for role in roles:
-            for user in _signers_for(role):
-                _stake, created = Stakeholder.objects.get_or_create(
-                    incident=incident, user=user, role=StakeholderRole(role))
-                if created:
-                    timeline_record(
-                        incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
-                        message=_("%(user)s joined as %(role)s signer: their sign-off is "
-                                  "required.") % {"user": actor_name(user),
-                                                  "role": _role_label(role)},
-                        data={"user": user.pk, "role": role, "action": "add"})
-                user_ids.append(user.pk)
+    for role in roles:
+        for user in _signers_for(role):
+            _stake, created = Stakeholder.objects.get_or_create(
+                incident=incident, user=user, role=StakeholderRole(role))
+            if created:
+                timeline_record(
+                    incident=incident, actor=actor, kind=EventKind.STAKEHOLDER,
+                    message=said("%(user)s joined as %(role)s signer: their sign-off is "
+                                 "required.", user=who(user), role=SignerRole(role).label),
+                    data={"user": user.pk, "role": role, "action": "add"})
+            user_ids.append(user.pk)
     if user_ids:
         from incidents.plan.tasks import notify_signoff_requested
 
@@ -230,13 +228,11 @@ def signer_requirement_drop(*, incident: Incident, actor: User, role: str,
                                            "needed.") % {"role": _role_label(role)}})
     row.released_at, row.released_by, row.release_reason = timezone.now(), actor, reason
     row.save(update_fields=["released_at", "released_by", "release_reason"])
-    with in_log_language():
-        timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                        message=_("%(who)s (%(role)s) approved dropping %(role)s's "
-                                  "sign-off: %(reason)s") % {
-                            "who": actor_name(actor), "role": _role_label(role),
-                            "reason": reason},
-                        data={"requirement": role, "action": "released"})
+    timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
+                    message=said("%(who)s (%(role)s) approved dropping %(role)s's "
+                                 "sign-off: %(reason)s", who=who(actor),
+                                 role=SignerRole(role).label, reason=reason),
+                    data={"requirement": role, "action": "released"})
     return row
 
 
@@ -421,26 +417,26 @@ def signoff_record(*, incident: Incident, version: PlanVersion, actor: User, dec
     signoff = SignOff.objects.create(incident=incident, version=version, role=role,
                                      signer=actor, decision=decision, reason=reason,
                                      signed_at=now, package=snapshot, package_digest=current)
-    with in_log_language():
-        # The package (apology, audience) is named by its digest in the event's data and
-        # stored whole on the SignOff.
-        if decision == Decision.APPROVED:
-            message = _("%(who)s (%(role)s) approved plan version %(n)s.")
-        else:
-            message = _("%(who)s (%(role)s) rejected plan version %(n)s. Reason: %(reason)s")
+    # The package (apology, audience) is named by its digest in the event's data and
+    # stored whole on the SignOff.
+    facts = {"who": who(actor), "role": SignerRole(role).label, "n": version.number}
+    if decision == Decision.APPROVED:
+        message = said("%(who)s (%(role)s) approved plan version %(n)s.", **facts)
+    else:
+        message = said("%(who)s (%(role)s) rejected plan version %(n)s. Reason: %(reason)s",
+                       reason=reason, **facts)
+    timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
+                    message=message,
+                    data={"version": version.number, "role": role, "decision": decision,
+                          "signoff": signoff.pk, "digest": current})
+    allowed, _reasons = apology_send_allowed(incident)
+    if allowed and required_signers(incident):
+        # Attributed to the signer whose decision completed the set (the war room's
+        # timeline template cannot show an event without an actor yet).
         timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                        message=message % {"who": actor_name(actor), "role": _role_label(role),
-                                           "n": version.number, "reason": reason},
-                        data={"version": version.number, "role": role, "decision": decision,
-                              "signoff": signoff.pk, "digest": current})
-        allowed, _reasons = apology_send_allowed(incident)
-        if allowed and required_signers(incident):
-            # Attributed to the signer whose decision completed the set (the war room's
-            # timeline template cannot show an event without an actor yet).
-            timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                            message=_("Every required sign-off approves plan version %(n)s: "
-                                      "the apology may be sent.") % {"n": version.number},
-                            data={"version": version.number, "cleared": True})
+                        message=said("Every required sign-off approves plan version %(n)s: "
+                                     "the apology may be sent.", n=version.number),
+                        data={"version": version.number, "cleared": True})
     return signoff
 
 
@@ -457,28 +453,26 @@ def signoff_withdraw(*, incident: Incident, actor: User, role: str = "") -> Sign
         raise ValidationError(_("You have no decision to withdraw."))
     signed.voided_at, signed.void_reason = timezone.now(), "withdrawn by the signer"
     signed.save(update_fields=["voided_at", "void_reason"])
-    with in_log_language():
-        timeline_record(
-            incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-            message=_("%(who)s (%(role)s) withdrew their decision (%(decision)s) on plan "
-                      "version %(n)s.") % {
-                "who": actor_name(actor), "role": _role_label(signed.role),
-                "decision": Decision(signed.decision).label, "n": signed.version.number},
-            data={"signoff": signed.pk, "voided": True, "withdrawn": True})
-        _pause_running_send(incident, actor, _("%(who)s (%(role)s) withdrew their sign-off")
-                            % {"who": actor_name(actor), "role": _role_label(signed.role)})
+    timeline_record(
+        incident=incident, actor=actor, kind=EventKind.SIGNOFF,
+        message=said("%(who)s (%(role)s) withdrew their decision (%(decision)s) on plan "
+                     "version %(n)s.", who=who(actor), role=SignerRole(signed.role).label,
+                     decision=Decision(signed.decision).label, n=signed.version.number),
+        data={"signoff": signed.pk, "voided": True, "withdrawn": True})
+    _pause_running_send(incident, actor, said("%(who)s (%(role)s) withdrew their sign-off",
+                                              who=who(actor),
+                                              role=SignerRole(signed.role).label))
     return signed
 
 
 def signoffs_void_for_edit(*, incident: Incident, version: PlanVersion, actor: User) -> int:
     """Void every live signature on versions before `version`; runs inside the edit."""
-    with in_log_language():
-        change = _("The plan changed (version %(new)s)") % {"new": version.number}
+    change = said("The plan changed (version %(new)s)", new=version.number)
     return signoffs_void_for_change(incident=incident, actor=actor, change=change,
                                     why=f"plan edited to version {version.number}")
 
 
-def signoffs_void_for_change(*, incident: Incident, actor: User | None, change: str,
+def signoffs_void_for_change(*, incident: Incident, actor: User | None, change: Sentence,
                              why: str) -> int:
     """Void every live signature whose package is no longer what would go out.
 
@@ -495,19 +489,18 @@ def signoffs_void_for_change(*, incident: Incident, actor: User | None, change: 
     now = timezone.now()
     SignOff.objects.filter(pk__in=[s.pk for s in stale]).update(voided_at=now,
                                                                void_reason=why[:300])
-    with in_log_language():
-        for s in stale:
-            template = (_("%(change)s, so the approval of %(signer)s (%(role)s) on version "
-                          "%(old)s is void; they are asked to sign again.")
-                        if s.decision == Decision.APPROVED else
-                        _("%(change)s, so the rejection by %(signer)s (%(role)s) on version "
-                          "%(old)s is void; they are asked to sign again."))
-            timeline_record(
-                incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                message=template % {"change": change, "signer": actor_name(s.signer),
-                                    "role": _role_label(s.role), "old": s.version.number},
-                data={"signoff": s.pk, "voided": True, "digest": current})
-        _pause_running_send(incident, actor, change)
+    for s in stale:
+        facts = {"change": change, "signer": who(s.signer), "role": SignerRole(s.role).label,
+                 "old": s.version.number}
+        message = (said("%(change)s, so the approval of %(signer)s (%(role)s) on version "
+                        "%(old)s is void; they are asked to sign again.", **facts)
+                   if s.decision == Decision.APPROVED else
+                   said("%(change)s, so the rejection by %(signer)s (%(role)s) on version "
+                        "%(old)s is void; they are asked to sign again.", **facts))
+        timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
+                        message=message,
+                        data={"signoff": s.pk, "voided": True, "digest": current})
+    _pause_running_send(incident, actor, change)
     ids = [s.pk for s in stale]
 
     from incidents.plan.tasks import notify_signoffs_voided
@@ -516,7 +509,7 @@ def signoffs_void_for_change(*, incident: Incident, actor: User | None, change: 
     return len(stale)
 
 
-def _pause_running_send(incident: Incident, actor: User | None, change: str) -> None:
+def _pause_running_send(incident: Incident, actor: User | None, change: Sentence) -> None:
     """An apology already being sent stops before its next batch when what it sends is no
     longer signed. (The broadcast's source_ref is the one apology.send gives it.)"""
     running = Broadcast.objects.filter(source_ref=f"incident:{incident.pk}",
@@ -526,9 +519,9 @@ def _pause_running_send(incident: Incident, actor: User | None, change: str) -> 
     broadcasts.broadcast_pause(broadcast=running)
     timeline_record(
         incident=incident, actor=actor, kind=EventKind.ALERT,
-        message=_("Sending the apology is paused: %(change)s after it was signed, so the "
-                  "signatures no longer cover what is being sent. Once the signers approve "
-                  "again, resume it.") % {"change": change},
+        message=said("Sending the apology is paused: %(change)s after it was signed, so the "
+                     "signatures no longer cover what is being sent. Once the signers approve "
+                     "again, resume it.", change=change),
         data={"broadcast": running.pk, "paused": True, "reason": "package_changed"})
 
 
@@ -547,18 +540,17 @@ def signer_requests_set(*, incident: Incident, actor: User, roles: set[str]) -> 
     SignerRequest.objects.filter(incident=incident, role__in=removed).delete()
     SignerRequest.objects.bulk_create(
         SignerRequest(incident=incident, role=r, requested_by=actor) for r in sorted(added))
-    with in_log_language():
-        parts = []
-        if added:
-            parts.append(_("asked for sign-off by %(roles)s") % {
-                "roles": ", ".join(_role_label(r) for r in sorted(added))})
-        if removed:
-            parts.append(_("withdrew the request for %(roles)s") % {
-                "roles": ", ".join(_role_label(r) for r in sorted(removed))})
-        timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
-                        message=_("%(who)s %(what)s.") % {"who": actor_name(actor),
-                                                          "what": _("; ").join(parts)},
-                        data={"requested": sorted(roles)})
+    parts = []
+    if added:
+        parts.append(said("asked for sign-off by %(roles)s",
+                          roles=labels(SignerRole(r).label for r in sorted(added))))
+    if removed:
+        parts.append(said("withdrew the request for %(roles)s",
+                          roles=labels(SignerRole(r).label for r in sorted(removed))))
+    timeline_record(incident=incident, actor=actor, kind=EventKind.SIGNOFF,
+                    message=said("%(who)s %(what)s.", who=who(actor),
+                                 what=joined(parts, sep=gettext_noop("; "))),
+                    data={"requested": sorted(roles)})
     signer_requirements_sync(incident=incident, actor=actor)
 
 
@@ -571,11 +563,11 @@ def signoff_review_url(incident_id: int) -> str:
 def signoffs_voided_notify(*, signoff_ids: list[int]) -> int:
     """Email each signer whose signature an edit voided; returns how many were sent."""
     sent = 0
-    for s in SignOff.objects.select_related("signer", "incident", "version").filter(
-            pk__in=signoff_ids):
-        if not s.signer.email or not s.signer.is_active:
-            continue
-        with in_log_language():
+    stale = [s for s in SignOff.objects.select_related("signer", "incident", "version")
+             .filter(pk__in=signoff_ids) if s.signer.email and s.signer.is_active]
+    users_by_language(s.signer for s in stale)  # each signer's language, in one query
+    for s in stale:
+        with translation.override(user_language(s.signer)):
             subject = _("[Amends] Sign again: what goes out for “%(title)s” changed") % {
                 "title": s.incident.title}
             body = _("Your decision (%(decision)s) on plan version %(n)s is void because "
@@ -594,19 +586,19 @@ def signoff_request_notify(*, incident_id: int, user_ids: list[int]) -> int:
     if incident is None:
         return 0
     sent = 0
-    for user in get_user_model().objects.filter(pk__in=user_ids, is_active=True):
-        if not user.email:
-            continue
-        with in_log_language():
+    signers = get_user_model().objects.filter(pk__in=user_ids, is_active=True).exclude(email="")
+    for language, users in users_by_language(signers).items():
+        with translation.override(language):
             subject = _("[Amends] Your sign-off is needed: “%(title)s”") % {
                 "title": incident.title}
             body = _("%(kind)s, %(sev)s. Before subscribers are told, your sign-off is "
                      "required. Read the plan, the apology and the audience, then approve "
                      "or reject them on this page:") % {
                 "kind": Kind(incident.kind).label, "sev": Severity(incident.severity).label}
-        send_mail(subject, f"{body}\n\n{signoff_review_url(incident.pk)}\n",
-                  settings.DEFAULT_FROM_EMAIL, [user.email])
-        sent += 1
+        for user in users:  # one email each: signers do not see each other's addresses
+            send_mail(subject, f"{body}\n\n{signoff_review_url(incident.pk)}\n",
+                      settings.DEFAULT_FROM_EMAIL, [user.email])
+            sent += 1
     return sent
 
 

@@ -29,6 +29,8 @@ from anymail.message import AnymailMessage
 from django.core.mail import get_connection
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import said
+
 from ..rendering import header_merge_data, message_headers
 from .base import (
     BatchSender,
@@ -232,7 +234,7 @@ class AnymailAdapter(EspAdapter):
         self.sender = sender
 
     def _unsupported(self) -> EspError:
-        return EspNotSupported(str(self.capabilities.explanation), provider=self.provider)
+        return EspNotSupported(said(self.capabilities.explanation), provider=self.provider)
 
     def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                        ) -> ControlResult:

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from django.utils.functional import Promise
 
+from core.sentences import said
+
 
 class ControlAction(enum.StrEnum):
     PAUSE = "pause"
@@ -237,7 +239,7 @@ class EspAdapter(ABC):
             return self.pause_campaign(campaign_ref, send_at=send_at)
         if action == StopAction.CANCEL:
             return self.cancel_campaign(campaign_ref, send_at=send_at)
-        raise EspNotSupported(str(self.capabilities.explanation), provider=self.provider)
+        raise EspNotSupported(said(self.capabilities.explanation), provider=self.provider)
 
     def lookup_messages(self, metadata: Mapping[str, str]) -> list[SentMessage]:
         """Messages the ESP accepted whose metadata contains all of `metadata`."""

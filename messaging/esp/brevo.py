@@ -12,6 +12,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import said
+
 from .base import Capabilities, ControlAction, ControlResult, EspNotSupported, StopAction
 from .httpclient import EspHttpClient, HttpControlAdapter, RetryPolicy, client_options
 
@@ -53,15 +55,15 @@ class BrevoAdapter(HttpControlAdapter):
     def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                        ) -> ControlResult:
         return self._set_status(ControlAction.PAUSE, campaign_ref, "suspended",
-                                "Brevo suspended the campaign.")
+                                said("Brevo suspended the campaign."))
 
     def cancel_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
         return self._set_status(ControlAction.CANCEL, campaign_ref, "cancel",
-                                "Brevo cancelled the campaign.")
+                                said("Brevo cancelled the campaign."))
 
     def resume_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
         raise EspNotSupported(
-            "Brevo's API cannot resume a suspended campaign; schedule it again in Brevo.",
+            said("Brevo's API cannot resume a suspended campaign; schedule it again in Brevo."),
             provider=self.provider)

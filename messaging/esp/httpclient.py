@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import requests
 from django.conf import settings
 
+from core.sentences import said
+
 from .base import (
     BatchSender,
     ControlAction,
@@ -299,4 +301,5 @@ class HttpControlAdapter(EspAdapter):
         return ControlResult(
             action=action, ok=False, campaign_ref=ref, http_status=response.status,
             esp_status=esp_status, recipients_sent_before_stop=sent_before,
-            detail=f"{self.display_name} refused ({response.status}): {describe(response.body)}")
+            detail=said("%(esp)s refused (%(status)s): %(answer)s", esp=self.display_name,
+                        status=str(response.status), answer=describe(response.body)))

@@ -14,6 +14,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import said
+
 from .base import Capabilities, ControlAction, ControlResult, EspNotSupported, StopAction
 from .httpclient import EspHttpClient, HttpControlAdapter, RetryPolicy, client_options
 
@@ -62,14 +64,15 @@ class KlaviyoAdapter(HttpControlAdapter):
     def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                        ) -> ControlResult:
         return self._send_job(ControlAction.PAUSE, campaign_ref, "revert",
-                              "Klaviyo stopped the send and reverted the campaign to draft.")
+                              said("Klaviyo stopped the send and reverted the campaign to "
+                                   "draft."))
 
     def cancel_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
         return self._send_job(ControlAction.CANCEL, campaign_ref, "cancel",
-                              "Klaviyo cancelled the campaign's send.")
+                              said("Klaviyo cancelled the campaign's send."))
 
     def resume_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
-        raise EspNotSupported("Klaviyo's API cannot resume a stopped campaign; send it again "
-                              "from Klaviyo.", provider=self.provider)
+        raise EspNotSupported(said("Klaviyo's API cannot resume a stopped campaign; send it "
+                                   "again from Klaviyo."), provider=self.provider)

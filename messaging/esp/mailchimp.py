@@ -16,6 +16,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import said
+
 from .base import (
     Capabilities,
     ControlAction,
@@ -85,8 +87,10 @@ class MailchimpAdapter(HttpControlAdapter):
             return response.body or {}
         return ControlResult(action=action, ok=False, campaign_ref=campaign_ref,
                              http_status=response.status,
-                             detail=f"Mailchimp refused to show campaign {campaign_ref} "
-                                    f"({response.status}): {describe(response.body)}")
+                             detail=said("Mailchimp refused to show campaign %(ref)s "
+                                         "(%(status)s): %(answer)s", ref=campaign_ref,
+                                         status=str(response.status),
+                                         answer=describe(response.body)))
 
     def _action(self, campaign_ref: str, name: str):
         return self.client.request("POST", f"/3.0/campaigns/{campaign_ref}/actions/{name}")
@@ -112,19 +116,19 @@ class MailchimpAdapter(HttpControlAdapter):
         if kind == "rss" and status not in STOPPED_STATUSES:
             response = self._action(campaign_ref, "pause")
             return self._result(ControlAction.PAUSE, campaign_ref, response, esp_status=status,
-                                success="Mailchimp paused the RSS campaign.")
+                                success=said("Mailchimp paused the RSS campaign."))
         if status == "schedule":
             response = self._action(campaign_ref, "unschedule")
             return self._result(ControlAction.PAUSE, campaign_ref, response, esp_status=status,
-                                success="Mailchimp unscheduled the campaign; it is a draft "
-                                        "again and nothing was sent.",
+                                success=said("Mailchimp unscheduled the campaign; it is a "
+                                             "draft again and nothing was sent."),
                                 sent_before=0 if response.ok else None)
         if status in STOPPED_STATUSES:
             return self._already(ControlAction.PAUSE, campaign_ref, status, info)
         if status == "sending":
             raise EspNotSupported(
-                "Mailchimp cannot pause a regular campaign that is already sending; it can "
-                "only cancel it (cancel-send).", provider=self.provider)
+                said("Mailchimp cannot pause a regular campaign that is already sending; it "
+                     "can only cancel it (cancel-send)."), provider=self.provider)
         return self._nothing_to_stop(ControlAction.PAUSE, campaign_ref, status, info)
 
     def cancel_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
@@ -138,14 +142,14 @@ class MailchimpAdapter(HttpControlAdapter):
             sent = self._sent_count(campaign_ref, info) if response.ok else None
             return self._result(ControlAction.CANCEL, campaign_ref, response, esp_status=status,
                                 sent_before=sent,
-                                success="Mailchimp cancelled the send; recipients who "
-                                        "already had it keep it.")
+                                success=said("Mailchimp cancelled the send; recipients who "
+                                             "already had it keep it."))
         if status == "schedule":
             response = self._action(campaign_ref, "unschedule")
             return self._result(ControlAction.CANCEL, campaign_ref, response, esp_status=status,
                                 sent_before=0 if response.ok else None,
-                                success="Mailchimp unscheduled the campaign; it is a draft "
-                                        "again and nothing was sent.")
+                                success=said("Mailchimp unscheduled the campaign; it is a "
+                                             "draft again and nothing was sent."))
         if status in STOPPED_STATUSES:
             return self._already(ControlAction.CANCEL, campaign_ref, status, info)
         return self._nothing_to_stop(ControlAction.CANCEL, campaign_ref, status, info)
@@ -157,23 +161,23 @@ class MailchimpAdapter(HttpControlAdapter):
             return info
         if info.get("type") != "rss":
             raise EspNotSupported(
-                "Mailchimp can resume only RSS campaigns; schedule this campaign again in "
-                "Mailchimp to send it.", provider=self.provider)
+                said("Mailchimp can resume only RSS campaigns; schedule this campaign again "
+                     "in Mailchimp to send it."), provider=self.provider)
         response = self._action(campaign_ref, "resume")
         return self._result(ControlAction.RESUME, campaign_ref, response,
                             esp_status=info.get("status", ""),
-                            success="Mailchimp resumed the RSS campaign.")
+                            success=said("Mailchimp resumed the RSS campaign."))
 
     def _already(self, action: ControlAction, ref: str, status: str, info: dict
                  ) -> ControlResult:
         return ControlResult(action=action, ok=True, campaign_ref=ref, esp_status=status,
-                             detail=f"Nothing to do: Mailchimp reports the campaign as "
-                                    f"“{status}”.",
+                             detail=said("Nothing to do: Mailchimp reports the campaign "
+                                         "as “%(status)s”.", status=status),
                              recipients_sent_before_stop=info.get("emails_sent"))
 
     def _nothing_to_stop(self, action: ControlAction, ref: str, status: str, info: dict
                          ) -> ControlResult:
         return ControlResult(action=action, ok=False, campaign_ref=ref, esp_status=status,
-                             detail=f"Mailchimp reports the campaign as “{status}”: there is "
-                                    f"no send left to stop.",
+                             detail=said("Mailchimp reports the campaign as “%(status)s”: "
+                                         "there is no send left to stop.", status=status),
                              recipients_sent_before_stop=info.get("emails_sent"))

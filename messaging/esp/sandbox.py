@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import said
+
 from ..rendering import message_headers
 from .base import (
     Capabilities,
@@ -358,17 +360,19 @@ class SandboxAdapter(EspAdapter):
         current = state["status"]
         if current == new_status:
             return ControlResult(action=action, ok=True, campaign_ref=ref, esp_status=current,
-                                 detail=f"Nothing to do: the sandbox campaign is already "
-                                        f"“{current}”.",
+                                 detail=said("Nothing to do: the sandbox campaign is already "
+                                             "“%(status)s”.", status=current),
                                  recipients_sent_before_stop=state.get("sent"))
         if current not in allowed_from:
             return ControlResult(action=action, ok=False, campaign_ref=ref, esp_status=current,
-                                 detail=f"The sandbox cannot {action.value} a campaign that "
-                                        f"is “{current}”.",
+                                 detail=said("The sandbox cannot %(action)s a campaign that "
+                                             "is “%(status)s”.", action=action.value,
+                                             status=current),
                                  recipients_sent_before_stop=state.get("sent"))
         self.store.set_campaign(ref, {**state, "status": new_status})
         return ControlResult(action=action, ok=True, campaign_ref=ref, esp_status=new_status,
-                             detail=f"Sandbox: campaign {new_status}.", http_status=204,
+                             detail=said("Sandbox: campaign %(status)s.", status=new_status),
+                             http_status=204,
                              recipients_sent_before_stop=state.get("sent"))
 
     def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None

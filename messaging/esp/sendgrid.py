@@ -15,6 +15,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import said
+
 from .base import Capabilities, ControlAction, ControlResult, EspNotSupported, StopAction
 from .httpclient import EspHttpClient, HttpControlAdapter, RetryPolicy, client_options
 
@@ -52,7 +54,7 @@ class SendGridAdapter(HttpControlAdapter):
 
     def _check_deadline(self, send_at: datetime | None) -> None:
         if send_at is not None and self.now() >= send_at - DEADLINE:
-            raise EspNotSupported(str(TOO_LATE), provider=self.provider)
+            raise EspNotSupported(said(TOO_LATE), provider=self.provider)
 
     def _current_status(self, batch_id: str) -> str | None:
         response = self.client.request("GET", f"/v3/user/scheduled_sends/{batch_id}")
@@ -69,17 +71,17 @@ class SendGridAdapter(HttpControlAdapter):
         if current == status:
             return ControlResult(action=action, ok=True, campaign_ref=batch_id,
                                  esp_status=current, recipients_sent_before_stop=0,
-                                 detail=f"Nothing to do: SendGrid already has this batch "
-                                        f"marked “{status}”.")
+                                 detail=said("Nothing to do: SendGrid already has this "
+                                             "batch marked “%(status)s”.", status=status))
         if current:
             response = self.client.request("PATCH", f"/v3/user/scheduled_sends/{batch_id}",
                                            json_body={"status": status})
         else:
             response = self.client.request("POST", "/v3/user/scheduled_sends",
                                            json_body={"batch_id": batch_id, "status": status})
-        done = ("SendGrid paused the scheduled batch; it will not go out until resumed."
+        done = (said("SendGrid paused the scheduled batch; it will not go out until resumed.")
                 if status == "pause" else
-                "SendGrid cancelled the scheduled batch; its messages will be discarded.")
+                said("SendGrid cancelled the scheduled batch; its messages will be discarded."))
         esp_status = status if response.ok else (current or "")
         return self._result(action, batch_id, response, success=done, esp_status=esp_status,
                             sent_before=0 if response.ok else None)
@@ -96,5 +98,5 @@ class SendGridAdapter(HttpControlAdapter):
                         ) -> ControlResult:
         response = self.client.request("DELETE", f"/v3/user/scheduled_sends/{campaign_ref}")
         return self._result(ControlAction.RESUME, campaign_ref, response,
-                            success="SendGrid removed the pause; the batch will go out at its "
-                                    "scheduled time.")
+                            success=said("SendGrid removed the pause; the batch will go "
+                                         "out at its scheduled time."))

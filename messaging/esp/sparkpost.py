@@ -12,6 +12,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from core.sentences import said
+
 from .base import Capabilities, ControlAction, ControlResult, EspNotSupported, StopAction
 from .httpclient import EspHttpClient, HttpControlAdapter, RetryPolicy, client_options
 
@@ -43,16 +45,17 @@ class SparkPostAdapter(HttpControlAdapter):
 
     def pause_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                        ) -> ControlResult:
-        raise EspNotSupported(str(CAPABILITIES.explanation), provider=self.provider)
+        raise EspNotSupported(said(CAPABILITIES.explanation), provider=self.provider)
 
     def resume_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
-        raise EspNotSupported(str(CAPABILITIES.explanation), provider=self.provider)
+        raise EspNotSupported(said(CAPABILITIES.explanation), provider=self.provider)
 
     def cancel_campaign(self, campaign_ref: str, *, send_at: datetime | None = None
                         ) -> ControlResult:
         response = self.client.request("DELETE", "/api/v1/transmissions",
                                        params={"campaign_id": campaign_ref})
         return self._result(ControlAction.CANCEL, campaign_ref, response,
-                            success="SparkPost accepted the deletion of the campaign's "
-                                    "scheduled mail (it completes shortly, asynchronously).")
+                            success=said("SparkPost accepted the deletion of the campaign's "
+                                         "scheduled mail (it completes shortly, "
+                                         "asynchronously)."))

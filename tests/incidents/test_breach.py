@@ -48,7 +48,7 @@ def test_awareness_starts_the_clock_with_deadlines_from_the_table(breach, securi
     assert duty(breach, "eu", "individuals").deadline_at is None
     assert duty(breach, "us-tx", "individuals").deadline_at == MONDAY_9 + timedelta(days=60)
     event = breach.events.filter(kind=EventKind.BREACH).first()
-    assert "GDPR Art. 33" in event.message and "2026-03-05 09:00" in event.message
+    assert "GDPR Art. 33" in event.message and "5 Mar 2026, 09:00" in event.message
 
 
 def test_countdown_turns_overdue_after_72_hours(breach, security_officer):
