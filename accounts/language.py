@@ -66,3 +66,13 @@ class UserLanguageMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", translation.get_language())
         return response
+
+
+def emails_by_language(users) -> dict[str, list[str]]:
+    """Active people's addresses grouped by the language each reads, for notices written
+    once per language."""
+    grouped: dict[str, set[str]] = {}
+    for user in users:
+        if user.is_active and user.email:
+            grouped.setdefault(user_language(user), set()).add(user.email)
+    return {language: sorted(emails) for language, emails in sorted(grouped.items())}

@@ -7,13 +7,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from accounts.language import emails_by_language
+from core.mail import team_mail_send
 from incidents import playbook
 from incidents.learn.selectors import playbook_lessons_for
 from incidents.models import (
@@ -461,20 +462,18 @@ def timeline_correct(*, event: TimelineEvent, actor: User, message: str) -> Time
 def timeline_event_notify(*, event: TimelineEvent) -> int:
     """Email the incident's stakeholders (not the actor) about one event; returns count."""
     incident = event.incident
-    recipients = sorted({
-        s.user.email for s in incident.stakeholders.select_related("user")
-        if s.user.email and s.user_id != event.actor_id and s.user.is_active
-    })
-    if not recipients:
-        return 0
+    # One message per language the people read in; the entry itself stays as recorded.
+    groups = emails_by_language(s.user for s in incident.stakeholders.select_related("user")
+                                if s.user_id != event.actor_id)
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/"
-    with in_log_language():
-        subject = _("[%(sev)s] %(title)s: %(kind)s") % {
-            "sev": Severity(incident.severity).label, "title": incident.title,
-            "kind": EventKind(event.kind).label}
     body = f"{event.message}\n\n{link}\n"
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-    return len(recipients)
+    for language, recipients in groups.items():
+        with translation.override(language):
+            subject = _("[%(sev)s] %(title)s: %(kind)s") % {
+                "sev": Severity(incident.severity).label, "title": incident.title,
+                "kind": EventKind(event.kind).label}
+        team_mail_send(subject=subject, body=body, recipients=recipients, language=language)
+    return sum(len(r) for r in groups.values())
 
 
 @transaction.atomic

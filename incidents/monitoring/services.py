@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.language import emails_by_language
+from core.mail import team_mail_send
 from deliverability import charts, resume, selectors, thresholds
 from deliverability.formatting import percent_value
 from deliverability.selectors import EventFilters, MailOf
@@ -176,36 +177,35 @@ def deliverability_check_open_incidents(*, now: datetime | None = None) -> int:
     return raised
 
 
-def deliverability_owner_emails(*, incident: Incident) -> list[str]:
+def deliverability_owners(*, incident: Incident) -> list:
     """Step 6's owner and the incident's deliverability stakeholders."""
-    emails = set()
+    people = {}
     step = incident.steps.select_related("owner").filter(number=6).first()
-    if step and step.owner and step.owner.is_active and step.owner.email:
-        emails.add(step.owner.email)
+    if step and step.owner:
+        people[step.owner.pk] = step.owner
     for stake in incident.stakeholders.select_related("user").filter(
-            role=StakeholderRole.DELIVERABILITY, user__is_active=True):
-        if stake.user.email:
-            emails.add(stake.user.email)
-    return sorted(emails)
+            role=StakeholderRole.DELIVERABILITY):
+        people.setdefault(stake.user_id, stake.user)
+    return [u for u in people.values() if u.is_active and u.email]
 
 
 def deliverability_alert_notify(*, event: TimelineEvent) -> int:
-    recipients = deliverability_owner_emails(incident=event.incident)
-    if not recipients:
-        return 0
     incident = event.incident
+    groups = emails_by_language(deliverability_owners(incident=incident))
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/#step-6"
-    with in_log_language():
-        subject = _("[Deliverability] %(title)s: a threshold was crossed") % {
-            "title": incident.title}
-        body = "\n\n".join([
-            event.message,
-            _("Follow the cautious-resume plan in step 6: hold back further volume and "
-              "review before the next send."),
-            link,
-        ])
-    send_mail(subject, body + "\n", settings.DEFAULT_FROM_EMAIL, recipients)
-    return len(recipients)
+    for language, recipients in groups.items():
+        with translation.override(language):
+            subject = _("[Deliverability] %(title)s: a threshold was crossed") % {
+                "title": incident.title}
+            body = "\n\n".join([
+                event.message,
+                _("Follow the cautious-resume plan in step 6: hold back further volume and "
+                  "review before the next send."),
+                link,
+            ])
+        team_mail_send(subject=subject, body=body + "\n", recipients=recipients,
+                       language=language)
+    return sum(len(r) for r in groups.values())
 
 
 # --- The step 6 panel ------------------------------------------------------------------------

@@ -13,15 +13,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.dispatch import receiver
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.language import user_language
 from accounts.roles import roles_of
+from core.mail import team_mail_send
 from incidents.apology.lint import apology_lint
 from incidents.apology.models import Apology
 from incidents.models import EventKind, Incident, Kind, Severity, Stakeholder, StakeholderRole
@@ -575,15 +576,17 @@ def signoffs_voided_notify(*, signoff_ids: list[int]) -> int:
             pk__in=signoff_ids):
         if not s.signer.email or not s.signer.is_active:
             continue
-        with in_log_language():
+        language = user_language(s.signer)
+        with translation.override(language):
             subject = _("[Amends] Sign again: what goes out for “%(title)s” changed") % {
                 "title": s.incident.title}
             body = _("Your decision (%(decision)s) on plan version %(n)s is void because "
                      "what goes out changed (%(why)s). Please read the changes and sign "
                      "again.") % {"decision": Decision(s.decision).label,
                                   "n": s.version.number, "why": s.void_reason}
-        send_mail(subject, f"{body}\n\n{signoff_review_url(s.incident_id)}\n",
-                  settings.DEFAULT_FROM_EMAIL, [s.signer.email])
+        team_mail_send(subject=subject,
+                       body=f"{body}\n\n{signoff_review_url(s.incident_id)}\n",
+                       recipients=[s.signer.email], language=language)
         sent += 1
     return sent
 
@@ -597,15 +600,17 @@ def signoff_request_notify(*, incident_id: int, user_ids: list[int]) -> int:
     for user in get_user_model().objects.filter(pk__in=user_ids, is_active=True):
         if not user.email:
             continue
-        with in_log_language():
+        language = user_language(user)
+        with translation.override(language):
             subject = _("[Amends] Your sign-off is needed: “%(title)s”") % {
                 "title": incident.title}
             body = _("%(kind)s, %(sev)s. Before subscribers are told, your sign-off is "
                      "required. Read the plan, the apology and the audience, then approve "
                      "or reject them on this page:") % {
                 "kind": Kind(incident.kind).label, "sev": Severity(incident.severity).label}
-        send_mail(subject, f"{body}\n\n{signoff_review_url(incident.pk)}\n",
-                  settings.DEFAULT_FROM_EMAIL, [user.email])
+        team_mail_send(subject=subject,
+                       body=f"{body}\n\n{signoff_review_url(incident.pk)}\n",
+                       recipients=[user.email], language=language)
         sent += 1
     return sent
 
