@@ -7,6 +7,7 @@ translators write; while a catalogue still lacks a string, the check that the pa
 really translated (not English) is an expected failure that turns strict once it arrives.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """docs/screenshots/<name> when it is missing or AMENDS_UPDATE_SCREENSHOTS=1 asks for a
+    fresh one; otherwise a scratch file, so a test run leaves the working tree clean."""
+    kept = SCREENSHOTS / name
+    if os.environ.get("AMENDS_UPDATE_SCREENSHOTS") == "1" or not kept.exists():
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return kept
+    return tmp_path / name
+
+
 def choose_language(page: Page, code: str) -> None:
     """The header's switcher: pick the language, press its button, land on the same page."""
     page.locator("#language-choice").select_option(code)
@@ -32,7 +43,7 @@ def choose_language(page: Page, code: str) -> None:
 
 
 @pytest.mark.parametrize("code", ["ar", "he"])
-def test_war_room_reads_right_to_left(browser, live_server, marketer, code):
+def test_war_room_reads_right_to_left(browser, live_server, marketer, code, tmp_path):
     incident = declare(marketer, title="Wrong coupon (SAVE-20) sent to 3 segments!")
     page = login(browser, live_server, "maya")
     page.set_viewport_size({"width": 1440, "height": 1000})
@@ -63,8 +74,15 @@ def test_war_room_reads_right_to_left(browser, live_server, marketer, code):
         '::before').content""")
     assert "◂" in marker
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"war-room-{code}.png"))
+    shot = screenshot_path(f"war-room-{code}.png", tmp_path)
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+    # On a phone nothing spills past the left edge (where a right-to-left page can scroll).
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    sizes = page.evaluate("({doc: document.documentElement.scrollWidth, view: innerWidth})")
+    assert sizes["doc"] <= sizes["view"], sizes
 
 
 @pytest.mark.parametrize("code", ["ar", "he"])
