@@ -79,3 +79,11 @@ class UserLanguageMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", translation.get_language())
         return response
+
+
+def emails_by_language(users) -> dict[str, list[str]]:
+    """Active people's addresses grouped by the language each reads (one query), for
+    notices written once per language."""
+    people = [u for u in users if u.is_active and u.email]
+    return {language: sorted({u.email for u in group})
+            for language, group in sorted(users_by_language(people).items())}

@@ -7,14 +7,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from accounts.language import users_by_language
+from accounts.language import emails_by_language
+from core.mail import team_mail_send
 from incidents import playbook
 from incidents.learn.selectors import playbook_lessons_for
 from incidents.models import (
@@ -466,21 +466,18 @@ def timeline_correct(*, event: TimelineEvent, actor: User, message: str) -> Time
 def timeline_event_notify(*, event: TimelineEvent) -> int:
     """Email the incident's stakeholders (not the actor) about one event; returns count."""
     incident = event.incident
-    people = {s.user.email: s.user for s in incident.stakeholders.select_related("user")
-              if s.user.email and s.user_id != event.actor_id and s.user.is_active}
+    # One message per language the people read in; the entry itself stays as recorded.
+    groups = emails_by_language(s.user for s in incident.stakeholders.select_related("user")
+                                if s.user_id != event.actor_id)
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/"
-    sent = 0
-    # Each in their own language: one rendering per language, not per person.
-    for language, users in users_by_language(people.values()).items():
+    for language, recipients in groups.items():
         with translation.override(language):
             subject = _("[%(sev)s] %(title)s: %(kind)s") % {
                 "sev": Severity(incident.severity).label, "title": incident.title,
                 "kind": EventKind(event.kind).label}
             body = f"{event.text}\n\n{link}\n"
-        recipients = sorted(u.email for u in users)
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-        sent += len(recipients)
-    return sent
+        team_mail_send(subject=subject, body=body, recipients=recipients, language=language)
+    return sum(len(r) for r in groups.values())
 
 
 @transaction.atomic

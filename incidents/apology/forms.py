@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from incidents.apology.lint import ERROR, Finding, body_field
@@ -56,7 +57,9 @@ class ApologyForm(forms.Form):
             self.fields[body_field(code)] = forms.CharField(
                 label=_("Body in %(language)s") % {"language": name}, required=False,
                 max_length=20000,
-                widget=forms.Textarea(attrs={"rows": 10, "lang": code, "dir": "auto"}))
+                # Typed in its own language's direction, whatever the page's is.
+                widget=forms.Textarea(attrs={"rows": 10, "lang": code, "dir": (
+                    "rtl" if translation.get_language_info(code)["bidi"] else "ltr")}))
 
     @staticmethod
     def initial_for(apology: Apology) -> dict:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from accounts.language import user_language
+from accounts.language import SUPPORTED, user_language
 from incidents.learn.models import ExportStatus, PostMortemExport
 from incidents.learn.pdf import postmortem_pdf_render
 from incidents.models import EventKind, Incident
@@ -39,7 +39,9 @@ def postmortem_export_request(*, incident: Incident, actor: User,
     if in_background:
         from incidents.learn.tasks import render_postmortem_pdf
 
-        transaction.on_commit(lambda: render_postmortem_pdf.delay(export.pk))
+        # The worker has no request: it renders in the language the reader asked in.
+        language = translation.get_language() or user_language(actor)
+        transaction.on_commit(lambda: render_postmortem_pdf.delay(export.pk, language))
     return export
 
 
@@ -50,20 +52,20 @@ def _progress(export_id: int):
     return report
 
 
-def postmortem_export_render(*, export_id: int) -> PostMortemExport | None:
-    """Render one export. Claimed with a conditional update, so two workers never render
-    the same one; returns None when someone else has it (or it is done)."""
+def postmortem_export_render(*, export_id: int, language: str = "") -> PostMortemExport | None:
+    """Render one export in `language` (default: the language of whoever asked for it).
+    Claimed with a conditional update, so two workers never render the same one; returns
+    None when someone else has it (or it is done)."""
     claimed = PostMortemExport.objects.filter(pk=export_id, status=ExportStatus.PENDING).update(
         status=ExportStatus.RENDERING, progress=5, stage=_("Starting"))
     if not claimed:
         return None
-    export = PostMortemExport.objects.select_related("incident", "requested_by").get(
-        pk=export_id)
+    export = (PostMortemExport.objects.select_related("incident", "requested_by")
+              .get(pk=export_id))
+    language = language if language in SUPPORTED else user_language(export.requested_by)
     try:
-        # In the language of whoever asked: a worker has no request to take it from.
-        with translation.override(user_language(export.requested_by)):
-            pdf = postmortem_pdf_render(incident=export.incident,
-                                        progress=_progress(export_id))
+        with translation.override(language):
+            pdf = postmortem_pdf_render(incident=export.incident, progress=_progress(export_id))
     except Exception as exc:
         log.exception("post-mortem PDF %s failed", export_id)
         PostMortemExport.objects.filter(pk=export_id).update(

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.language import users_by_language
+from accounts.language import emails_by_language
+from core.mail import team_mail_send
 from deliverability import charts, resume, selectors, thresholds
 from deliverability.formatting import percent_value
 from deliverability.selectors import EventFilters, MailOf
@@ -181,25 +181,22 @@ def deliverability_check_open_incidents(*, now: datetime | None = None) -> int:
 
 
 def deliverability_owners(*, incident: Incident) -> list:
-    """Step 6's owner and the incident's deliverability stakeholders (with an email)."""
+    """Step 6's owner and the incident's deliverability stakeholders."""
     people = {}
     step = incident.steps.select_related("owner").filter(number=6).first()
-    if step and step.owner and step.owner.is_active and step.owner.email:
-        people[step.owner.email] = step.owner
+    if step and step.owner:
+        people[step.owner.pk] = step.owner
     for stake in incident.stakeholders.select_related("user").filter(
-            role=StakeholderRole.DELIVERABILITY, user__is_active=True):
-        if stake.user.email:
-            people.setdefault(stake.user.email, stake.user)
-    return list(people.values())
-
+            role=StakeholderRole.DELIVERABILITY):
+        people.setdefault(stake.user_id, stake.user)
+    return [u for u in people.values() if u.is_active and u.email]
 
 
 def deliverability_alert_notify(*, event: TimelineEvent) -> int:
-    people = deliverability_owners(incident=event.incident)
     incident = event.incident
+    groups = emails_by_language(deliverability_owners(incident=incident))
     link = f"{settings.AMENDS_BASE_URL.rstrip('/')}/incidents/{incident.pk}/#step-6"
-    sent = 0
-    for language, users in users_by_language(people).items():
+    for language, recipients in groups.items():
         with translation.override(language):
             subject = _("[Deliverability] %(title)s: a threshold was crossed") % {
                 "title": incident.title}
@@ -209,10 +206,9 @@ def deliverability_alert_notify(*, event: TimelineEvent) -> int:
                   "review before the next send."),
                 link,
             ])
-        recipients = sorted(u.email for u in users)
-        send_mail(subject, body + "\n", settings.DEFAULT_FROM_EMAIL, recipients)
-        sent += len(recipients)
-    return sent
+        team_mail_send(subject=subject, body=body + "\n", recipients=recipients,
+                       language=language)
+    return sum(len(r) for r in groups.values())
 
 
 # --- The step 6 panel ------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.dispatch import receiver
@@ -24,6 +23,7 @@ from django.utils.translation import gettext_noop
 
 from accounts.language import user_language, users_by_language
 from accounts.roles import roles_of
+from core.mail import team_mail_send
 from incidents.apology.lint import apology_lint
 from incidents.apology.models import Apology
 from incidents.models import EventKind, Incident, Kind, Severity, Stakeholder, StakeholderRole
@@ -567,15 +567,17 @@ def signoffs_voided_notify(*, signoff_ids: list[int]) -> int:
              .filter(pk__in=signoff_ids) if s.signer.email and s.signer.is_active]
     users_by_language(s.signer for s in stale)  # each signer's language, in one query
     for s in stale:
-        with translation.override(user_language(s.signer)):
+        language = user_language(s.signer)
+        with translation.override(language):
             subject = _("[Amends] Sign again: what goes out for “%(title)s” changed") % {
                 "title": s.incident.title}
             body = _("Your decision (%(decision)s) on plan version %(n)s is void because "
                      "what goes out changed (%(why)s). Please read the changes and sign "
                      "again.") % {"decision": Decision(s.decision).label,
                                   "n": s.version.number, "why": s.void_reason}
-        send_mail(subject, f"{body}\n\n{signoff_review_url(s.incident_id)}\n",
-                  settings.DEFAULT_FROM_EMAIL, [s.signer.email])
+        team_mail_send(subject=subject,
+                       body=f"{body}\n\n{signoff_review_url(s.incident_id)}\n",
+                       recipients=[s.signer.email], language=language)
         sent += 1
     return sent
 
@@ -586,8 +588,11 @@ def signoff_request_notify(*, incident_id: int, user_ids: list[int]) -> int:
     if incident is None:
         return 0
     sent = 0
-    signers = get_user_model().objects.filter(pk__in=user_ids, is_active=True).exclude(email="")
-    for language, users in users_by_language(signers).items():
+    signers = list(get_user_model().objects.filter(pk__in=user_ids, is_active=True)
+                   .exclude(email=""))
+    users_by_language(signers)  # each signer's language, in one query
+    for user in signers:  # one email each: signers do not see each other's addresses
+        language = user_language(user)
         with translation.override(language):
             subject = _("[Amends] Your sign-off is needed: “%(title)s”") % {
                 "title": incident.title}
@@ -595,10 +600,10 @@ def signoff_request_notify(*, incident_id: int, user_ids: list[int]) -> int:
                      "required. Read the plan, the apology and the audience, then approve "
                      "or reject them on this page:") % {
                 "kind": Kind(incident.kind).label, "sev": Severity(incident.severity).label}
-        for user in users:  # one email each: signers do not see each other's addresses
-            send_mail(subject, f"{body}\n\n{signoff_review_url(incident.pk)}\n",
-                      settings.DEFAULT_FROM_EMAIL, [user.email])
-            sent += 1
+        team_mail_send(subject=subject,
+                       body=f"{body}\n\n{signoff_review_url(incident.pk)}\n",
+                       recipients=[user.email], language=language)
+        sent += 1
     return sent
 
 

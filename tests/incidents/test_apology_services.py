@@ -152,3 +152,17 @@ def test_demo_seed_adds_one_default_brand_and_stays_idempotent():
     demo_seed()
     assert BrandTemplate.objects.filter(is_default=True).count() == 1
     assert BrandTemplate.objects.count() == 1
+
+
+def test_an_arabic_or_hebrew_apology_is_written_right_to_left(incident, marketer):
+    apology = apology_save(incident=incident, actor=marketer, **content(
+        default_locale="ar", coupon_code="SAVE-20", compensation_text="20%",
+        bodies={"ar": "عزيزي {{ first_name }}، نعتذر.", "he": "{{ first_name }} היקר, סליחה.",
+                "en": "Dear {{ first_name }}, sorry."}))
+    hebrew = apology_render(apology=apology, locale="he", merge_data={"first_name": "Noa"})
+    assert '<html lang="he" dir="rtl">' in hebrew.html and "סליחה" in hebrew.html
+    # No Dutch body: Dutch readers get the default language, Arabic, and its direction.
+    dutch = apology_render(apology=apology, locale="nl", merge_data={"first_name": "Sanne"})
+    assert '<html lang="ar" dir="rtl">' in dutch.html and "نعتذر" in dutch.html
+    english = apology_render(apology=apology, locale="en", merge_data={"first_name": "Al"})
+    assert '<html lang="en" dir="ltr">' in english.html

@@ -266,3 +266,17 @@ def test_admin_lists_apologies_read_only(client, admin_user, marketer, incident)
     response = client.post(reverse("admin:incidents_apology_change", args=[apology.pk]),
                            {"subject": "Changed"})
     assert response.status_code == 403 and Apology.objects.get().subject == "We are sorry"
+
+
+def test_arabic_and_hebrew_bodies_are_typed_right_to_left_in_an_english_page(
+        client, marketer, incident):
+    client.force_login(marketer)
+    html = client.get(url("compose", incident)).content.decode()
+    assert '<html lang="en" dir="ltr"' in html
+
+    def textarea(code: str) -> str:
+        return re.search(rf'<textarea[^>]*name="body_{code}"[^>]*>', html).group(0)
+
+    for code in ("ar", "he"):
+        assert f'lang="{code}"' in textarea(code) and 'dir="rtl"' in textarea(code)
+    assert 'dir="ltr"' in textarea("pl")

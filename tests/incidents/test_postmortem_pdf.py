@@ -5,12 +5,14 @@ import io
 import re
 
 import pytest
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from pypdf import PdfReader
 
 from incidents.learn.export import postmortem_export_render, postmortem_export_request
 from incidents.learn.models import ExportStatus, PostMortemExport
-from incidents.learn.pdf import postmortem_pdf_render
+from incidents.learn.pdf import postmortem_document, postmortem_pdf_render
 from incidents.models import EventKind
 from tests.incidents.learn_world import HOSTILE_TITLE, worked_incident
 
@@ -155,3 +157,70 @@ def test_outsider_cannot_export_a_restricted_incident(client, marketer, lawyer, 
     # A stakeholder of the same incident gets it.
     client.force_login(lawyer)
     assert client.post(urls[0]).status_code == 200
+
+
+# --- Right to left (issue 14) ----------------------------------------------------------
+
+ARABIC_TITLE = "قسيمة خاطئة أرسلت إلى الجميع"
+
+
+def page_number_x(content: bytes, index: int = 1) -> float:
+    """Where the running "n / total" page number sits on a page (x in PDF units)."""
+    found = []
+
+    def visit(text, cm, tm, font, size):
+        if re.fullmatch(r"\s*\d+ / \d+\s*", text):
+            found.append(tm[4] * cm[0] + cm[4])
+
+    PdfReader(io.BytesIO(content)).pages[index].extract_text(visitor_text=visit)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def glyphs_behind(reader: PdfReader, text: str) -> dict[str, set[int]]:
+    """For each character of `text`, the glyph ids the embedded fonts drew it with (from
+    their ToUnicode maps). Glyph 0 is .notdef: the box drawn for a letter a font lacks."""
+    drawn: dict[str, set[int]] = {}
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            to_unicode = font.get_object().get("/ToUnicode")
+            if to_unicode is None:
+                continue
+            cmap = to_unicode.get_object().get_data().decode("latin-1")
+            for gid, chars in re.findall(r"<([0-9a-fA-F]{4})>\s*<([0-9a-fA-F]+)>", cmap):
+                for i in range(0, len(chars), 4):
+                    drawn.setdefault(chr(int(chars[i:i + 4], 16)), set()).add(int(gid, 16))
+    return {c: drawn.get(c, set()) for c in set(text) if not c.isspace()}
+
+
+def test_arabic_pdf_reads_right_to_left_with_arabic_glyphs(marketer, lawyer):
+    incident = worked_incident(marketer, lawyer, title=ARABIC_TITLE)
+    with translation.override("ar"):
+        html = render_to_string("learn/postmortem_pdf.html",
+                                postmortem_document(incident=incident))
+        arabic = postmortem_pdf_render(incident=incident)
+    english = postmortem_pdf_render(incident=incident)
+    assert '<html lang="ar" dir="rtl">' in html
+
+    pages, reader = pdf_text(arabic.content)
+    assert ARABIC_TITLE in pages[0]  # the Arabic text comes back out, in reading order
+    # Drawn with a font that has Arabic letters, never the empty box of a missing glyph.
+    fonts = {str(f.get_object()["/BaseFont"]) for p in reader.pages
+             for f in p["/Resources"]["/Font"].values()}
+    assert any(name in f for f in fonts for name in ("DejaVu", "Noto")), fonts
+    for char, gids in glyphs_behind(reader, ARABIC_TITLE).items():
+        assert gids and 0 not in gids, f"{char!r} has no glyph"
+    # The page is mirrored: the page number moves from the right margin to the left one.
+    assert page_number_x(arabic.content) < 200 < page_number_x(english.content)
+
+
+def test_export_renders_in_the_language_of_whoever_asked(marketer, lawyer):
+    from accounts.models import UserPreference
+
+    incident = worked_incident(marketer, lawyer, title=ARABIC_TITLE)
+    UserPreference.objects.create(user=marketer, language="he")
+    export = postmortem_export_request(incident=incident, actor=marketer, in_background=True)
+    export = postmortem_export_render(export_id=export.pk)  # the task, told no language
+    hebrew = export.file.read()
+    english = postmortem_pdf_render(incident=incident).content
+    assert page_number_x(hebrew) < 200 < page_number_x(english)

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -147,7 +148,8 @@ def postmortem_export(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if not inline:
         return redirect("incidents:postmortem-export-status", pk=pk, export_id=export.pk)
     try:
-        export = postmortem_export_render(export_id=export.pk)
+        export = postmortem_export_render(export_id=export.pk,
+                                          language=translation.get_language())
     except Exception:  # recorded on the export (failed, with its error) and logged
         messages.error(request, _("The PDF could not be made; the error is kept with the "
                                   "export. Try again, or tell an administrator."))
