@@ -5,7 +5,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from incidents.models import EventKind
 from incidents.services import timeline_note_add
+from incidents.timeline import timeline_record
 from tests.browser import login, open_step
 from tests.browser.axe import assert_accessible
 from tests.conftest import PASSWORD
@@ -145,6 +147,15 @@ def test_a_new_timeline_entry_is_said_alone_and_the_list_is_not_re_read(browser,
     page.get_by_role("button", name="Add note").click()
     expect(polite).to_have_text("New on the timeline: Note. Legal is on the call")
     expect(page.locator("#id_message")).to_be_focused()
+
+    # An alert is said at once (role=alert), not queued behind polite news.
+    alert = page.locator("#announce-alert")
+    expect(alert).to_have_attribute("role", "alert")
+    timeline_record(incident=incident, actor=None, kind=EventKind.ALERT,
+                    message="Complaint rate crosses 0.3 %")
+    expect(alert).to_have_text("New on the timeline: Alert. Complaint rate crosses 0.3 %",
+                               timeout=30_000)
+    expect(polite).to_have_text("New on the timeline: Note. Legal is on the call")
 
 
 @pytest.mark.worker
