@@ -217,8 +217,13 @@
     fresh.reverse().forEach(function (li) {  // the list is newest first; say them in order
       var kind = li.querySelector(".event-meta .tag");
       var message = li.querySelector(".event-message");
-      say(clean(list.dataset.newLabel) + ": " + clean(kind && kind.textContent) + ". " +
-          clean(message && message.textContent), li.classList.contains("event-alert"));
+      var sentence = list.dataset.newEntry || "{kind}. {message}";  // translated in the page
+      // Functions, not strings, as replacements: a "$&" in a note stays as written.
+      say(clean(sentence.replace("{kind}", function () { return clean(kind && kind.textContent); })
+                        .replace("{message}", function () {
+                          return clean(message && message.textContent);
+                        })),
+          li.classList.contains("event-alert"));
     });
   }
 

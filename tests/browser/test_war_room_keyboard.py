@@ -143,9 +143,9 @@ def test_a_new_timeline_entry_is_said_alone_and_the_list_is_not_re_read(browser,
     expect(polite).to_have_text("New on the timeline: Note. Support has a script now")
 
     # The person's own note: the list is swapped, only the new entry is said.
-    page.get_by_label("Add a note").fill("Legal is on the call")
+    page.get_by_label("Add a note").fill("Legal is on the call ($& as typed)")
     page.get_by_role("button", name="Add note").click()
-    expect(polite).to_have_text("New on the timeline: Note. Legal is on the call")
+    expect(polite).to_have_text("New on the timeline: Note. Legal is on the call ($& as typed)")
     expect(page.locator("#id_message")).to_be_focused()
 
     # An alert is said at once (role=alert), not queued behind polite news.
@@ -155,7 +155,7 @@ def test_a_new_timeline_entry_is_said_alone_and_the_list_is_not_re_read(browser,
                     message="Complaint rate crosses 0.3 %")
     expect(alert).to_have_text("New on the timeline: Alert. Complaint rate crosses 0.3 %",
                                timeout=30_000)
-    expect(polite).to_have_text("New on the timeline: Note. Legal is on the call")
+    expect(polite).to_have_text("New on the timeline: Note. Legal is on the call ($& as typed)")
 
 
 @pytest.mark.worker
