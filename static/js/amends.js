@@ -253,6 +253,14 @@
       if (el.id) { trail.push(el.id); }
     }
   });
+  // Focus the person put nowhere on purpose (a click on the page) is theirs: forget the trail,
+  // so a later live update does not pull focus back into the page.
+  document.addEventListener("focusout", function (e) {
+    if (e.relatedTarget) { return; }
+    setTimeout(function () {
+      if (e.target.isConnected && document.activeElement === document.body) { last = null; }
+    }, 0);
+  });
   function shown(el) { return el.getClientRects().length > 0; }
   function restore() {
     var active = document.activeElement;
