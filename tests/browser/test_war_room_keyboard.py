@@ -41,7 +41,8 @@ def test_the_note_box_and_each_step_are_a_few_tabs_away(page: Page, live_server,
     to_step5 = tabs_until(page, "document.activeElement.getAttribute('href') === '#step-5'")
     assert to_step5 <= 22  # 20 before the header's language switcher (select, button)
     page.keyboard.press("Enter")
-    assert page.evaluate("document.querySelector('#step-5 > details').open")
+    # hashchange arrives as its own task: wait for the card rather than read it at once.
+    expect(page.locator("#step-5 > details")).to_have_attribute("open", "")
 
 
 # --- Issue 14: the war room works from the keyboard alone, and says what changes ----------
