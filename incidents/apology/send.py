@@ -316,6 +316,11 @@ class SendProgress:
         return round(100 * self.done / self.total) if self.total else 0
 
     @property
+    def percent_announced(self) -> int:
+        """What a screen reader hears: whole tenths, never 100 before the last message."""
+        return 10 * (10 * self.done // self.total) if self.total else 0
+
+    @property
     def sending(self) -> bool:
         return bool(self.broadcast and self.broadcast.status == BroadcastStatus.SENDING)
 

@@ -163,3 +163,115 @@
     }
   });
 })();
+
+// Issue 14: what htmx changes is said aloud, once. A swapped element is a new element, so a
+// live region inside it says nothing (or all of it, again): parts carry their sentence in
+// data-announce (or, empty, their own text), new timeline entries are read one by one, and
+// the two regions at the end of <main>, never swapped, say it.
+(function () {
+  "use strict";
+  var said = {};       // part id -> the sentence last said (or found on load)
+  var newest = 0;      // the highest timeline entry id seen
+  var queue = { polite: [], alert: [] };
+  var flushing = false;
+
+  function clean(text) { return (text || "").replace(/\s+/g, " ").trim(); }
+  function say(text, urgent) {
+    if (!text) { return; }
+    queue[urgent ? "alert" : "polite"].push(text);
+    if (flushing) { return; }
+    flushing = true;
+    setTimeout(function () {  // several parts in one response: one sentence per region
+      flushing = false;
+      ["polite", "alert"].forEach(function (kind) {
+        var region = document.getElementById("announce-" + kind);
+        if (!region || !queue[kind].length) { return; }
+        region.textContent = "";  // emptied first, so the same sentence twice is said twice
+        var text = queue[kind].join(" ");
+        queue[kind] = [];
+        setTimeout(function () { region.textContent = text; }, 50);
+      });
+    }, 0);
+  }
+
+  function parts(quiet) {
+    document.querySelectorAll("[data-announce][id]").forEach(function (el) {
+      var text = clean(el.dataset.announce || el.textContent);
+      if (said[el.id] !== text) {
+        if (!quiet) { say(text, false); }
+        said[el.id] = text;
+      }
+    });
+  }
+
+  function timeline(quiet) {
+    var list = document.getElementById("timeline-events");
+    if (!list) { return; }
+    var fresh = [];
+    list.querySelectorAll("li.event[id^='event-']").forEach(function (li) {
+      var id = Number(li.id.slice(6));
+      if (id > newest) { fresh.push(li); }
+    });
+    fresh.forEach(function (li) { newest = Math.max(newest, Number(li.id.slice(6))); });
+    if (quiet) { return; }
+    fresh.reverse().forEach(function (li) {  // the list is newest first; say them in order
+      var kind = li.querySelector(".event-meta .tag");
+      var message = li.querySelector(".event-message");
+      var sentence = list.dataset.newEntry || "{kind}. {message}";  // translated in the page
+      // Functions, not strings, as replacements: a "$&" in a note stays as written.
+      say(clean(sentence.replace("{kind}", function () { return clean(kind && kind.textContent); })
+                        .replace("{message}", function () {
+                          return clean(message && message.textContent);
+                        })),
+          li.classList.contains("event-alert"));
+    });
+  }
+
+  var pending = false;
+  function changed() {
+    if (pending) { return; }
+    pending = true;
+    setTimeout(function () { pending = false; parts(false); timeline(false); }, 0);
+  }
+  document.addEventListener("DOMContentLoaded", function () { parts(true); timeline(true); });
+  document.addEventListener("htmx:afterSettle", changed);
+  document.addEventListener("htmx:oobAfterSwap", changed);
+})();
+
+// Issue 14: after a swap, focus stays where the person was. htmx puts it back by id; when
+// that element is gone or hidden (a disclosure that closed, a control that changed), focus
+// goes to the nearest part they were in that is still shown, never to the top of the page.
+(function () {
+  "use strict";
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled])," +
+                  " select:not([disabled]), textarea:not([disabled]), summary, [tabindex='0']";
+  var last = null, trail = [];
+  document.addEventListener("focusin", function (e) {
+    last = e.target;
+    trail = [];
+    for (var el = e.target; el && el !== document.body; el = el.parentElement) {
+      if (el.id) { trail.push(el.id); }
+    }
+  });
+  // Focus the person put nowhere on purpose (a click on the page) is theirs: forget the trail,
+  // so a later live update does not pull focus back into the page.
+  document.addEventListener("focusout", function (e) {
+    if (e.relatedTarget) { return; }
+    setTimeout(function () {
+      if (e.target.isConnected && document.activeElement === document.body) { last = null; }
+    }, 0);
+  });
+  function shown(el) { return el.getClientRects().length > 0; }
+  function restore() {
+    var active = document.activeElement;
+    if (!last || document.contains(last) || (active && active !== document.body)) { return; }
+    for (var i = 0; i < trail.length; i++) {
+      var part = document.getElementById(trail[i]);
+      if (!part || !shown(part)) { continue; }
+      var target = part.matches(FOCUSABLE) ? part
+        : Array.prototype.find.call(part.querySelectorAll(FOCUSABLE), shown);
+      if (target) { target.focus({ preventScroll: true }); return; }
+    }
+  }
+  document.addEventListener("htmx:afterSettle", function () { setTimeout(restore, 0); });
+})();

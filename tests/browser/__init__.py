@@ -7,9 +7,11 @@ from playwright.sync_api import Page, expect
 from tests.conftest import PASSWORD
 
 
-def login(browser, live_server, username: str) -> Page:
-    """A signed-in page in a browser context of its own (one person, one context)."""
-    page = browser.new_context(locale="en").new_page()
+def login(browser, live_server, username: str, **context_options) -> Page:
+    """A signed-in page in a browser context of its own (one person, one context).
+
+    context_options go to the new context (bypass_csp=True lets a test inject axe-core)."""
+    page = browser.new_context(locale="en", **context_options).new_page()
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)

@@ -4,7 +4,7 @@ decisions on rows in doubt — per role, as full pages and as htmx fragments."""
 import pytest
 from django.urls import reverse
 
-from incidents.apology.send import apology_send_start
+from incidents.apology.send import SendProgress, apology_send_start
 from incidents.services import stakeholder_add
 from messaging import broadcasts
 from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
@@ -181,3 +181,21 @@ def test_progress_per_role(client, sending, manager, outsider, marketer):
     client.force_login(outsider)
     assert client.get(target, **HX).status_code == 404
     assert client.post(target, **HX).status_code == 405
+
+
+def test_progress_fragment_says_its_state_in_tenths_for_screen_readers(client, marketer,
+                                                                        sending):
+    """Issue 14: the swapped bar is no live region; it carries the sentence the page's polite
+    region says when it changes: the status and whole tenths, never 100 % before the end."""
+    broadcasts.broadcast_run_batch(broadcast_id=Broadcast.objects.get().pk,
+                                   adapter=broadcasts.default_adapter())
+    client.force_login(marketer)
+    html = client.get(url("apology-send-progress", sending.incident), **HX).content.decode()
+    assert 'data-announce="Apology send: Sending, 40% done."' in html  # 3 of 7 is 43 %
+    assert "aria-live" not in html
+
+
+@pytest.mark.parametrize(("done", "total", "said"),
+                         [(0, 0, 0), (3, 7, 40), (999, 1000, 90), (1000, 1000, 100)])
+def test_the_announced_percentage_is_whole_tenths_and_100_only_at_the_end(done, total, said):
+    assert SendProgress(broadcast=None, total=total, sent=done).percent_announced == said

@@ -93,7 +93,7 @@ def test_invalid_input_is_shown_next_to_its_field_and_nothing_saved(client, mark
     response = client.post(url("compose", incident), form_data(reply_to="not an address"))
     assert response.status_code == 422
     html = response.content.decode()
-    assert 'id="id_reply_to-error"' in html and "Enter a valid email address." in html
+    assert 'id="id_reply_to_error"' in html and "Enter a valid email address." in html
     assert "Reply-to address: Enter a valid email address." in html  # also in the checks
     assert not Apology.objects.exists()
 
@@ -112,7 +112,7 @@ def test_service_field_errors_land_on_the_field(client, marketer, incident):
     client.force_login(marketer)
     response = client.post(url("compose", incident), form_data(coupon_code="SORRY20"))
     assert response.status_code == 422
-    assert b'id="id_compensation_text-error"' in response.content
+    assert b'id="id_compensation_text_error"' in response.content
 
 
 # --- Live checks ----------------------------------------------------------------------

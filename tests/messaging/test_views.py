@@ -44,7 +44,7 @@ def test_bad_colour_is_shown_on_its_field(client, marketer):
     client.force_login(marketer)
     response = client.post(reverse("messaging:brand-create"), brand_data(primary_color="red"))
     assert response.status_code == 422
-    assert b'id="id_primary_color-error"' in response.content
+    assert b'id="id_primary_color_error"' in response.content
     assert not BrandTemplate.objects.exists()
 
 
