@@ -50,13 +50,16 @@ def extract() -> None:
         po.metadata_is_fuzzy = []
         if lang == SOURCE_LANGUAGE:
             # English is the source: an entry reads as written unless someone rewords it.
+            # A fuzzy entry is msgmerge's guess from a similar old string: start it afresh.
             for entry in po:
-                if entry.msgid_plural and not any(entry.msgstr_plural.values()):
+                fuzzy = "fuzzy" in entry.flags
+                if entry.msgid_plural and (fuzzy or not any(entry.msgstr_plural.values())):
                     entry.msgstr_plural = {0: entry.msgid, 1: entry.msgid_plural}
-                elif not entry.msgid_plural and not entry.msgstr:
+                elif not entry.msgid_plural and (fuzzy or not entry.msgstr):
                     entry.msgstr = entry.msgid
-                if "fuzzy" in entry.flags:
+                if fuzzy:
                     entry.flags.remove("fuzzy")
+                    entry.previous_msgid = entry.previous_msgid_plural = None
         po.save(str(path))
         after = path.read_text()
         if DATE_LINE.sub("", after) == DATE_LINE.sub("", before[lang]):
