@@ -30,7 +30,7 @@ from incidents.models import (
     StakeholderRole,
     TimelineEvent,
 )
-from incidents.timeline import joined, label, number, said, timeline_record
+from incidents.timeline import joined, label, number, said, said_n, timeline_record
 from messaging.models import Broadcast, Campaign
 
 BASELINE_DAYS = 30
@@ -135,12 +135,17 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
             baseline = selectors.delivery_totals(start=window.baseline_start,
                                                  end=window.start, filters=filters)
         denominator = thresholds.RATE_DENOMINATOR[threshold.metric]
+        volume = totals[denominator]
+        # The counted messages as one phrase: each language words "1,200 sent messages".
+        counted = (said_n("%(n)s sent message", "%(n)s sent messages", volume, n=volume)
+                   if denominator == "sent" else
+                   said_n("%(n)s delivered message", "%(n)s delivered messages", volume,
+                          n=volume))
         values = {
             "metric": thresholds.METRICS[threshold.metric],
             "rate": number(percent_value(totals[threshold.metric]), 2),
             "threshold": threshold.label,
-            "limit": number(percent_value(threshold.limit), 2), "volume": totals[denominator],
-            "denominator": denominator,
+            "limit": number(percent_value(threshold.limit), 2), "volume": counted,
             "baseline": (joined([number(percent_value(baseline[threshold.metric]), 2), "%"],
                                 sep=" ")
                          if baseline[threshold.metric] is not None
@@ -148,14 +153,13 @@ def deliverability_check(*, incident: Incident, now: datetime | None = None
         if scope == "account":
             message = said(
                 "Deliverability alert: %(metric)s at %(rate).2f %% since the incident "
-                "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s "
-                "%(denominator)s messages; baseline %(baseline)s.", **values)
+                "crosses “%(threshold)s” (%(limit).2f %%) over %(volume)s; baseline "
+                "%(baseline)s.", **values)
         else:
             message = said(
                 "Deliverability alert on this incident's own mail (its campaigns and "
                 "apology): %(metric)s at %(rate).2f %% crosses “%(threshold)s” "
-                "(%(limit).2f %%) over %(volume)s %(denominator)s messages; account "
-                "baseline %(baseline)s.", **values)
+                "(%(limit).2f %%) over %(volume)s; account baseline %(baseline)s.", **values)
         event = timeline_record(
             incident=incident, actor=None, kind=EventKind.ALERT, message=message,
             data={"deliverability_alert": key, "metric": threshold.metric,
