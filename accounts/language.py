@@ -72,12 +72,14 @@ class UserLanguageMiddleware:
 
     def __call__(self, request):
         chosen = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
-        if chosen in SUPPORTED and getattr(request, "user", None) is not None \
-                and request.user.is_authenticated:
-            translation.activate(chosen)
-            request.LANGUAGE_CODE = chosen
-        response = self.get_response(request)
-        response.headers.setdefault("Content-Language", translation.get_language())
+        if chosen not in SUPPORTED or getattr(request, "user", None) is None \
+                or not request.user.is_authenticated:
+            return self.get_response(request)
+        request.LANGUAGE_CODE = chosen
+        # Only for this request: the thread's language is put back afterwards.
+        with translation.override(chosen):
+            response = self.get_response(request)
+        response.headers.setdefault("Content-Language", chosen)
         return response
 
 

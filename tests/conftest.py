@@ -196,6 +196,18 @@ def _redis_left_clean():
 
 
 @pytest.fixture(autouse=True)
+def _site_language():
+    """Each test starts in the site language: a request's Accept-Language or a service
+    rendering for a reader must not leave its language active for the next test."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty cache (flags such as debounce markers must not leak
     from one test into the next). Only this session's keys: the broker shares the Redis."""

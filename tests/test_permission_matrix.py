@@ -103,6 +103,8 @@ RULES: dict[str, Rule] = {
     "home": Rule("GET", everyone(302, anonymous=302)),
     "accounts:login": Rule("GET", {**everyone(302), "anonymous": 200}),
     "accounts:logout": Rule("POST", everyone(302, anonymous=302)),
+    # Anyone may choose a language (the sign-in page has the switcher too).
+    "accounts:language": Rule("POST", everyone(302, anonymous=302), data={"language": "nl"}),
     "incidents:incident-list": Rule("GET", everyone(200)),
     # Issue 11: the crisis summary; every role sees the rows it may see (the outsider's
     # table simply lacks the restricted incident).

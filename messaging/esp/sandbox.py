@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from core.sentences import said
 
@@ -353,6 +354,19 @@ class SandboxAdapter(EspAdapter):
         """Seed a campaign (demo data): status is sending, scheduled, paused or canceled."""
         self.store.set_campaign(campaign_ref, {"status": status, "sent": sent, "total": total})
 
+    # One sentence per action: each language words "paused" / "cannot pause" its own way.
+    _DONE = {ControlAction.PAUSE: gettext_noop("Sandbox: campaign paused."),
+             ControlAction.RESUME: gettext_noop("Sandbox: campaign resumed."),
+             ControlAction.CANCEL: gettext_noop("Sandbox: campaign cancelled.")}
+    _REFUSED = {
+        ControlAction.PAUSE: gettext_noop("The sandbox cannot pause a campaign that is "
+                                          "“%(status)s”."),
+        ControlAction.RESUME: gettext_noop("The sandbox cannot resume a campaign that is "
+                                           "“%(status)s”."),
+        ControlAction.CANCEL: gettext_noop("The sandbox cannot cancel a campaign that is "
+                                           "“%(status)s”."),
+    }
+
     def _control(self, action: ControlAction, ref: str, new_status: str,
                  allowed_from: set[str]) -> ControlResult:
         self._call(action.value)
@@ -365,13 +379,11 @@ class SandboxAdapter(EspAdapter):
                                  recipients_sent_before_stop=state.get("sent"))
         if current not in allowed_from:
             return ControlResult(action=action, ok=False, campaign_ref=ref, esp_status=current,
-                                 detail=said("The sandbox cannot %(action)s a campaign that "
-                                             "is “%(status)s”.", action=action.value,
-                                             status=current),
+                                 detail=said(self._REFUSED[action], status=current),
                                  recipients_sent_before_stop=state.get("sent"))
         self.store.set_campaign(ref, {**state, "status": new_status})
         return ControlResult(action=action, ok=True, campaign_ref=ref, esp_status=new_status,
-                             detail=said("Sandbox: campaign %(status)s.", status=new_status),
+                             detail=said(self._DONE[action]),
                              http_status=204,
                              recipients_sent_before_stop=state.get("sent"))
 
