@@ -1,0 +1,19 @@
+"""Text the product wrote into a record (a playbook step's title, a checklist item, a
+breach duty) shown in the reader's language.
+
+Such text is stored as its English source, which is also its msgid: looked up in the
+catalogue it reads in the reader's language. Text a person wrote or edited is not in the
+catalogue and shows exactly as written.
+"""
+
+from django import template
+from django.utils.translation import gettext
+
+register = template.Library()
+
+
+@register.filter
+def translated(value):
+    if not value or not isinstance(value, str):
+        return value  # gettext("") would answer with the catalogue's header
+    return gettext(value)
