@@ -208,7 +208,7 @@ def test_progress_bar_follows_the_worker_through_its_phases(client, marketer):
     cache.set(key, {"phase": "applying", "bytes": 1000, "rows": 9000})
     body = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "<progress" in body and "value=" not in body.split("<progress")[1].split(">")[0]
-    assert "Read 9000 rows; writing them" in body and 'hx-trigger="every 1s"' in body
+    assert "Read 9,000 rows; writing them" in body and 'hx-trigger="every 1s"' in body
 
 
 def test_watchdog_requeues_dead_imports_and_prunes_old_previews(

@@ -48,7 +48,7 @@ def test_worker_imports_an_uploaded_utf16_file_and_the_page_shows_it(
     assert Subscriber.objects.count() == 3000
     assert not done.file.storage.exists(stored_name) and done.file.name == ""  # removed
     page = client.get(response["Location"]).content.decode()
-    assert "Imported" in page and "Read as <bdi>UTF-16 LE</bdi>; 3000 rows." in page
+    assert "Imported" in page and "Read as <bdi>UTF-16 LE</bdi>; 3,000 rows." in page
     assert "hx-trigger" not in page.split('id="import-status"')[1]
 
 

@@ -36,7 +36,7 @@ def test_marketer_previews_then_imports_a_file_while_the_page_follows(
         expect(page).to_have_url(re.compile(r"/audiences/imports/\d+/$"))
         status = page.locator("#import-status")
         expect(status).to_contain_text("Preview: nothing has changed yet", timeout=30_000)
-        expect(status).to_contain_text("Read as UTF-8; 2000 rows.")
+        expect(status).to_contain_text("Read as UTF-8; 2,000 rows.")
         assert not Subscriber.objects.exists()
 
         page.get_by_role("button", name="Import this file").click()

@@ -133,7 +133,7 @@ def test_100k_audience_computed_by_the_worker_while_the_war_room_answers(
     messages = list(incident.events.values_list("message", flat=True))
     assert any("started computing the affected audience" in m for m in messages)
     assert any("computed the affected audience of Load campaign 1, Load campaign 2: "
-               f"{reached} reached, {affected} in the apology audience" in m for m in messages)
+               f"{reached:,} reached, {affected:,} in the apology audience" in m for m in messages)
 
 
 def test_cancel_keeps_the_previous_snapshot_and_a_second_run_is_refused(
@@ -187,7 +187,7 @@ def test_cancel_keeps_the_previous_snapshot_and_a_second_run_is_refused(
     assert event.actor == marketer
     assert event.message == (
         f"Maya cancelled the computation of the affected audience. The previous one is "
-        f"kept: {before.reached_count} reached, {before.affected_count} in the apology "
+        f"kept: {before.reached_count:,} reached, {before.affected_count:,} in the apology "
         f"audience.")
     page = war_room(client, incident).content.decode()
     assert "The last computation was cancelled." in page

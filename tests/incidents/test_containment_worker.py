@@ -50,5 +50,5 @@ def test_real_worker_cancels_at_mailchimp_through_429_and_503_and_logs_it(celery
     assert event.kind == EventKind.STEP and event.actor is None
     assert event.message.startswith(f"Campaign “Spring sale” stopped at {WORKER_LABEL}: "
                                     "Mailchimp cancelled the send")
-    assert event.message.endswith("5210 recipients had it before the stop.")
+    assert event.message.endswith("5,210 recipients had it before the stop.")
     assert CampaignStop.objects.filter(campaign=campaign).count() == 1
