@@ -103,6 +103,32 @@ def test_steps_and_checklists_work_from_the_keyboard_and_focus_stays_put(browser
     expect(page.locator(f"#tick-{second.pk}")).to_be_focused()
 
 
+def test_a_card_swapped_in_answers_the_first_key_through_htmx(browser, live_server, marketer):
+    """A key pressed the moment a step card is swapped in (focus is already back on the new
+    button) goes through htmx: it once posted the form natively, a full page load, when it
+    came before htmx had wired up the new card's forms."""
+    incident = declare(marketer, title="Coupon code wrong")
+    step = incident.steps.get(number=3)
+    first, second = step.items.order_by("position")[:2]
+    page = login(browser, live_server, "maya")
+    page.goto(f"{live_server.url}/incidents/{incident.pk}/#step-3")
+    # Ordering, not timing: the button is activated (what Enter does) in the first task after
+    # the swap, before any timer htmx may have set for the swap.
+    page.evaluate("""(id) => document.addEventListener("htmx:afterSwap", (e) => {
+        if (e.detail.target.id !== "step-3" || window.pressed) { return; }
+        window.pressed = true;
+        setTimeout(() => document.getElementById(id).click(), 0);
+    })""", f"move-down-{first.pk}")
+    with page.expect_request(re.compile(rf"/items/{first.pk}/move/$")) as move:
+        page.locator(f"#tick-{first.pk}").focus()
+        page.keyboard.press("Space")  # the tick's answer swaps the card
+    assert move.value.headers.get("hx-request") == "true"
+    assert not move.value.is_navigation_request()
+    expect(page.locator("#step-3 .checklist-item").first).to_have_attribute(
+        "id", f"item-{second.pk}")
+    assert page.evaluate("window.pressed") is True  # still the same page: no reload
+
+
 def test_tab_goes_through_the_whole_war_room_and_out(browser, live_server, marketer):
     """No keyboard trap: from the top, Tab reaches the last control and leaves the page."""
     incident = declare(marketer, title="Wrong segment")
