@@ -42,3 +42,35 @@ def django_setup(name: str, **env: str) -> None:
     import django
 
     django.setup()
+
+
+def page_timings(client, url: str, requests: int) -> tuple[int, float, float, float, float]:
+    """One page through Django's test client (the whole stack, no network): the query count
+    of one request, then median, p95, median Python CPU and fastest, in ms."""
+    import statistics
+    import time
+
+    from django.db import connection
+
+    for _ in range(3):  # warm: templates, the session, the connection
+        assert client.get(url).status_code == 200
+    # Counted at the driver call (the connection is reopened per request, so the debug
+    # query log would not survive it).
+    queries = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        assert client.get(url).status_code == 200
+    times, cpu = [], []
+    for _ in range(requests):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        assert response.status_code == 200
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    return len(queries), statistics.median(times), p95, statistics.median(cpu), times[0]

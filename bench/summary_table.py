@@ -26,12 +26,11 @@ BENCH_DB (default amends_bench_summary).
 import argparse
 import os
 import random
-import statistics
 import time
 from datetime import timedelta
 from decimal import Decimal
 
-from benchdb import django_setup, fresh_database  # bench/ is sys.path[0] when run
+from benchdb import django_setup, fresh_database, page_timings  # bench/ is sys.path[0] when run
 
 DB = os.environ.get("BENCH_DB", "amends_bench_summary")
 URL = "/incidents/summary/?period=365d"
@@ -145,34 +144,6 @@ def load(n: int, offset: int, users: list, rng: random.Random) -> None:
     RegulatoryDuty.objects.bulk_create(duties)
 
 
-def measure(client, requests: int) -> tuple[int, float, float]:
-    from django.db import connection
-
-    for _ in range(3):  # warm: templates, the session, the connection
-        assert client.get(URL).status_code == 200
-    # Counted at the driver call (the connection is reopened per request, so the debug
-    # query log would not survive it).
-    queries = []
-
-    def count(execute, sql, params, many, context):
-        queries.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
-        response = client.get(URL)
-        assert response.status_code == 200
-    times, cpu = [], []
-    for _ in range(requests):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        response = client.get(URL)
-        times.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - started_cpu) * 1000)
-        assert response.status_code == 200
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    return len(queries), statistics.median(times), p95, statistics.median(cpu), times[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30)
@@ -216,7 +187,7 @@ def run(args) -> None:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         print(f"loaded {size:,} incidents in {time.perf_counter() - started:.1f} s")
-        results[size] = measure(client, args.requests)
+        results[size] = page_timings(client, URL, args.requests)
         queries, median, p95, cpu, fastest = results[size]
         print(f"summary_table incidents={size} queries={queries} median_ms={median:.1f} "
               f"p95_ms={p95:.1f} min_ms={fastest:.1f} python_cpu_ms={cpu:.1f}")

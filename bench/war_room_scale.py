@@ -36,39 +36,12 @@ BENCH_DB (default amends_bench_war_room).
 import argparse
 import os
 import random
-import statistics
 import time
 
-from benchdb import django_setup, fresh_database  # bench/ is sys.path[0] when run
+from benchdb import django_setup, fresh_database, page_timings  # bench/ is sys.path[0] when run
 
 DB = os.environ.get("BENCH_DB", "amends_bench_war_room")
 SMALL_AUDIENCE = 1_000
-
-
-def measure(client, url: str, requests: int) -> tuple[int, float, float, float, float]:
-    """Query count of one request, then median, p95, python CPU median and min in ms."""
-    from django.db import connection
-
-    for _ in range(3):  # warm: templates, the session, the connection
-        assert client.get(url).status_code == 200
-    queries = []
-
-    def count(execute, sql, params, many, context):
-        queries.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
-        assert client.get(url).status_code == 200
-    times, cpu = [], []
-    for _ in range(requests):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - started_cpu) * 1000)
-        assert response.status_code == 200
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    return len(queries), statistics.median(times), p95, statistics.median(cpu), times[0]
 
 
 def report(name: str, label: str, results: dict) -> None:
@@ -139,7 +112,7 @@ def run(args) -> None:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         print(f"loaded {size:,} incidents in {time.perf_counter() - started:.1f} s")
-        lists[size] = measure(client, "/incidents/", args.requests)
+        lists[size] = page_timings(client, "/incidents/", args.requests)
 
     # 2. Two affected audiences: 1,000 and args.recipients people.
     started = time.perf_counter()
@@ -189,7 +162,7 @@ def run(args) -> None:
         cursor.execute("VACUUM ANALYZE incidents_affectedrecipient")
 
     # 3. The war room at both sizes.
-    rooms = {size: measure(client, f"/incidents/{incident.pk}/", args.requests)
+    rooms = {size: page_timings(client, f"/incidents/{incident.pk}/", args.requests)
              for size, incident in incidents.items()}
     report("war_room", "affected", rooms)
     report("incident_list", "incidents", lists)
