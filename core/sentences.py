@@ -34,7 +34,9 @@ from typing import Any
 
 from django.utils import formats, timezone, translation
 from django.utils.functional import Promise
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import ngettext
+
+from core.l10n import catalogued, grouped_number
 
 SAID_KEY = "said"
 
@@ -157,17 +159,6 @@ def encode(message: Part | Sequence[Part]) -> list[Param]:
 _NUMBER_SPEC = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.(\d+))?([dif])")
 
 
-def _t(msgid: str) -> str:
-    # gettext("") is the catalogue's header, not an empty string.
-    return gettext(msgid) if msgid.strip() else msgid
-
-
-def _number(value: int | float, decimals: int | None) -> str:
-    # Counts grouped as the language writes them (1,234 · 1 234 · 1.234), like |grouped.
-    return formats.number_format(value, decimal_pos=decimals, use_l10n=True,
-                                 force_grouping=True)
-
-
 def _moment(iso: str) -> str:
     value = dt.datetime.fromisoformat(iso)
     if timezone.is_aware(value):
@@ -179,16 +170,16 @@ def render_param(p: Param, decimals: int | None = None) -> str:
     if "t" in p:
         return p["t"]
     if "l" in p:
-        out = _t(p["l"])
+        out = catalogued(p["l"])
         return out.lower() if p.get("lower") else out
     if "ls" in p:
-        return ", ".join(_t(m) for m in p["ls"])
+        return ", ".join(catalogued(m) for m in p["ls"])
     if "n" in p:
-        return _number(p["n"], p.get("d", decimals))
+        return grouped_number(p["n"], p.get("d", decimals))
     if "dt" in p:
         return _moment(p["dt"])
     if "j" in p:
-        return _t(p["sep"]).join(render_param(i) for i in p["j"])
+        return catalogued(p["sep"]).join(render_param(i) for i in p["j"])
     if "s" in p:
         return render_part(p)
     raise ValueError(f"unknown sentence param {p!r}")
@@ -200,7 +191,7 @@ def render_part(part: Param) -> str:
     if part.get("p") is not None:
         template = ngettext(part["s"], part["p"], part["c"])
     else:
-        template = _t(part["s"])
+        template = catalogued(part["s"])
     if "a" not in part:  # nothing to fill in (a bare "%" in it stays as it is)
         return template
     args = part["a"]

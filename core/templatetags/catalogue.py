@@ -7,13 +7,8 @@ catalogue and shows exactly as written.
 """
 
 from django import template
-from django.utils.translation import gettext
+
+from core.l10n import catalogued
 
 register = template.Library()
-
-
-@register.filter
-def translated(value):
-    if not value or not isinstance(value, str):
-        return value  # gettext("") would answer with the catalogue's header
-    return gettext(value)
+register.filter("translated", catalogued)

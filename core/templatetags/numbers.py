@@ -1,20 +1,19 @@
 """Counts as each language writes them: 1,234,567 · 1 234 567 · 1.234.567."""
 
 from django import template
-from django.utils.formats import number_format
+
+from core.l10n import grouped_number
 
 register = template.Library()
 
 
 @register.filter
 def grouped(value, decimals=None):
-    """A number with the active language's digit grouping and decimal separator.
-
-    Not global (USE_THOUSAND_SEPARATOR) on purpose: ids and cursors in URLs and data
-    attributes must stay plain digits."""
+    """A number with the active language's digit grouping and decimal separator (ids and
+    cursors stay plain: see core.l10n)."""
     if value is None or value == "":
         return ""
     try:
-        return number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
+        return grouped_number(value, decimals)
     except (TypeError, ValueError):
         return value
