@@ -15,16 +15,21 @@ SESSION_KEY = "amends_language"
 SUPPORTED = frozenset(code for code, _name in settings.LANGUAGES)
 
 
-def user_language(user) -> str:
-    """The language a person reads in; the site default when they have not chosen."""
-    if user is None:
-        return settings.LANGUAGE_CODE
+def chosen_language(user) -> str:
+    """What the person chose ("" when nothing), remembered on the user object."""
     pref = getattr(user, "_amends_language", None)
     if pref is None:
         pref = (UserPreference.objects.filter(user=user)
                 .values_list("language", flat=True).first() or "")
         user._amends_language = pref
-    return pref or settings.LANGUAGE_CODE
+    return pref
+
+
+def user_language(user) -> str:
+    """The language a person reads in; the site default when they have not chosen."""
+    if user is None:
+        return settings.LANGUAGE_CODE
+    return chosen_language(user) or settings.LANGUAGE_CODE
 
 
 def users_by_language(users) -> dict[str, list]:
@@ -47,8 +52,8 @@ def language_choose(*, request, language: str) -> None:
     if request.user.is_authenticated:
         UserPreference.objects.update_or_create(user=request.user,
                                                 defaults={"language": language})
+        request.user._amends_language = language
         request.session[SESSION_KEY] = language
-    translation.activate(language)
     request.LANGUAGE_CODE = language
 
 
@@ -56,8 +61,7 @@ def language_choose(*, request, language: str) -> None:
 def _language_into_session(sender, request, user, **kwargs) -> None:
     if request is None:
         return
-    chosen = (UserPreference.objects.filter(user=user)
-              .values_list("language", flat=True).first())
+    chosen = chosen_language(user)
     if chosen:
         request.session[SESSION_KEY] = chosen
     else:
