@@ -44,6 +44,27 @@ def django_setup(name: str, **env: str) -> None:
     django.setup()
 
 
+def pages_setup(leads: int = 8) -> list:
+    """For timing pages through the test client: its host and mail outbox, static URLs
+    without a collectstatic manifest (what tests and the embedded run use), the schema,
+    and `leads` marketers to own incidents. Returns the marketers."""
+    from django.core.management import call_command
+    from django.test.utils import override_settings, setup_test_environment
+
+    from accounts.roles import Role
+    from accounts.services import user_create_with_role
+
+    setup_test_environment()
+    override_settings(STORAGES={
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }).enable()
+    call_command("migrate", verbosity=0)
+    return [user_create_with_role(username=f"lead{i}", password="bench-password-1",
+                                  role=Role.MARKETING, first_name=f"Lead {i}")
+            for i in range(leads)]
+
+
 def page_timings(client, url: str, requests: int) -> tuple[int, float, float, float, float]:
     """One page through Django's test client (the whole stack, no network): the query count
     of one request, then median, p95, median Python CPU and fastest, in ms."""

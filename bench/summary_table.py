@@ -30,7 +30,12 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
-from benchdb import django_setup, fresh_database, page_timings  # bench/ is sys.path[0] when run
+from benchdb import (  # bench/ is sys.path[0] when run
+    django_setup,
+    fresh_database,
+    page_timings,
+    pages_setup,
+)
 
 DB = os.environ.get("BENCH_DB", "amends_bench_summary")
 URL = "/incidents/summary/?period=365d"
@@ -154,25 +159,14 @@ def main() -> None:
 
 def run(args) -> None:
     django_setup(DB, LOG_LEVEL="WARNING")
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.test.utils import override_settings, setup_test_environment
 
     from accounts.roles import Role
     from accounts.services import user_create_with_role
 
-    setup_test_environment()  # the test client's host, a local mail outbox
-    # Static URLs without a collectstatic manifest (what tests and the embedded run use).
-    override_settings(STORAGES={
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }).enable()
-    call_command("migrate", verbosity=0)
+    users = pages_setup()
     rng = random.Random(11)
-    users = [user_create_with_role(username=f"lead{i}", password="bench-password-1",
-                                   role=Role.MARKETING, first_name=f"Lead {i}")
-             for i in range(8)]
     manager = user_create_with_role(username="boss", password="bench-password-1",
                                     role=Role.MANAGER, first_name="Boss")
     client = Client()

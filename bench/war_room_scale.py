@@ -38,7 +38,12 @@ import os
 import random
 import time
 
-from benchdb import django_setup, fresh_database, page_timings  # bench/ is sys.path[0] when run
+from benchdb import (  # bench/ is sys.path[0] when run
+    django_setup,
+    fresh_database,
+    page_timings,
+    pages_setup,
+)
 
 DB = os.environ.get("BENCH_DB", "amends_bench_war_room")
 SMALL_AUDIENCE = 1_000
@@ -73,15 +78,11 @@ def main() -> None:
 def run(args) -> None:
     django_setup(DB, LOG_LEVEL="WARNING")
     from affected_audience import load as load_audience  # bench/affected_audience.py
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django.test import Client
-    from django.test.utils import override_settings, setup_test_environment
     from django.utils import timezone
     from summary_table import load as load_incidents  # bench/summary_table.py
 
-    from accounts.roles import Role
-    from accounts.services import user_create_with_role
     from incidents.assessment.services import (
         affected_audience_compute,
         affected_audience_request,
@@ -90,16 +91,8 @@ def run(args) -> None:
     from incidents.services import incident_declare
     from messaging.models import Campaign
 
-    setup_test_environment()  # the test client's host, a local mail outbox
-    override_settings(STORAGES={
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }).enable()
-    call_command("migrate", verbosity=0)
+    users = pages_setup()
     rng = random.Random(13)
-    users = [user_create_with_role(username=f"lead{i}", password="bench-password-1",
-                                   role=Role.MARKETING, first_name=f"Lead {i}")
-             for i in range(8)]
     client = Client()
     client.force_login(users[0])
 
