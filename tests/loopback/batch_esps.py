@@ -70,13 +70,10 @@ def _fill(text: str, pattern: str, values: dict[str, Any], *, escape_html: bool 
 
 class SendGridBatchLoopback(_Deliveries, SendGridLoopback):
     def mail_send(self, call: RecordedCall, match: re.Match) -> Reply:
-        if (denied := self._auth(call)) is not None:
-            return denied
-        body = call.json or {}
-        personalizations = body.get("personalizations") or []
-        if not 1 <= len(personalizations) <= 1000:
-            return self.errors(400, "The personalizations field must have between 1 and 1000 "
-                                    "items.", "personalizations")
+        if (refused := self.mail_send_refusal(call)) is not None:
+            return refused
+        body = call.json
+        personalizations = body["personalizations"]
         content = {c["type"]: c["value"] for c in body.get("content") or []}
         if not body.get("from", {}).get("email") or not content:
             return self.errors(400, "The from object and content are required.", "from")

@@ -198,14 +198,20 @@ class SendGridLoopback(LoopbackServer):
             return self.errors(404, "not found")
         return Reply(204)
 
-    def mail_send(self, call: RecordedCall, match: re.Match) -> Reply:
+    def mail_send_refusal(self, call: RecordedCall) -> Reply | None:
+        """What /v3/mail/send answers before looking at the recipients, or None."""
         if (denied := self._auth(call)) is not None:
             return denied
-        body = call.json or {}
-        personalizations = body.get("personalizations") or []
-        if not 1 <= len(personalizations) <= 1000:
+        if not 1 <= len((call.json or {}).get("personalizations") or []) <= 1000:
             return self.errors(400, "The personalizations field must have between 1 and 1000 "
                                     "items.", "personalizations")
+        return None
+
+    def mail_send(self, call: RecordedCall, match: re.Match) -> Reply:
+        if (refused := self.mail_send_refusal(call)) is not None:
+            return refused
+        body = call.json
+        personalizations = body["personalizations"]
         for p in personalizations:
             for to in p.get("to", []):
                 self.deliveries.append({"recipient": to["email"],
