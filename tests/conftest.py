@@ -158,11 +158,7 @@ def celery_worker(django_db_setup, django_db_blocker, smtp_server) -> Iterator[d
             raise RuntimeError("celery worker did not answer within 60 s")
         yield {"node": node, "process": proc, "inbox": inbox, "queue": queue}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        process_stop(proc)
 
 
 def _delete_keys(client, pattern: str) -> int:
@@ -223,6 +219,18 @@ def _fresh_cache():
     else:
         cache.clear()
     yield
+
+
+def process_stop(proc: subprocess.Popen, grace: float = 15) -> None:
+    """Ask a child process to stop; kill it if it has not within `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):

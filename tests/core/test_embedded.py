@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import process_stop
+
 ROOT = Path(__file__).resolve().parents[2]
 # Whatever points the suite at PostgreSQL, Redis, its own queue or prefixes stays out.
 NOT_EMBEDDED = ("PYTEST_VERSION", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL",
@@ -59,11 +61,7 @@ def test_the_embedded_stack_runs_an_incident_end_to_end(embedded_env, tmp_path):
         assert drive.returncode == 0, (drive.stdout + drive.stderr)[-4000:] \
             + "\n--- worker ---\n" + log.read_text(errors="replace")[-4000:]
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        process_stop(worker)
     seen = json.loads(drive.stdout.strip().splitlines()[-1])
     assert seen["database"] == "sqlite3" and seen["broker"] == "filesystem://"
     assert seen["eager"] is False  # a real worker did the work, not eager mode

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, _database_url
+from tests.conftest import ROOT, _database_url, process_stop
 
 
 class KillableWorker:
@@ -62,12 +62,8 @@ class KillableWorker:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            process_stop(self.proc)
 
 
 LOOPBACK_ACCOUNT = "Postmark loopback"  # the EspAccount label sendable_incident(provider=…) uses
