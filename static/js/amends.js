@@ -1,4 +1,5 @@
 // Amends: small progressive enhancements. The pages work without this file.
+// The war-room clock and the breach countdown share the page's translated unit letters.
 (function () {
   "use strict";
 
@@ -19,19 +20,9 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    tickClocks();
-    setInterval(tickClocks, 1000);
-  });
-  document.addEventListener("htmx:afterSettle", tickClocks);
-})();
-
-// Issue 5: the breach countdown in the war-room header, ticking down each minute.
-(function () {
-  "use strict";
-  function unit(name, fallback) { return document.documentElement.dataset[name] || fallback; }
+  // Issue 5: the breach countdown in the war-room header, ticking down each minute.
   function hm(h, m) {
-    return h + unit("unitHour", "h") + " " + (m < 10 ? "0" : "") + m + unit("unitMinute", "m");
+    return h + unit("unitHour", "h") + " " + pad(m) + unit("unitMinute", "m");
   }
   function tickCountdowns() {
     document.querySelectorAll("time.countdown[data-deadline]").forEach(function (el) {
@@ -42,11 +33,17 @@
       el.textContent = hm(h, m);
     });
   }
+
   document.addEventListener("DOMContentLoaded", function () {
+    tickClocks();
     tickCountdowns();
+    setInterval(tickClocks, 1000);
     setInterval(tickCountdowns, 30000);
   });
-  document.addEventListener("htmx:afterSettle", tickCountdowns);
+  document.addEventListener("htmx:afterSettle", function () {
+    tickClocks();
+    tickCountdowns();
+  });
 })();
 
 // War room: the step at hand is open, the others are one line. A link to a step (tracker,
