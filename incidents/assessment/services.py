@@ -668,6 +668,10 @@ class AssessmentPanel:
 
     @cached_property
     def summary(self) -> AudienceSummary:
+        # The run is read first: a run ends in the transaction that stores its counts, so a
+        # page that reads it as ended also sees the counts. Read the other way round, a run
+        # ending between the two reads left a page with neither the bar nor the counts.
+        self.run  # noqa: B018
         return affected_audience_summary(incident=self.incident)
 
     @cached_property
