@@ -188,7 +188,7 @@ def start_worker(esp, queue: str, concurrency: int, log: Path) -> subprocess.Pop
     env = {**os.environ, "DATABASE_URL": f"{SERVER}/{DB}", "REDIS_URL": REDIS,
            "CELERY_TASK_DEFAULT_QUEUE": queue, "AMENDS_EMBEDDED": "1",
            # The apology goes through the incident's account ("Bench", Postmark).
-           "AMENDS_ESP_ACCOUNTS": json.dumps({"Bench": account_options(esp)})}
+           "AMENDS_ESP_ACCOUNTS": json.dumps({"Bench": account_options(esp)} if esp else {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
          f"--concurrency={concurrency}", "-Q", queue, "-n", node, "--loglevel=WARNING",
@@ -432,7 +432,7 @@ def run(args) -> None:
         incident3, _n = incident_with_apology("Defaults", third)
         worker = start_worker(None, queue, args.concurrency, tmp / "bench-fanout-worker.log")
         click = timezone.now()
-        defaults = apology_send_start(incident=incident3, actor=user, provider="sandbox",
+        defaults = apology_send_start(incident=incident3, actor=user,
                                       parallelism=args.concurrency)
         wait_status(defaults.pk, "completed", timeout=3600)
         last = Delivery.objects.filter(broadcast=defaults).aggregate(m=Max("settled_at"))["m"]
