@@ -14,6 +14,15 @@ class SubscriberStatus(models.TextChoices):
     COMPLAINED = "complained", _("Complained")
 
 
+class SubscriberQuerySet(models.QuerySet):
+    def with_email(self, email: str) -> "SubscriberQuerySet":
+        """The person with this address in any case, found through the case-insensitive
+        unique index on LOWER(email). (`email__iexact` compares UPPER() on PostgreSQL,
+        which no index serves: every bounce read one million subscribers.)"""
+        return self.alias(email_lower=Lower("email")).filter(
+            email_lower=email.strip().lower())
+
+
 class Subscriber(models.Model):
     email = models.EmailField(_("email"), max_length=254)
     name = models.CharField(_("name"), max_length=200, blank=True)
@@ -28,6 +37,8 @@ class Subscriber(models.Model):
                                           blank=True, default="", db_default="")
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    objects = SubscriberQuerySet.as_manager()
 
     class Meta:
         ordering = ["email"]

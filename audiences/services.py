@@ -252,7 +252,7 @@ def subscriber_status_raise(*, email: str, status: str) -> int:
     Returns how many rows changed; an unknown address changes nothing."""
     rank = _STATUS_RANK[status]
     weaker = [s for s, r in _STATUS_RANK.items() if r < rank]
-    return (Subscriber.objects.filter(email__iexact=email.strip(), status__in=weaker)
+    return (Subscriber.objects.with_email(email).filter(status__in=weaker)
             .update(status=status, updated_at=timezone.now()))
 
 
@@ -266,7 +266,7 @@ def subscriber_unsubscribe(*, source: str, email: str = "",
     if subscriber_id is not None:
         people = Subscriber.objects.filter(pk=subscriber_id)
     elif email.strip():
-        people = Subscriber.objects.filter(email__iexact=email.strip())
+        people = Subscriber.objects.with_email(email)
     else:
         raise ValueError("subscriber_unsubscribe needs an email or a subscriber_id")
     people.filter(unsubscribed_at__isnull=True).update(

@@ -582,7 +582,7 @@ def affected_audience_lookup(*, incident: Incident, email: str) -> LookupAnswer:
     email = email.strip()
     audience = AffectedAudience.objects.filter(incident=incident).first()
     computed = bool(audience and audience.computed_at)
-    subscriber = Subscriber.objects.filter(email__iexact=email).first()
+    subscriber = Subscriber.objects.with_email(email).first()
     if subscriber is None:
         return LookupAnswer(email=email, subscriber=None, receipts=[], row=None,
                             computed=computed)
