@@ -34,3 +34,11 @@ BEAT_SCHEDULE["audiences-import-watchdog"] = {
     "task": "audiences.tasks.audience_import_watchdog",
     "schedule": 300.0,
 }
+
+# Issue 13: an affected-audience computation whose task message was lost is queued again
+# instead of waiting for a worker forever.
+BEAT_SCHEDULE["incidents-audience-watchdog"] = {
+    "task": "incidents.assessment.tasks.audience_watchdog",
+    "schedule": 60.0,
+    "options": {"expires": 50.0},
+}

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
@@ -451,6 +451,33 @@ def affected_audience_cancel(*, incident: Incident, actor: AbstractBaseUser
         _run_end(run, status=ComputationStatus.CANCELLED, actor=actor, message=message)
         run.refresh_from_db()
     return run
+
+
+# A run still queued after this long may have lost its task message (a worker that died
+# holding it, a broker restarted empty): the watchdog sends it again.
+QUEUE_AGAIN_AFTER = 60
+REQUEUED_KEY = "incidents:audience-requeued:{run}:{at}"
+
+
+def affected_audience_watchdog() -> list[int]:
+    """Queue again the runs that have waited for a worker for QUEUE_AGAIN_AFTER seconds,
+    each at most once in that time. A second message for a run whose first is merely
+    late is harmless: claiming the run is conditional, so the later task finds nothing to
+    do. Returns the runs queued again."""
+    from incidents.assessment.tasks import compute_affected_audience
+
+    waiting = AudienceComputation.objects.filter(
+        status=ComputationStatus.QUEUED, cancel_requested_at__isnull=True,
+        requested_at__lt=timezone.now() - timedelta(seconds=QUEUE_AGAIN_AFTER),
+    ).values_list("pk", "requested_at")
+    again = [pk for pk, at in waiting
+             if cache.add(REQUEUED_KEY.format(run=pk, at=at.timestamp()), 1,
+                          QUEUE_AGAIN_AFTER)]
+    for pk in again:
+        compute_affected_audience.delay(pk)
+    if again:
+        log.warning("audience computations queued again (their task looked lost): %s", again)
+    return again
 
 
 def _is_stale(run: AudienceComputation) -> bool:

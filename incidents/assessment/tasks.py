@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from incidents.assessment.services import affected_audience_run
+from incidents.assessment.services import affected_audience_run, affected_audience_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -15,3 +15,8 @@ def compute_affected_audience(run_id: int) -> None:
     # error) and leaves the previous snapshot; the person asks again.
     if affected_audience_run(run_id=run_id) is None:
         log.info("audience computation %s: nothing to do (gone, cancelled or taken)", run_id)
+
+
+@shared_task(ignore_result=True)
+def audience_watchdog() -> list[int]:
+    return affected_audience_watchdog()

@@ -2,13 +2,16 @@
 the background while the war room keeps answering; cancel and the one-at-a-time rule."""
 
 import re
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from incidents.assessment.services import affected_audience_compute
+from core.schedule import BEAT_SCHEDULE
+from incidents.assessment.services import affected_audience_compute, affected_audience_watchdog
 from incidents.models import AffectedAudience, AudienceComputation, ComputationStatus
 from messaging.models import Campaign
 from tests.conftest import _database_url, wait_for
@@ -192,3 +195,28 @@ def test_cancel_keeps_the_previous_snapshot_and_a_second_run_is_refused(
     page = war_room(client, incident).content.decode()
     assert "The last computation was cancelled." in page
     assert f'data-count="reached">{before.reached_count}<' in page.replace(",", "")
+
+
+def test_a_run_whose_task_was_lost_is_queued_again_by_the_watchdog(celery_worker, marketer):
+    campaign_ids = load(2_000)
+    incident = declare(marketer)
+    # Queued as the war room queues it, but its message never reached a worker.
+    run = AudienceComputation.objects.create(
+        incident=incident, campaign_ids=campaign_ids[:1], segment_ids=[],
+        requested_by=marketer)
+    assert affected_audience_watchdog() == []  # a run just queued is left alone
+    AudienceComputation.objects.filter(pk=run.pk).update(
+        requested_at=timezone.now() - timedelta(minutes=5))
+
+    assert affected_audience_watchdog() == [run.pk]
+    assert affected_audience_watchdog() == []  # once a minute at most
+
+    def ended() -> bool:
+        run.refresh_from_db()
+        return not run.is_active
+
+    wait_for(ended, timeout=60)
+    assert run.status == ComputationStatus.DONE
+    assert AffectedAudience.objects.get(incident=incident).reached_count == 1_800
+    schedule = BEAT_SCHEDULE["incidents-audience-watchdog"]
+    assert schedule["task"] == "incidents.assessment.tasks.audience_watchdog"
