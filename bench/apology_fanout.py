@@ -20,8 +20,9 @@ the product, starts a loopback Postmark that takes up to 1,000 messages a call, 
 4. defaults: one more send, on the sandbox ESP, with the send form's defaults for a
    sandbox account that sets no limits of its own (5,000/s, 1,000 a call): its throughput.
 3. pause: a second apology to part of the audience, paused at random moments and resumed;
-   latency = how long apology_send_pause takes to commit (it waits for batches in flight),
-   sends after pause = messages the ESP received after that commit.
+   latency = how long apology_send_pause takes to commit (it never waits for a batch),
+   sends after pause = messages of ESP requests that arrived after that commit. Requests
+   already at the ESP when it committed finish and settle; they are counted apart.
 
 Prints, as its last lines:
     apology_fanout ratio=<product/raw, like for like, set-up included> product=<msg/s>
@@ -100,6 +101,9 @@ def counting_postmark():
             self._calls = deque(maxlen=1)
             self.counts: dict[str, int] = {}
             self.total = 0
+            # (when its request line and headers arrived, how many messages): a request
+            # that arrived before a pause committed was already at the ESP.
+            self.arrivals: list[tuple[float, int]] = []
 
         def email_batch(self, call, match):
             if (denied := self._auth(call)) is not None:
@@ -110,6 +114,7 @@ def counting_postmark():
             now = datetime.now(UTC).isoformat()
             answers = []
             with self.lock:
+                self.arrivals.append((call.at, len(messages)))
                 for message in messages:
                     to = message.get("To", "")
                     address = to.rsplit("<", 1)[-1].rstrip(">").lower()
@@ -403,7 +408,7 @@ def run(args) -> None:
         second = apology_send_start(incident=incident2, actor=user,
                                     parallelism=args.concurrency)
         rng = random.Random(1)
-        latencies, after = [], 0
+        latencies, after, in_flight = [], 0, 0
         for _ in range(args.pauses):
             time.sleep(rng.uniform(0.3, 1.0))
             if Broadcast.objects.get(pk=second.pk).status != "sending":
@@ -414,15 +419,21 @@ def run(args) -> None:
             except ValidationError:  # it completed between the check and the click
                 break
             latencies.append(time.perf_counter() - t)
-            at_pause = esp.total
+            paused_at, at_pause = time.time(), esp.total
             time.sleep(1.5)  # anything the workers could still send would arrive by now
-            after += esp.total - at_pause
+            with esp.lock:
+                # A request that arrived after the pause committed: the kill switch
+                # failed. One that arrived before and finished after was at the ESP.
+                late = sum(n for at, n in esp.arrivals if at > paused_at)
+                after += late
+                in_flight += esp.total - at_pause - late
             apology_send_resume(incident=incident2, actor=user)
         wait_status(second.pk, "completed", timeout=3600)
         if esp.duplicates():
             raise SystemExit("duplicates in the pause run")
         print(f"pauses: {len(latencies)}; latencies "
-              f"{', '.join(f'{x:.3f}' for x in sorted(latencies))}")
+              f"{', '.join(f'{x:.3f}' for x in sorted(latencies))}; messages of requests "
+              f"already at the ESP when a pause committed, answered after it: {in_flight}")
         p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18] \
             if len(latencies) >= 2 else (latencies or [0])[0]
         # 4. the send form's defaults on the sandbox ESP: an account with no limits of its
