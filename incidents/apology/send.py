@@ -99,6 +99,9 @@ def apology_send_start(*, incident: Incident, actor: User,
     those limits), parallelism for the Broadcast. It sends through the incident's ESP
     account (apology_esp_account).
     """
+    # The audience row first, as affected_audience_compute takes its locks: a computation
+    # under way finishes (and voids the sign-off it changes) before this goes on.
+    AffectedAudience.objects.select_for_update().filter(incident_id=incident.pk).first()
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.closed_at is not None:
         raise ValidationError(_("The incident is closed; reopen it to send the apology."))
@@ -109,9 +112,7 @@ def apology_send_start(*, incident: Incident, actor: User,
                .filter(incident=incident).first())
     if apology is None:
         raise ValidationError(_("Write the apology first."))
-    # Lock the audience row: a recomputation cannot swap the snapshot under us.
-    AffectedAudience.objects.select_for_update().filter(incident=incident).first()
-    check = apology_audience_check(incident=incident)
+    check = apology_audience_check(incident=incident)  # its row is locked (above)
     findings = apology_lint(apology=apology, incident=incident, audience=check)
     if lint_blocks_sending(findings):
         raise ValidationError([str(f.message) for f in findings if f.is_error])

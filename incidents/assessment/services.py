@@ -229,12 +229,15 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     """
     campaign_ids, segment_ids = affected_audience_scope(campaigns=campaigns,
                                                         segments=segments)
-    # The incident stays locked until the end: a second computation and the services that
-    # lock it wait. NO KEY: rows that merely point at it (timeline events, notes) do not.
-    incident = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
+    incident = Incident.objects.get(pk=incident.pk)
     if incident.closed_at is not None:
         raise ValidationError(_("The incident is closed; reopen it to recompute."))
-    audience, _created = AffectedAudience.objects.get_or_create(incident=incident)
+    # The audience row stays locked until the end: a second computation and the send
+    # (apology_send_start locks it first too) wait for the new snapshot. The incident is
+    # locked only for the short ending below, so the war room's other writes (sign-off,
+    # plan, steps) do not wait out a million-row computation.
+    AffectedAudience.objects.get_or_create(incident=incident)
+    audience = AffectedAudience.objects.select_for_update().get(incident=incident)
     # The stored counts of the last computation (no GROUP BY over the old snapshot).
     before = ({"reached": audience.reached_count, "affected": audience.affected_count,
                "excluded": dict(audience.excluded_counts or {})}
@@ -255,6 +258,10 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
             if progress:
                 progress(done, total)
     after = _summary_counts(_counts(incident.pk))
+    # NO KEY: rows that merely point at the incident (timeline events, notes) do not wait.
+    incident = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
+    if incident.closed_at is not None:
+        raise ValidationError(_("The incident is closed; reopen it to recompute."))
 
     audience.campaigns.set(campaign_ids)
     audience.segments.set(segment_ids)

@@ -151,7 +151,8 @@ def test_cancel_keeps_the_previous_snapshot_and_a_second_run_is_refused(
     url = reverse("incidents:audience-compute", args=[incident.pk])
 
     # Another transaction holds the incident (as any incident write may): the worker claims
-    # the run and waits for the lock, so the cancel lands while it is running.
+    # the run, computes, and waits for the lock for its short ending, so the cancel lands
+    # while it is running and is seen at its last check.
     with psycopg.connect(_database_url()) as other:
         other.execute("SELECT id FROM incidents_incident WHERE id = %s FOR NO KEY UPDATE",
                       [incident.pk])
@@ -220,3 +221,47 @@ def test_a_run_whose_task_was_lost_is_queued_again_by_the_watchdog(celery_worker
     assert AffectedAudience.objects.get(incident=incident).reached_count == 1_800
     schedule = BEAT_SCHEDULE["incidents-audience-watchdog"]
     assert schedule["task"] == "incidents.assessment.tasks.audience_watchdog"
+
+
+def test_the_incident_is_not_held_while_the_audience_is_computed(
+        client, celery_worker, marketer):
+    """The computation locks the audience row for its whole run and the incident only for
+    its short ending: sign-off, plan and step writes do not wait out a million rows."""
+    campaign_ids = load(5_000)
+    incident = declare(marketer)
+    affected_audience_compute(incident=incident, actor=marketer, campaigns=campaign_ids[:1])
+    client.force_login(marketer)
+    url = reverse("incidents:audience-compute", args=[incident.pk])
+
+    with psycopg.connect(_database_url()) as holder, \
+            psycopg.connect(_database_url()) as other:
+        # One row of the previous snapshot held: the worker's DELETE of it waits there,
+        # in the middle of its computation.
+        holder.execute("SELECT id FROM incidents_affectedrecipient WHERE incident_id = %s "
+                       "LIMIT 1 FOR UPDATE", [incident.pk])
+        client.post(url, {"campaigns": campaign_ids}, HTTP_HX_REQUEST="true")
+
+        def deleting() -> bool:
+            found = other.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
+                "wait_event_type = 'Lock' AND query LIKE 'DELETE FROM "
+                "incidents_affectedrecipient%%'").fetchone()
+            other.rollback()
+            return found is not None
+
+        wait_for(deleting, timeout=60)
+        # Any service may take the incident now, without waiting.
+        other.execute("SELECT id FROM incidents_incident WHERE id = %s "
+                      "FOR NO KEY UPDATE NOWAIT", [incident.pk])
+        other.rollback()
+        holder.rollback()
+
+    run = AudienceComputation.objects.get(incident=incident)
+
+    def ended() -> bool:
+        run.refresh_from_db()
+        return not run.is_active
+
+    wait_for(ended, timeout=60)
+    assert run.status == ComputationStatus.DONE
+    assert AffectedAudience.objects.get(incident=incident).reached_count == 4_500
