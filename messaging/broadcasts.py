@@ -481,6 +481,9 @@ class _Filler:
 
 _fillers: dict[tuple[int, int, str], tuple[_Filler, _Filler, _Filler]] = {}
 _unsubscribe_mac: hmac.HMAC | None = None
+# A batch asks for each person's token twice (the link in the body, the List-Unsubscribe
+# header): the last batches' tokens are kept, so each is signed once.
+_unsubscribe_tokens: dict[int, str] = {}
 
 
 def unsubscribe_token(subscriber_id: int) -> str:
@@ -488,12 +491,19 @@ def unsubscribe_token(subscriber_id: int) -> str:
     object is made once per process (a fresh salted HMAC per message cost more than the rest
     of the message); the unsubscribe page checks it with the same function."""
     global _unsubscribe_mac
+    found = _unsubscribe_tokens.get(subscriber_id)
+    if found is not None:
+        return found
     if _unsubscribe_mac is None:
         key = hashlib.sha256(b"amends.unsubscribe" + settings.SECRET_KEY.encode()).digest()
         _unsubscribe_mac = hmac.new(key, digestmod=hashlib.sha256)
     mac = _unsubscribe_mac.copy()
     mac.update(str(subscriber_id).encode())
-    return f"{subscriber_id}-{mac.hexdigest()[:24]}"
+    token = f"{subscriber_id}-{mac.hexdigest()[:24]}"
+    if len(_unsubscribe_tokens) >= 4096:
+        _unsubscribe_tokens.clear()
+    _unsubscribe_tokens[subscriber_id] = token
+    return token
 
 
 def unsubscribe_url(subscriber_id: int) -> str:

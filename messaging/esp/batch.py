@@ -102,6 +102,10 @@ def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
     names, so every person of a call has a value for every substituted header."""
     groups: list[list[int]] = []
     open_groups: dict[tuple, list[tuple[list[int], set[str]]]] = {}
+    # A batch's messages share their subject and body objects (one per locale): the content
+    # key is built once per combination of those objects, not once per message. (The
+    # messages stay alive through the call, so their ids stay theirs.)
+    keys: dict[tuple, tuple] = {}
     for index, message in enumerate(messages):
         address = message.to.lower()
         if header_names_only:
@@ -110,7 +114,12 @@ def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
             headers = None
         else:
             headers = headers_of(message)
-        key = content_key(message, headers)
+        seen_as = (id(message.subject), id(message.html), id(message.text),
+                   message.from_email, message.reply_to,
+                   tuple((message.headers if headers is None else headers).items()))
+        key = keys.get(seen_as)
+        if key is None:
+            key = keys[seen_as] = content_key(message, headers)
         candidates = open_groups.setdefault(key, [])
         for members, seen in candidates:
             if len(members) < max_per_call and address not in seen:
