@@ -11,7 +11,9 @@ its own so its parsing does not share this process's interpreter):
   documented per-call maximum;
 - raw: the same request body in the same ESP format built with json.dumps / urlencode from
   the same rows (the body's tags written in the ESP's syntax once, before timing; the same
-  per-person values, the unsubscribe link included), posted with one requests.Session.
+  per-person values, the unsubscribe link included, and each person's List-Unsubscribe
+  header in the ESP's way, as the product sends it), posted with one requests.Session.
+  Mandrill takes one set of headers per call, so both sides send it a call per person.
 
 Product and raw alternate, three rounds each (--rounds); the medians are compared. Prints
 one line per ESP: `esp_send_overhead esp=<name> ratio=<product/raw> product=<msg/s>
@@ -157,21 +159,42 @@ def with_html(values: dict[str, str]) -> dict[str, str]:
     return {**values, **{k + "_html": escape(v) for k, v in values.items()}}
 
 
+def unsubscribe(values: dict[str, str]) -> dict[str, str]:
+    """The person's List-Unsubscribe pair (RFC 2369, and RFC 8058's one-click for an https
+    link): any sender of these emails carries it, so the raw client does too."""
+    headers = {"List-Unsubscribe": f"<{values['unsubscribe_url']}>"}
+    if values["unsubscribe_url"].startswith("https://"):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
+def listed(headers: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Name": k, "Value": v} for k, v in headers.items()]
+
+
+def variables(headers: dict[str, str]) -> dict[str, str]:
+    """Header values as per-person variables, for ESPs that substitute one into a header
+    shared by the call (Mailgun, SparkPost)."""
+    return {"amends_h_" + k.lower().replace("-", "_"): v for k, v in headers.items()}
+
+
 def raw_body(esp: str, chunk) -> tuple[str, str]:
     j = "application/json"
     if esp == "postmark":
         return json.dumps([{"From": FROM, "To": f"{r.name} <{r.email}>", "Subject": SUBJECT,
                             "Metadata": {"broadcast_id": "1", "recipient_id": str(r.id)},
                             "HtmlBody": fill(HTML, p, html=True),
-                            "TextBody": fill(TEXT, p, html=False)}
+                            "TextBody": fill(TEXT, p, html=False),
+                            "Headers": listed(unsubscribe(p))}
                            for r, p in ((r, person(r)) for r in chunk)]), j
     if esp == "sendgrid":
         return json.dumps({
             "personalizations": [{"to": [{"email": r.email, "name": r.name}],
                                   "custom_args": {"recipient_id": str(r.id)},
                                   "substitutions": {f"-{k}-": v for k, v in
-                                                    with_html(person(r)).items()}}
-                                 for r in chunk],
+                                                    with_html(p).items()},
+                                  "headers": unsubscribe(p)}
+                                 for r, p in ((r, person(r)) for r in chunk)],
             "from": {"email": "care@northwind.test", "name": "Northwind"},
             "subject": SUBJECT, "content": [{"type": "text/plain", "value": SG_TEXT},
                                             {"type": "text/html", "value": SG_HTML}],
@@ -181,18 +204,25 @@ def raw_body(esp: str, chunk) -> tuple[str, str]:
         fields += [("to", f"{r.name} <{r.email}>") for r in chunk]
         fields += [("v:broadcast_id", "%recipient.meta_broadcast_id%"),
                    ("v:recipient_id", "%recipient.meta_recipient_id%")]
+        fields += [(f"h:{name}", f"%recipient.{var}%") for name, var in
+                   zip(HEADER_NAMES, variables(dict.fromkeys(HEADER_NAMES, "")), strict=True)]
         fields.append(("recipient-variables", json.dumps({
-            r.email: {**with_html(person(r)), "meta_broadcast_id": "1",
-                      "meta_recipient_id": str(r.id)} for r in chunk})))
+            r.email: {**with_html(p), **variables(unsubscribe(p)), "meta_broadcast_id": "1",
+                      "meta_recipient_id": str(r.id)}
+            for r, p in ((r, person(r)) for r in chunk)})))
         return urlencode(fields), "application/x-www-form-urlencoded"
     if esp == "sparkpost":
         return json.dumps({
             "content": {"from": {"email": "care@northwind.test", "name": "Northwind"},
-                        "subject": SUBJECT, "html": HTML, "text": TEXT},
+                        "subject": SUBJECT, "html": HTML, "text": TEXT,
+                        "headers": {name: "{{" + var + "}}" for name, var in zip(
+                            HEADER_NAMES, variables(dict.fromkeys(HEADER_NAMES, "")),
+                            strict=True)}},
             "metadata": {"broadcast_id": "1"},
             "recipients": [{"address": {"email": r.email, "name": r.name},
-                            "substitution_data": person(r),
-                            "metadata": {"recipient_id": str(r.id)}} for r in chunk]}), j
+                            "substitution_data": {**p, **variables(unsubscribe(p))},
+                            "metadata": {"recipient_id": str(r.id)}}
+                           for r, p in ((r, person(r)) for r in chunk)]}), j
     if esp == "ses":
         return json.dumps({
             "FromEmailAddress": FROM,
@@ -202,8 +232,9 @@ def raw_body(esp: str, chunk) -> tuple[str, str]:
                 "Destination": {"ToAddresses": [r.email]},
                 "ReplacementTags": [{"Name": "recipient_id", "Value": str(r.id)}],
                 "ReplacementEmailContent": {"ReplacementTemplate": {
-                    "ReplacementTemplateData": json.dumps(with_html(person(r)))}}}
-                for r in chunk],
+                    "ReplacementTemplateData": json.dumps(with_html(p))}},
+                "ReplacementHeaders": listed(unsubscribe(p))}
+                for r, p in ((r, person(r)) for r in chunk)],
             "DefaultEmailTags": [{"Name": "broadcast_id", "Value": "1"}]}), j
     if esp == "brevo":
         return json.dumps({
@@ -211,7 +242,9 @@ def raw_body(esp: str, chunk) -> tuple[str, str]:
             "subject": SUBJECT, "textContent": BREVO_TEXT, "htmlContent": HTML,
             "headers": {"X-Mailin-custom": '{"broadcast_id":"1"}'},
             "messageVersions": [{"to": [{"email": r.email, "name": r.name}], "params": p,
-                                 "subject": SUBJECT, "htmlContent": fill(HTML, p, html=True)}
+                                 "subject": SUBJECT, "htmlContent": fill(HTML, p, html=True),
+                                 "headers": {**unsubscribe(p),
+                                             "X-Mailin-custom": '{"broadcast_id":"1"}'}}
                                 for r, p in ((r, person(r)) for r in chunk)]}), j
     if esp == "mailjet":
         return json.dumps({"Messages": [{
@@ -219,7 +252,8 @@ def raw_body(esp: str, chunk) -> tuple[str, str]:
             "To": [{"Email": r.email, "Name": r.name}], "Subject": SUBJECT,
             "CustomID": f"1:{r.id}",
             "EventPayload": json.dumps({"broadcast_id": "1", "recipient_id": str(r.id)}),
-            "TextPart": fill(TEXT, p, html=False), "HTMLPart": fill(HTML, p, html=True)}
+            "TextPart": fill(TEXT, p, html=False), "HTMLPart": fill(HTML, p, html=True),
+            "Headers": unsubscribe(p)}
             for r, p in ((r, person(r)) for r in chunk)]}), j
     if esp == "mandrill":
         return json.dumps({"key": MANDRILL_KEY[0], "message": {
@@ -227,6 +261,9 @@ def raw_body(esp: str, chunk) -> tuple[str, str]:
             "subject": SUBJECT, "html": MD_HTML, "text": MD_TEXT,
             "preserve_recipients": False, "merge": True, "merge_language": "handlebars",
             "metadata": {"broadcast_id": "1"},
+            # One set of headers per call: a person's own List-Unsubscribe is a call of
+            # their own (RAW_PER_CALL).
+            "headers": unsubscribe(person(chunk[0])),
             "to": [{"email": r.email, "name": r.name, "type": "to"} for r in chunk],
             "merge_vars": [{"rcpt": r.email, "vars": [{"name": k, "content": v}
                                                       for k, v in person(r).items()]}
@@ -244,6 +281,10 @@ SES_TEXT, SES_HTML = esp_syntax(TEXT, "{{", "}}"), esp_syntax(HTML, "{{", "}}", 
 BREVO_TEXT = esp_syntax(TEXT, "{{ params.", " }}")
 MD_TEXT, MD_HTML = esp_syntax(TEXT, "{{{", "}}}"), esp_syntax(HTML, "{{", "}}")
 MANDRILL_KEY = [""]
+HEADER_NAMES = list(unsubscribe({"unsubscribe_url": broadcasts.unsubscribe_url(1)}))
+# Mandrill takes one set of headers per call and its merge tags do not reach them: whoever
+# sends each person their own List-Unsubscribe sends each person a call.
+RAW_PER_CALL = {"mandrill": 1}
 
 
 def raw_rate(esp: str, attrs: dict, total: int, per_call: int) -> float:
@@ -274,6 +315,7 @@ def raw_rate(esp: str, attrs: dict, total: int, per_call: int) -> float:
     elif esp == "mandrill":
         url += "/api/1.0/messages/send.json"
         MANDRILL_KEY[0] = attrs["api_key"]
+    per_call = RAW_PER_CALL.get(esp, per_call)
     start = time.perf_counter()
     for offset in range(0, total, per_call):
         body, content_type = raw_body(esp, rows(min(per_call, total - offset), offset))

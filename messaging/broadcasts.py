@@ -552,6 +552,7 @@ def build_messages(broadcast: Broadcast, rows: Sequence[ClaimedRow], *,
     reply_to = (broadcast.reply_to,) if broadcast.reply_to else ()
     bid = str(broadcast.pk)
     unsubscribe_base = f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/"
+    bodies: dict[str, Mapping[str, str]] = {}  # by the row's locale, looked up once each
     out = []
     for row in rows:
         if not sender_merges:
@@ -562,7 +563,9 @@ def build_messages(broadcast: Broadcast, rows: Sequence[ClaimedRow], *,
                 "unsubscribe_url": f"{unsubscribe_base}{unsubscribe_token(row.subscriber_id)}/"}
         metadata = {"broadcast_id": bid, "recipient_id": str(row.subscriber_id)}
         if sender_merges:
-            body = broadcast.bodies[_locale_of(broadcast, row.locale)]
+            body = bodies.get(row.locale)
+            if body is None:
+                body = bodies[row.locale] = broadcast.bodies[_locale_of(broadcast, row.locale)]
             out.append(OutgoingMessage(
                 to=row.email, to_name=row.name, subject=body["subject"], from_email=sender,
                 html=body.get("html", ""), text=body.get("text", ""), reply_to=reply_to,

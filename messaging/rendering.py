@@ -248,6 +248,8 @@ def message_headers(message: OutgoingMessage) -> Mapping[str, str]:
     """Every header a sender puts on `message`: its own and the unsubscribe pair, each one
     line. The one function each sender (sandbox, Postmark JSON, anymail) calls."""
     extra = unsubscribe_headers(message)
+    if not message.headers:
+        return extra  # our own link and mailto: one line by construction
     if not extra and all(v.isprintable() for v in message.headers.values()):
         return message.headers
     return {k: header_safe(v) for k, v in {**message.headers, **extra}.items()}

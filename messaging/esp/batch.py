@@ -26,6 +26,7 @@ is true: callers hand in merge_data, never filled bodies.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -133,6 +134,7 @@ def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
     return groups
 
 
+@functools.lru_cache(maxsize=64)  # asked per person and header while encoding a call
 def header_variable(name: str) -> str:
     """A merge-variable name for a header's per-person value ("List-Unsubscribe" →
     "amends_h_list_unsubscribe"): letters, digits and underscores, as SparkPost's keys
