@@ -9,8 +9,9 @@ the product, starts a loopback Postmark that takes up to 1,000 messages a call, 
 `celery worker` (prefork, --concurrency as in production: one process per core) on Redis.
 
 1. raw: as many client processes as the product has worker processes (--concurrency) post
-   the same per-recipient /email/batch JSON (the product's rendered body with the name
-   replaced, json.dumps), 1,000 a call, back to back: no database, no Celery, no ledger.
+   the same per-recipient /email/batch JSON (the product's rendered body with the name and
+   a signed unsubscribe link replaced, the List-Unsubscribe header, json.dumps), 1,000 a
+   call, back to back: no database, no Celery, no ledger.
    Rate = messages / (last process's end − first process's start). Measured before and
    after the product (the machine is shared) and averaged.
 2. product: timed from the click — the send service call (guard, linter, one INSERT …
@@ -135,23 +136,31 @@ def counting_postmark():
 # --- Raw: one client process, no product code ----------------------------------------------
 
 RAW_CLIENT = r"""
-import json, sys, time, requests
+import hashlib, hmac, json, sys, time, requests
 url, token, first, total, batch, html, text = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
     int(sys.argv[4]), int(sys.argv[5]), open(sys.argv[6]).read(), open(sys.argv[7]).read()
 session = requests.Session()
 headers = {"X-Postmark-Server-Token": token, "Content-Type": "application/json",
            "Accept": "application/json"}
+key = hashlib.sha256(b"raw unsubscribe key").digest()
 start = time.time()
 for offset in range(first, first + total, batch):
     body = []
     for i in range(offset, min(offset + batch, first + total)):
         name = f"Raw{i}"
+        # Each person's own signed unsubscribe link, in the body and in List-Unsubscribe,
+        # as any sender of these emails must.
+        mac = hmac.new(key, str(i).encode(), hashlib.sha256).hexdigest()[:24]
+        link = f"http://127.0.0.1:8000/unsubscribe/{i}-{mac}/"
         body.append({"From": "Northwind <care@northwind.test>",
                      "To": f"{name} Bench <raw{i}@bench.test>",
                      "Subject": "We made a mistake", "Metadata": {"broadcast_id": "0",
                      "recipient_id": str(i)},
-                     "HtmlBody": html.replace("{{ first_name }}", name),
-                     "TextBody": text.replace("{{ first_name }}", name)})
+                     "HtmlBody": html.replace("{{ first_name }}", name)
+                                     .replace("{{ unsubscribe_url }}", link),
+                     "TextBody": text.replace("{{ first_name }}", name)
+                                     .replace("{{ unsubscribe_url }}", link),
+                     "Headers": [{"Name": "List-Unsubscribe", "Value": f"<{link}>"}]})
     r = session.post(url + "/email/batch", data=json.dumps(body), headers=headers, timeout=60)
     r.raise_for_status()
     r.json()
