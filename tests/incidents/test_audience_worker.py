@@ -89,6 +89,14 @@ def direct_counts(campaign_ids: list[int]) -> tuple[int, int]:
         return cursor.fetchone()
 
 
+def wait_until_ended(run: AudienceComputation) -> None:
+    def ended() -> bool:
+        run.refresh_from_db()
+        return not run.is_active
+
+    wait_for(ended, timeout=60)
+
+
 def war_room(client, incident):
     """The war room with step 3 open, as a person following the computation sees it."""
     return client.get(reverse("incidents:step-detail", args=[incident.pk, 3]))
@@ -177,11 +185,7 @@ def test_cancel_keeps_the_previous_snapshot_and_a_second_run_is_refused(
         assert "Cancelling" in cancel.content.decode()
         other.rollback()  # the worker goes on, and stops at its first check
 
-    def ended() -> bool:
-        run.refresh_from_db()
-        return not run.is_active
-
-    wait_for(ended, timeout=60)
+    wait_until_ended(run)
     assert run.status == ComputationStatus.CANCELLED
     after = AffectedAudience.objects.get(incident=incident)
     assert (after.computed_at, after.reached_count, after.affected_count) == (
@@ -212,11 +216,7 @@ def test_a_run_whose_task_was_lost_is_queued_again_by_the_watchdog(celery_worker
     assert affected_audience_watchdog() == [run.pk]
     assert affected_audience_watchdog() == []  # once a minute at most
 
-    def ended() -> bool:
-        run.refresh_from_db()
-        return not run.is_active
-
-    wait_for(ended, timeout=60)
+    wait_until_ended(run)
     assert run.status == ComputationStatus.DONE
     assert AffectedAudience.objects.get(incident=incident).reached_count == 1_800
     schedule = BEAT_SCHEDULE["incidents-audience-watchdog"]
@@ -258,10 +258,6 @@ def test_the_incident_is_not_held_while_the_audience_is_computed(
 
     run = AudienceComputation.objects.get(incident=incident)
 
-    def ended() -> bool:
-        run.refresh_from_db()
-        return not run.is_active
-
-    wait_for(ended, timeout=60)
+    wait_until_ended(run)
     assert run.status == ComputationStatus.DONE
     assert AffectedAudience.objects.get(incident=incident).reached_count == 4_500
