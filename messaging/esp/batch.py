@@ -116,7 +116,7 @@ def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
         else:
             headers = headers_of(message)
         seen_as = (id(message.subject), id(message.html), id(message.text),
-                   message.from_email, message.reply_to,
+                   message.from_email, tuple(message.reply_to),
                    tuple((message.headers if headers is None else headers).items()))
         key = keys.get(seen_as)
         if key is None:
