@@ -6,7 +6,8 @@ so that a million recipients take seconds. The SQL is plain enough to run on Pos
 (production, tests) and SQLite (the embedded demo).
 
 Steps of a computation, in one transaction:
-1. lock the incident (concurrent recomputations queue up);
+1. lock the incident's AffectedAudience row (concurrent recomputations and the send queue
+   up; the incident itself is locked only for the short ending, step 4);
 2. DELETE the previous snapshot;
 3. INSERT … SELECT the recipients of the faulty campaigns within the segments in scope,
    once per person, with the reason each one is excluded (if any) — in chunks by ranges of
@@ -277,11 +278,10 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     audience.save(update_fields=["computed_at", "computed_by", "reached_count",
                                  "affected_count", "excluded_counts", "segment_counts",
                                  "suppression_list_counts"])
-    names = ", ".join(Campaign.objects.filter(pk__in=campaign_ids)
-                      .order_by("name").values_list("name", flat=True))
     message = [said("%(who)s computed the affected audience of %(campaigns)s: %(reached)s "
                     "reached, %(affected)s in the apology audience, %(excluded)s "
-                    "excluded.", who=who(actor), campaigns=names, reached=after["reached"],
+                    "excluded.", who=who(actor), campaigns=_campaign_names(campaign_ids),
+                    reached=after["reached"],
                     affected=after["affected"],
                     excluded=after["reached"] - after["affected"])]
     if before is not None:
@@ -377,6 +377,11 @@ def _run_end(run: AudienceComputation, *, status: str, actor: AbstractBaseUser |
     return bool(ended)
 
 
+def _cancelled_sentences(by: AbstractBaseUser | None, incident: Incident) -> list:
+    return [said("%(who)s cancelled the computation of the affected audience.", who=who(by)),
+            _kept_sentence(incident)]
+
+
 def _kept_sentence(incident: Incident):
     audience = AffectedAudience.objects.filter(incident=incident,
                                                computed_at__isnull=False).first()
@@ -415,9 +420,8 @@ def affected_audience_run(*, run_id: int) -> str | None:
     except ComputationCancelled:
         run.refresh_from_db(fields=["cancel_requested_by"])
         by = run.cancel_requested_by
-        message = [said("%(who)s cancelled the computation of the affected audience.",
-                        who=who(by)), _kept_sentence(run.incident)]
-        _run_end(run, status=ComputationStatus.CANCELLED, actor=by, message=message)
+        _run_end(run, status=ComputationStatus.CANCELLED, actor=by,
+                 message=_cancelled_sentences(by, run.incident))
         return ComputationStatus.CANCELLED
     except Exception as exc:
         if not isinstance(exc, ValidationError):
@@ -453,9 +457,8 @@ def affected_audience_cancel(*, incident: Incident, actor: AbstractBaseUser
     run.cancel_requested_at, run.cancel_requested_by = timezone.now(), actor
     run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
     if run.status == ComputationStatus.QUEUED or _is_stale(run):
-        message = [said("%(who)s cancelled the computation of the affected audience.",
-                        who=who(actor)), _kept_sentence(incident)]
-        _run_end(run, status=ComputationStatus.CANCELLED, actor=actor, message=message)
+        _run_end(run, status=ComputationStatus.CANCELLED, actor=actor,
+                 message=_cancelled_sentences(actor, incident))
         run.refresh_from_db()
     return run
 
