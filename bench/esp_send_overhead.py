@@ -172,10 +172,14 @@ def listed(headers: dict[str, str]) -> list[dict[str, str]]:
     return [{"Name": k, "Value": v} for k, v in headers.items()]
 
 
+def variable(name: str) -> str:
+    """The per-person variable holding a header's value, for ESPs that substitute one into
+    a header shared by the call (Mailgun, SparkPost)."""
+    return "amends_h_" + name.lower().replace("-", "_")
+
+
 def variables(headers: dict[str, str]) -> dict[str, str]:
-    """Header values as per-person variables, for ESPs that substitute one into a header
-    shared by the call (Mailgun, SparkPost)."""
-    return {"amends_h_" + k.lower().replace("-", "_"): v for k, v in headers.items()}
+    return {variable(k): v for k, v in headers.items()}
 
 
 def raw_body(esp: str, chunk) -> tuple[str, str]:
@@ -204,8 +208,7 @@ def raw_body(esp: str, chunk) -> tuple[str, str]:
         fields += [("to", f"{r.name} <{r.email}>") for r in chunk]
         fields += [("v:broadcast_id", "%recipient.meta_broadcast_id%"),
                    ("v:recipient_id", "%recipient.meta_recipient_id%")]
-        fields += [(f"h:{name}", f"%recipient.{var}%") for name, var in
-                   zip(HEADER_NAMES, variables(dict.fromkeys(HEADER_NAMES, "")), strict=True)]
+        fields += [(f"h:{name}", f"%recipient.{variable(name)}%") for name in HEADER_NAMES]
         fields.append(("recipient-variables", json.dumps({
             r.email: {**with_html(p), **variables(unsubscribe(p)), "meta_broadcast_id": "1",
                       "meta_recipient_id": str(r.id)}
@@ -215,9 +218,8 @@ def raw_body(esp: str, chunk) -> tuple[str, str]:
         return json.dumps({
             "content": {"from": {"email": "care@northwind.test", "name": "Northwind"},
                         "subject": SUBJECT, "html": HTML, "text": TEXT,
-                        "headers": {name: "{{" + var + "}}" for name, var in zip(
-                            HEADER_NAMES, variables(dict.fromkeys(HEADER_NAMES, "")),
-                            strict=True)}},
+                        "headers": {name: "{{" + variable(name) + "}}"
+                                    for name in HEADER_NAMES}},
             "metadata": {"broadcast_id": "1"},
             "recipients": [{"address": {"email": r.email, "name": r.name},
                             "substitution_data": {**p, **variables(unsubscribe(p))},
