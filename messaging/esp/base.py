@@ -102,6 +102,20 @@ class OutgoingMessage:
         # ESPs take metadata as strings; make that true here rather than per backend.
         object.__setattr__(self, "metadata", {str(k): str(v) for k, v in self.metadata.items()})
 
+    def for_person(self, *, to: str, to_name: str, merge_data: Mapping[str, Any],
+                   metadata: Mapping[str, str]) -> OutgoingMessage:
+        """This message for another recipient. Its shared parts (subject, bodies, sender,
+        reply-to, headers) were checked when this one was made, so only the person's own
+        parts are checked: a batch of a thousand makes one full message per locale."""
+        if "@" not in to:
+            raise ValueError(f"OutgoingMessage.to: {to!r} is not an email address")
+        message = object.__new__(OutgoingMessage)
+        fields = message.__dict__  # frozen: set through the instance dict, once
+        fields.update(self.__dict__)
+        fields.update(to=to, to_name=to_name, merge_data=merge_data,
+                      metadata={str(k): str(v) for k, v in metadata.items()})
+        return message
+
 
 @dataclass(frozen=True)
 class RecipientResult:

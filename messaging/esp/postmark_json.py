@@ -23,7 +23,6 @@ what brought the fan-out near raw HTTP (bench/apology_fanout.py).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from email.utils import formataddr
@@ -31,7 +30,7 @@ from typing import Any
 
 from ..rendering import header_merge_data, message_headers
 from .base import OutgoingMessage, RecipientResult, RecipientStatus
-from .batch import ENCODE, HttpBatchSender, JsonTemplate, SendLimits, result
+from .batch import ENCODE, HttpBatchSender, JsonTemplate, SendLimits, json_object, result
 
 REJECTED_CODES = frozenset({300, 406})
 
@@ -91,30 +90,52 @@ class PostmarkJsonSender(HttpBatchSender):
     def _template(self, text: str, *, html: bool) -> JsonTemplate:
         return self.cached(("postmark", text, html), lambda: JsonTemplate(text, html=html))
 
-    def encode_one(self, message: OutgoingMessage) -> str:
+    def encode_one(self, message: OutgoingMessage,
+                   templates: tuple[JsonTemplate, JsonTemplate | None, JsonTemplate | None]
+                   | None = None) -> str:
         """One /email/batch entry as JSON text (what postmark_message + json.dumps give,
-        with merge tags filled)."""
+        with merge tags filled). `templates`: the message's subject, HTML and text templates
+        when the caller already has them (encode, once per distinct body of a call)."""
+        subject_t, html_t, text_t = templates or self._templates(message)
         data = message.merge_data
-        to = fast_address(message.to_name, message.to)
         # A merge value with a line break must not break the Subject header: one line each.
-        subject = self._template(message.subject, html=False).encode(header_merge_data(data))
-        parts = [f'{{"From":{ENCODE(message.from_email)},"To":{ENCODE(to)},'
-                 f'"Subject":{subject},'
-                 f'"Metadata":{json.dumps(dict(message.metadata), separators=(",", ":"))}']
-        if message.html:
-            parts.append(f'"HtmlBody":{self._template(message.html, html=True).encode(data)}')
-        if message.text:
-            parts.append(f'"TextBody":{self._template(message.text, html=False).encode(data)}')
+        subject_data = header_merge_data(data) if subject_t.keys else data
+        parts = ['{"From":', ENCODE(message.from_email),
+                 ',"To":', ENCODE(fast_address(message.to_name, message.to)),
+                 ',"Subject":', subject_t.encode(subject_data),
+                 ',"Metadata":', json_object(message.metadata)]
+        if html_t is not None:
+            parts += (',"HtmlBody":', html_t.encode(data))
+        if text_t is not None:
+            parts += (',"TextBody":', text_t.encode(data))
         if message.reply_to:
-            parts.append(f'"ReplyTo":{ENCODE(", ".join(message.reply_to))}')
-        headers = message_headers(message)
+            parts += (',"ReplyTo":', ENCODE(", ".join(message.reply_to)))
+        headers = self.headers(message)
         if headers:
-            parts.append('"Headers":' + json.dumps(
-                [{"Name": k, "Value": v} for k, v in headers.items()]))
-        return ",".join(parts) + "}"
+            parts += (',"Headers":[', ",".join(
+                f'{{"Name":{ENCODE(k)},"Value":{ENCODE(v)}}}' for k, v in headers.items()),
+                "]")
+        parts.append("}")
+        return "".join(parts)
+
+    def _templates(self, message: OutgoingMessage
+                   ) -> tuple[JsonTemplate, JsonTemplate | None, JsonTemplate | None]:
+        return (self._template(message.subject, html=False),
+                self._template(message.html, html=True) if message.html else None,
+                self._template(message.text, html=False) if message.text else None)
 
     def encode(self, chunk: Sequence[OutgoingMessage]) -> tuple[str, str]:
-        return "[" + ",".join(self.encode_one(m) for m in chunk) + "]", "application/json"
+        # A call's messages share a few body objects (one per locale): their templates are
+        # looked up once per combination, not per message.
+        by_body: dict[tuple[int, int, int], tuple] = {}
+        entries = []
+        for message in chunk:
+            key = (id(message.subject), id(message.html), id(message.text))
+            templates = by_body.get(key)
+            if templates is None:
+                templates = by_body[key] = self._templates(message)
+            entries.append(self.encode_one(message, templates))
+        return "[" + ",".join(entries) + "]", "application/json"
 
     def read(self, chunk: Sequence[OutgoingMessage], status: int, body: Any,
              headers: Mapping[str, str]) -> list[RecipientResult] | None:
