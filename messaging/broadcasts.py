@@ -522,9 +522,21 @@ def unsubscribe_token(subscriber_id: int) -> str:
     return token
 
 
+_unsubscribe_urls: dict[tuple[str, int], str] = {}
+
+
 def unsubscribe_url(subscriber_id: int) -> str:
-    """A per-person link to the unsubscribe page (messaging.views.unsubscribe)."""
-    return f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/{unsubscribe_token(subscriber_id)}/"
+    """A per-person link to the unsubscribe page (messaging.views.unsubscribe). A fan-out
+    asks for each person's link twice (the body, the List-Unsubscribe header): the last
+    batches' links are kept."""
+    base = settings.AMENDS_BASE_URL
+    found = _unsubscribe_urls.get((base, subscriber_id))
+    if found is None:
+        found = f"{base.rstrip('/')}/unsubscribe/{unsubscribe_token(subscriber_id)}/"
+        if len(_unsubscribe_urls) >= 4096:
+            _unsubscribe_urls.clear()
+        _unsubscribe_urls[(base, subscriber_id)] = found
+    return found
 
 
 def unsubscribe_token_check(token: str) -> int | None:
@@ -567,7 +579,6 @@ def build_messages(broadcast: Broadcast, rows: Sequence[ClaimedRow], *,
         else broadcast.from_email
     reply_to = (broadcast.reply_to,) if broadcast.reply_to else ()
     bid = str(broadcast.pk)
-    unsubscribe_base = f"{settings.AMENDS_BASE_URL.rstrip('/')}/unsubscribe/"
     firsts: dict[str, OutgoingMessage] = {}  # by the row's locale
     out = []
     for row in rows:
@@ -576,7 +587,7 @@ def build_messages(broadcast: Broadcast, rows: Sequence[ClaimedRow], *,
         # Values that may reach the Subject: one line each (header_safe), whatever was imported.
         first, _sep, last = header_safe(row.name).strip().partition(" ")
         data = {"first_name": first, "last_name": last.strip(), "email": row.email,
-                "unsubscribe_url": f"{unsubscribe_base}{unsubscribe_token(row.subscriber_id)}/"}
+                "unsubscribe_url": unsubscribe_url(row.subscriber_id)}
         metadata = {"broadcast_id": bid, "recipient_id": str(row.subscriber_id)}
         if sender_merges:
             # The first person of each locale gets a fully checked message; the others are

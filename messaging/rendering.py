@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import escape
@@ -217,23 +218,21 @@ def unsubscribe_headers(message: OutgoingMessage) -> dict[str, str]:
     mailbox provider would not POST to plain http anyway. A message with no recipient id
     (not one of ours) gets no headers.
     """
-    from django.conf import settings
-
     from .broadcasts import unsubscribe_token, unsubscribe_url
 
     recipient_id = message.metadata.get("recipient_id", "")
     if not recipient_id.isdigit():
         return {}
     url = unsubscribe_url(int(recipient_id))
-    targets = [f"<{url}>"]
-    mailbox = getattr(settings, "AMENDS_UNSUBSCRIBE_MAILTO", "")
+    # Asked once per message of a fan-out: the common case (no mailbox) builds one dict.
+    mailbox = settings.AMENDS_UNSUBSCRIBE_MAILTO
+    targets = f"<{url}>"
     if mailbox:
         subject = quote(f"unsubscribe {unsubscribe_token(int(recipient_id))}")
-        targets.append(f"<mailto:{quote(mailbox, safe='@')}?subject={subject}>")
-    headers = {"List-Unsubscribe": ", ".join(targets)}
+        targets += f", <mailto:{quote(mailbox, safe='@')}?subject={subject}>"
     if url.startswith("https://"):
-        headers["List-Unsubscribe-Post"] = ONE_CLICK
-    return headers
+        return {"List-Unsubscribe": targets, "List-Unsubscribe-Post": ONE_CLICK}
+    return {"List-Unsubscribe": targets}
 
 
 def header_merge_data(data: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -70,15 +70,16 @@ class SparkPostBatchSender(HttpBatchSender):
         first = chunk[0]
         common = {k: v for k, v in first.metadata.items() if k != "recipient_id"}
         names = list(self.headers(first))  # the same names for the whole call (grouping)
+        variables = [(name, header_variable(name)) for name in names]
         recipients = []
         for m in chunk:
-            address = {"email": m.to, **({"name": m.to_name} if m.to_name else {})}
+            address = {"email": m.to, "name": m.to_name} if m.to_name else {"email": m.to}
             headers = self.headers(m)
+            values = merge_values(subject_safe_values(m), with_html=False)
+            for name, variable in variables:
+                values[variable] = headers[name]
             recipients.append({
-                "address": address,
-                "substitution_data": {
-                    **merge_values(subject_safe_values(m), with_html=False),
-                    **{header_variable(name): headers[name] for name in names}},
+                "address": address, "substitution_data": values,
                 "metadata": {k: v for k, v in m.metadata.items() if k not in common}})
         content = self._content(first)
         if names:
