@@ -257,13 +257,15 @@ def deliveries_materialise(*, broadcast: Broadcast, recipients: QuerySet[Subscri
     `recipients` is a Subscriber queryset (the affected audience); who is in it is the
     caller's decision. Must run inside the caller's transaction.
     """
+    # In subscriber order: the ledger's ids follow it, so the unique (broadcast, subscriber)
+    # index grows at its right edge instead of taking a million scattered inserts.
     query = recipients.order_by().values_list("id", "email", "name", "locale").query
     select_sql, params = query.get_compiler(connection=connection).as_sql()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
             f"claim_token, attempts, esp_message_id, reason) "
-            f"SELECT %s, q.*, %s, '', 0, '', '' FROM ({select_sql}) q",
+            f"SELECT %s, q.*, %s, '', 0, '', '' FROM ({select_sql}) q ORDER BY q.id",
             [broadcast.pk, DeliveryState.PENDING, *params])
         count = cursor.rowcount
     Broadcast.objects.filter(pk=broadcast.pk).update(recipient_count=count)

@@ -209,6 +209,21 @@ def render_branded_email(*, template: BrandTemplate | None, subject: str,
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
+_broadcasts = None
+
+
+def _ledger():
+    """messaging.broadcasts (which imports this module), looked up once: the unsubscribe
+    pair is asked for once per message of a fan-out, and an import statement per message
+    showed in its profile."""
+    global _broadcasts
+    if _broadcasts is None:
+        from . import broadcasts
+
+        _broadcasts = broadcasts
+    return _broadcasts
+
+
 def unsubscribe_headers(message: OutgoingMessage) -> dict[str, str]:
     """RFC 2369 `List-Unsubscribe` and RFC 8058 `List-Unsubscribe-Post` for one recipient.
 
@@ -218,17 +233,16 @@ def unsubscribe_headers(message: OutgoingMessage) -> dict[str, str]:
     mailbox provider would not POST to plain http anyway. A message with no recipient id
     (not one of ours) gets no headers.
     """
-    from .broadcasts import unsubscribe_token, unsubscribe_url
-
     recipient_id = message.metadata.get("recipient_id", "")
     if not recipient_id.isdigit():
         return {}
-    url = unsubscribe_url(int(recipient_id))
+    ledger = _ledger()
+    url = ledger.unsubscribe_url(int(recipient_id))
     # Asked once per message of a fan-out: the common case (no mailbox) builds one dict.
     mailbox = settings.AMENDS_UNSUBSCRIBE_MAILTO
     targets = f"<{url}>"
     if mailbox:
-        subject = quote(f"unsubscribe {unsubscribe_token(int(recipient_id))}")
+        subject = quote(f"unsubscribe {ledger.unsubscribe_token(int(recipient_id))}")
         targets += f", <mailto:{quote(mailbox, safe='@')}?subject={subject}>"
     if url.startswith("https://"):
         return {"List-Unsubscribe": targets, "List-Unsubscribe-Post": ONE_CLICK}

@@ -48,6 +48,7 @@ from .base import (
     RecipientResult,
     RecipientStatus,
     SentMessage,
+    header_safe,
 )
 from .httpclient import (
     Refused,
@@ -151,6 +152,17 @@ def subject_safe_values(message: OutgoingMessage) -> Mapping[str, Any]:
     bodies alike: each one line (header_merge_data), so no value can break the Subject
     header. A line break inside a name becomes a space in the body too."""
     return header_merge_data(message.merge_data)
+
+
+def subject_safe_strings(message: OutgoingMessage) -> dict[str, str]:
+    """merge_values(subject_safe_values(message), with_html=False) in one pass: the values
+    as strings, each one line. Asked per person by senders whose values may fill the
+    subject."""
+    out = {}
+    for key, value in message.merge_data.items():
+        value = "" if value is None else str(value)
+        out[str(key)] = value if value.isprintable() else header_safe(value)
+    return out
 
 
 # --- merge tags -------------------------------------------------------------------------
@@ -378,8 +390,9 @@ class HttpBatchSender:
                  ) -> list[RecipientResult]:
         """The ESP took the whole call and says no more: sent, and the rows say so."""
         note = PER_CALL_NOTE.format(esp=self.esp_name)
-        return [result(m, RecipientStatus.ACCEPTED, message_id=message_id, error=note)
-                for m in chunk]
+        message_id = str(message_id) if message_id else None
+        accepted = RecipientStatus.ACCEPTED
+        return [RecipientResult(m.to, accepted, message_id, note, m.metadata) for m in chunk]
 
     def _post(self, body: str | bytes, content_type: str) -> requests.Response:
         try:

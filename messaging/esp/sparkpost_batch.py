@@ -28,10 +28,9 @@ from .batch import (
     SendLimits,
     content_key,
     header_variable,
-    merge_values,
     result,
     split_address,
-    subject_safe_values,
+    subject_safe_strings,
 )
 
 DEFAULT_URL = "https://api.sparkpost.com"
@@ -75,7 +74,7 @@ class SparkPostBatchSender(HttpBatchSender):
         for m in chunk:
             address = {"email": m.to, "name": m.to_name} if m.to_name else {"email": m.to}
             headers = self.headers(m)
-            values = merge_values(subject_safe_values(m), with_html=False)
+            values = subject_safe_strings(m)
             for name, variable in variables:
                 values[variable] = headers[name]
             recipients.append({
