@@ -154,14 +154,22 @@ def subject_safe_values(message: OutgoingMessage) -> Mapping[str, Any]:
     return header_merge_data(message.merge_data)
 
 
-def subject_safe_strings(message: OutgoingMessage) -> dict[str, str]:
-    """merge_values(subject_safe_values(message), with_html=False) in one pass: the values
-    as strings, each one line. Asked per person by senders whose values may fill the
-    subject."""
+def subject_safe_strings(message: OutgoingMessage, *, with_html: bool = False
+                         ) -> dict[str, str]:
+    """merge_values(subject_safe_values(message), with_html=…) in one pass: the values as
+    strings, each one line, with HTML-escaped twins when asked. Asked per person by senders
+    whose values may fill the subject."""
     out = {}
+    twins = {}
     for key, value in message.merge_data.items():
         value = "" if value is None else str(value)
-        out[str(key)] = value if value.isprintable() else header_safe(value)
+        if not value.isprintable():
+            value = header_safe(value)
+        out[str(key)] = value
+        if with_html:
+            twins[f"{key}{HTML_SUFFIX}"] = html_escape(value)
+    if twins:
+        out.update(twins)
     return out
 
 

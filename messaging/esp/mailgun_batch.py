@@ -29,8 +29,7 @@ from .batch import (
     content_key,
     display_address,
     header_variable,
-    merge_values,
-    subject_safe_values,
+    subject_safe_strings,
 )
 
 DEFAULT_URL = "https://api.mailgun.net"
@@ -77,7 +76,7 @@ class MailgunBatchSender(HttpBatchSender):
         for m in chunk:
             fields.append(("to", display_address(m.to_name, m.to)))
             headers = self.headers(m)
-            variables[m.to] = {**merge_values(subject_safe_values(m), with_html=True),
+            variables[m.to] = {**subject_safe_strings(m, with_html=True),
                                **{f"meta_{k}": v for k, v in m.metadata.items()},
                                **{header_variable(name): headers[name] for name in names}}
         for key in first.metadata:

@@ -22,9 +22,8 @@ from .batch import (
     MergeBody,
     SendLimits,
     content_key,
-    merge_values,
     split_address,
-    subject_safe_values,
+    subject_safe_strings,
 )
 
 DEFAULT_URL = "https://api.sendgrid.com"
@@ -74,8 +73,8 @@ class SendGridBatchSender(HttpBatchSender):
             p: dict[str, Any] = {"to": [to], "custom_args": {
                 k: v for k, v in m.metadata.items() if k not in common}}
             if m.merge_data:
-                p["substitutions"] = {_tag(k): v for k, v in merge_values(
-                    subject_safe_values(m), with_html=True).items()}
+                values = subject_safe_strings(m, with_html=True)
+                p["substitutions"] = {_tag(k): v for k, v in values.items()}
             headers = self.headers(m)
             if headers:
                 p["headers"] = dict(headers)

@@ -31,9 +31,8 @@ from .batch import (
     MergeBody,
     SendLimits,
     content_key,
-    merge_values,
     result,
-    subject_safe_values,
+    subject_safe_strings,
 )
 
 # An entry with one of these was refused for good; other non-SUCCESS statuses (throttling,
@@ -109,7 +108,7 @@ class SesBatchSender(HttpBatchSender):
                                     if k not in common],
                 "ReplacementEmailContent": {"ReplacementTemplate": {
                     "ReplacementTemplateData": json.dumps(
-                        merge_values(subject_safe_values(m), with_html=True))}}}
+                        subject_safe_strings(m, with_html=True))}}}
             headers = self.headers(m)
             if headers:
                 entry["ReplacementHeaders"] = [{"Name": k, "Value": v}
