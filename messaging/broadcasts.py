@@ -124,8 +124,8 @@ def id_array(ids: Sequence[int]) -> str:
 
 def _bound_cursor():
     """A psycopg cursor that binds its parameters server-side. Django's own cursors quote
-    every parameter into the SQL text on the client; for a batch's arrays of 1,000 ids,
-    states and message ids that quoting cost more than the statement."""
+    every parameter into the SQL text on the client, which for a batch's values (tens of
+    kilobytes of JSON, a thousand ids) cost more than the statement."""
     import psycopg
 
     connection.ensure_connection()

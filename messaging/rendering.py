@@ -239,7 +239,7 @@ def unsubscribe_headers(message: OutgoingMessage) -> dict[str, str]:
     ledger = _ledger()
     url = ledger.unsubscribe_url(int(recipient_id))
     # Asked once per message of a fan-out: the common case (no mailbox) builds one dict.
-    mailbox = settings.AMENDS_UNSUBSCRIBE_MAILTO
+    mailbox = getattr(settings, "AMENDS_UNSUBSCRIBE_MAILTO", "")
     targets = f"<{url}>"
     if mailbox:
         subject = quote(f"unsubscribe {ledger.unsubscribe_token(int(recipient_id))}")

@@ -114,14 +114,14 @@ def group_for_batches(messages: Sequence[OutgoingMessage], max_per_call: int, *,
             # The names are the whole key; the values (the person's own) do not group.
             names = tuple(headers_of(message))
             seen_as: tuple = (id(message.subject), id(message.html), id(message.text),
-                              message.from_email, message.reply_to, names)
+                              message.from_email, tuple(message.reply_to), names)
             key = keys.get(seen_as)
             if key is None:
                 key = keys[seen_as] = content_key(message, dict.fromkeys(names, ""))
         else:
             headers = None if per_recipient_headers else headers_of(message)
             seen_as = (id(message.subject), id(message.html), id(message.text),
-                       message.from_email, message.reply_to,
+                       message.from_email, tuple(message.reply_to),
                        tuple((message.headers if headers is None else headers).items()))
             key = keys.get(seen_as)
             if key is None:
