@@ -25,6 +25,9 @@ the product, starts a loopback Postmark that takes up to 1,000 messages a call, 
    sends after pause = messages of ESP requests that arrived after that commit. Requests
    already at the ESP when it committed finish and settle; they are counted apart.
 
+While the product sends it also prints the CPU time each message cost the worker
+processes, PostgreSQL and this process (the loopback ESP), and how busy the cores were.
+
 Prints, as its last lines:
     apology_fanout ratio=<product/raw, like for like, set-up included> product=<msg/s>
         raw=<msg/s> processes=<n> setup=<s> ratio_without_setup=<x>
@@ -43,6 +46,7 @@ import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import deque
@@ -219,6 +223,75 @@ def start_worker(esp, queue: str, concurrency: int, log: Path) -> subprocess.Pop
     raise SystemExit("worker did not answer within 60 s")
 
 
+class CpuMeter:
+    """CPU time (user + system, from /proc) of the worker processes, PostgreSQL's processes
+    and this process (which serves the loopback ESP) while the product sends, sampled every
+    half second so that a backend whose connection closed still counts up to its last
+    sample; and how busy the machine's cores were."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, worker_pid: int) -> None:
+        self.worker_pid = worker_pid
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.done = threading.Event()
+        self.before = self._machine()
+        self._sample(initial=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _machine() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    def _group(self, pid: int, name: str, ppid: int) -> str | None:
+        if pid == os.getpid():
+            return "loopback"
+        if pid == self.worker_pid or ppid == self.worker_pid:
+            return "workers"
+        return "postgres" if name.startswith("postgres") else None
+
+    def _sample(self, initial: bool = False) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            name = raw[raw.index("(") + 1:raw.rindex(")")]
+            rest = raw[raw.rindex(")") + 2:].split()
+            pid, ppid = int(entry), int(rest[1])
+            group = self._group(pid, name, ppid)
+            if group is None:
+                continue
+            used = (int(rest[11]) + int(rest[12])) / self.TICK
+            self.first.setdefault(pid, used if initial else 0.0)
+            self.last[pid] = (group, used)
+
+    def _run(self) -> None:
+        while not self.done.wait(0.5):
+            self._sample()
+
+    def stop(self, messages: int) -> str:
+        self.done.set()
+        self.thread.join()
+        self._sample()
+        busy, total = (a - b for a, b in zip(self._machine(), self.before, strict=True))
+        per: dict[str, float] = {}
+        for pid, (group, used) in self.last.items():
+            per[group] = per.get(group, 0.0) + used - self.first[pid]
+        parts = ", ".join(f"{group} {per.get(group, 0.0) / messages * 1e6:.0f} µs"
+                          for group in ("workers", "postgres", "loopback"))
+        return (f"cpu per message: {parts}; cores {100 * busy / max(total, 1):.0f} % busy "
+                f"(set-up included)")
+
+
 def wait_status(broadcast_id: int, wanted: str, timeout: float) -> float:
     from messaging.models import Broadcast
 
@@ -384,6 +457,7 @@ def run(args) -> None:
                               tmp / "bench-fanout-worker.log")
         click = timezone.now()
         t0 = time.perf_counter()
+        meter = CpuMeter(worker.pid)
         broadcast = apology_send_start(incident=incident, actor=user,
                                        parallelism=args.concurrency)
         setup = time.perf_counter() - t0
@@ -391,6 +465,7 @@ def run(args) -> None:
               f"linter, INSERT … SELECT) in {setup:.1f} s; rate "
               f"{broadcast.rate_per_second:,}/s, {broadcast.batch_size} a call (the account's)")
         wait_status(broadcast.pk, "completed", timeout=3600)
+        cpu = meter.stop(broadcast.recipient_count)
         last = Delivery.objects.filter(broadcast=broadcast).aggregate(m=Max("settled_at"))["m"]
         span = (last - click).total_seconds()
         product = broadcast.recipient_count / span
@@ -403,6 +478,7 @@ def run(args) -> None:
               f"{span:.1f} s, set-up {setup:.1f} s included; {product_sending:,.0f} msg/s "
               f"after set-up), {args.concurrency} worker processes; duplicates={dups} "
               f"missing={missing} ledger={states}")
+        print(cpu)
         if dups or missing:
             raise SystemExit("exactly-once violated")
         # The machine is shared: raw again after the product, and the mean of the two.
