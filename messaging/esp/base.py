@@ -91,30 +91,38 @@ class OutgoingMessage:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "subject", header_safe(self.subject))
-        if "@" not in self.to:
-            raise ValueError(f"OutgoingMessage.to: {self.to!r} is not an email address")
+        _check_address(self.to)
         if not self.subject:
             raise ValueError(f"OutgoingMessage.subject is empty (to {self.to})")
         if not (self.html or self.text):
             raise ValueError(f"OutgoingMessage for {self.to}: needs an html or a text body")
         if isinstance(self.reply_to, str):
             object.__setattr__(self, "reply_to", (self.reply_to,))
-        # ESPs take metadata as strings; make that true here rather than per backend.
-        object.__setattr__(self, "metadata", {str(k): str(v) for k, v in self.metadata.items()})
+        object.__setattr__(self, "metadata", _string_metadata(self.metadata))
 
     def for_person(self, *, to: str, to_name: str, merge_data: Mapping[str, Any],
                    metadata: Mapping[str, str]) -> OutgoingMessage:
         """This message for another recipient. Its shared parts (subject, bodies, sender,
         reply-to, headers) were checked when this one was made, so only the person's own
         parts are checked: a batch of a thousand makes one full message per locale."""
-        if "@" not in to:
-            raise ValueError(f"OutgoingMessage.to: {to!r} is not an email address")
+        _check_address(to)
         message = object.__new__(OutgoingMessage)
         fields = message.__dict__  # frozen: set through the instance dict, once
         fields.update(self.__dict__)
         fields.update(to=to, to_name=to_name, merge_data=merge_data,
-                      metadata={str(k): str(v) for k, v in metadata.items()})
+                      metadata=_string_metadata(metadata))
         return message
+
+
+def _check_address(to: str) -> None:
+    """The one check of a recipient's address every message gets (made whole or for_person)."""
+    if "@" not in to:
+        raise ValueError(f"OutgoingMessage.to: {to!r} is not an email address")
+
+
+def _string_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """ESPs take metadata as strings; made true here rather than per backend."""
+    return {str(k): str(v) for k, v in metadata.items()}
 
 
 @dataclass(frozen=True)
