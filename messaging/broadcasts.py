@@ -499,9 +499,20 @@ class _Filler:
 
 _fillers: dict[tuple[int, int, str], tuple[_Filler, _Filler, _Filler]] = {}
 _unsubscribe_mac: hmac.HMAC | None = None
-# A batch asks for each person's token twice (the link in the body, the List-Unsubscribe
-# header): the last batches' tokens are kept, so each is signed once.
+# A fan-out asks for each person's token and link more than once (the body's link, the
+# List-Unsubscribe header, its mailto subject): the last batches' are kept (_kept), so each
+# is signed and written once.
 _unsubscribe_tokens: dict[int, str] = {}
+_unsubscribe_urls: dict[tuple[str, int], str] = {}
+KEPT_PEOPLE = 4096  # a few batches' worth
+
+
+def _kept(memo: dict, key: Any, value: str) -> str:
+    """`value`, remembered under `key` in `memo`, which is emptied when it is full."""
+    if len(memo) >= KEPT_PEOPLE:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def unsubscribe_token(subscriber_id: int) -> str:
@@ -517,27 +528,17 @@ def unsubscribe_token(subscriber_id: int) -> str:
         _unsubscribe_mac = hmac.new(key, digestmod=hashlib.sha256)
     mac = _unsubscribe_mac.copy()
     mac.update(str(subscriber_id).encode())
-    token = f"{subscriber_id}-{mac.hexdigest()[:24]}"
-    if len(_unsubscribe_tokens) >= 4096:
-        _unsubscribe_tokens.clear()
-    _unsubscribe_tokens[subscriber_id] = token
-    return token
-
-
-_unsubscribe_urls: dict[tuple[str, int], str] = {}
+    return _kept(_unsubscribe_tokens, subscriber_id,
+                 f"{subscriber_id}-{mac.hexdigest()[:24]}")
 
 
 def unsubscribe_url(subscriber_id: int) -> str:
-    """A per-person link to the unsubscribe page (messaging.views.unsubscribe). A fan-out
-    asks for each person's link twice (the body, the List-Unsubscribe header): the last
-    batches' links are kept."""
+    """A per-person link to the unsubscribe page (messaging.views.unsubscribe)."""
     base = settings.AMENDS_BASE_URL
     found = _unsubscribe_urls.get((base, subscriber_id))
     if found is None:
-        found = f"{base.rstrip('/')}/unsubscribe/{unsubscribe_token(subscriber_id)}/"
-        if len(_unsubscribe_urls) >= 4096:
-            _unsubscribe_urls.clear()
-        _unsubscribe_urls[(base, subscriber_id)] = found
+        found = _kept(_unsubscribe_urls, (base, subscriber_id),
+                      f"{base.rstrip('/')}/unsubscribe/{unsubscribe_token(subscriber_id)}/")
     return found
 
 
