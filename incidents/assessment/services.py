@@ -231,8 +231,7 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     campaign_ids, segment_ids = affected_audience_scope(campaigns=campaigns,
                                                         segments=segments)
     incident = Incident.objects.get(pk=incident.pk)
-    if incident.closed_at is not None:
-        raise ValidationError(_("The incident is closed; reopen it to recompute."))
+    _refuse_if_closed(incident)
     # The audience row stays locked until the end: a second computation and the send
     # (apology_send_start locks it first too) wait for the new snapshot. The incident is
     # locked only for the short ending below, so the war room's other writes (sign-off,
@@ -261,8 +260,7 @@ def affected_audience_compute(*, incident: Incident, actor: AbstractBaseUser | N
     after = _summary_counts(_counts(incident.pk))
     # NO KEY: rows that merely point at the incident (timeline events, notes) do not wait.
     incident = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
-    if incident.closed_at is not None:
-        raise ValidationError(_("The incident is closed; reopen it to recompute."))
+    _refuse_if_closed(incident)  # again: it may have been closed while the rows went in
 
     audience.campaigns.set(campaign_ids)
     audience.segments.set(segment_ids)
@@ -330,6 +328,11 @@ def _campaign_names(campaign_ids: list[int]) -> str:
                      .values_list("name", flat=True))
 
 
+def _refuse_if_closed(incident: Incident) -> None:
+    if incident.closed_at is not None:
+        raise ValidationError(_("The incident is closed; reopen it to recompute."))
+
+
 @transaction.atomic
 def affected_audience_request(*, incident: Incident, actor: AbstractBaseUser,
                               campaigns: Iterable[Campaign | int],
@@ -338,8 +341,7 @@ def affected_audience_request(*, incident: Incident, actor: AbstractBaseUser,
     incident: a second request while one is queued or running is refused."""
     campaign_ids, segment_ids = affected_audience_scope(campaigns=campaigns,
                                                         segments=segments)
-    if incident.closed_at is not None:
-        raise ValidationError(_("The incident is closed; reopen it to recompute."))
+    _refuse_if_closed(incident)
     try:
         with transaction.atomic():  # the partial unique constraint is the referee
             run = AudienceComputation.objects.create(
