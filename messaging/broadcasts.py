@@ -1,6 +1,9 @@
 """Sending a Broadcast to each of its recipients exactly once: the delivery ledger.
 
-One Delivery row per person (unique per broadcast and subscriber). A row moves:
+One Delivery row per person (unique per broadcast and subscriber). At the click the
+audience is snapshotted into WaitingChunk rows (a batch of people each); a claim turns one
+chunk into its people's rows, so a person waits either in a chunk or as a pending row.
+A row moves:
 
     pending ──claim──▶ claimed ──ESP answer──▶ sent | failed | in_doubt
                            │                                   │
@@ -13,7 +16,9 @@ The rules that make it exactly-once:
 
 1. A batch is CLAIMED (state=claimed, a fresh claim token) and COMMITTED before the ESP
    call, and settled after it. Claiming is one conditional UPDATE … WHERE state='pending'
-   (FOR UPDATE SKIP LOCKED on PostgreSQL), so two workers never claim one row.
+   (FOR UPDATE SKIP LOCKED on PostgreSQL), or, when no row is pending, one DELETE of a
+   chunk (SKIP LOCKED too) that writes its rows claimed: two workers never claim one
+   person, and the unique (broadcast, subscriber) index refuses a second row.
 2. Just before the ESP call, in a transaction that lasts until the ESP has answered, the
    worker takes a shared advisory lock on the broadcast (the gate: it marks a batch "at the
    ESP", counted by broadcast_liveness), re-reads the status (the kill switch) and which
@@ -94,6 +99,7 @@ from .models import (
     Delivery,
     DeliveryState,
     EspAccount,
+    WaitingChunk,
 )
 from .rendering import MERGE_TAG
 
@@ -110,6 +116,7 @@ broadcast_reopened = Signal()
 MAX_PACING_WAIT = 1.0  # seconds a task waits in-process for its slot; longer: countdown
 D = Delivery._meta.db_table
 B = Broadcast._meta.db_table
+W = WaitingChunk._meta.db_table
 
 
 def _is_postgres() -> bool:
@@ -252,22 +259,32 @@ def broadcast_create(*, source_ref: str, content_version: int, subject: str,
 
 
 def deliveries_materialise(*, broadcast: Broadcast, recipients: QuerySet[Subscriber]) -> int:
-    """One INSERT … SELECT of the recipients into the ledger (no row through Python).
+    """The audience snapshot: who, at which address, in which language, taken in one
+    INSERT … SELECT (no row through Python) into WaitingChunk rows of a batch each. Each
+    claim writes its chunk's ledger rows (_claim_chunk).
 
     `recipients` is a Subscriber queryset (the affected audience); who is in it is the
     caller's decision. Must run inside the caller's transaction.
     """
-    # In subscriber order: the ledger's ids follow it, so the unique (broadcast, subscriber)
-    # index grows at its right edge instead of taking a million scattered inserts.
     query = recipients.order_by().values_list("id", "email", "name", "locale").query
     select_sql, params = query.get_compiler(connection=connection).as_sql()
+    if _is_postgres():
+        lists = "array_agg(q.id), array_agg(q.email), array_agg(q.name), array_agg(q.locale)"
+    else:
+        lists = ("json_group_array(q.id), json_group_array(q.email), "
+                 "json_group_array(q.name), json_group_array(q.locale)")
     with connection.cursor() as cursor:
+        # Consecutive subscribers a chunk, in subscriber order: the claims write the ledger
+        # in that order, so its unique (broadcast, subscriber) index grows at its right edge.
         cursor.execute(
-            f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
-            f"claim_token, attempts, esp_message_id, reason) "
-            f"SELECT %s, q.*, %s, '', 0, '', '' FROM ({select_sql}) q ORDER BY q.id",
-            [broadcast.pk, DeliveryState.PENDING, *params])
-        count = cursor.rowcount
+            f"INSERT INTO {W} (broadcast_id, first_subscriber_id, size, subscriber_ids, "
+            f"emails, names, locales) SELECT %s, MIN(q.id), COUNT(*), {lists} "
+            f"FROM (SELECT r.*, (ROW_NUMBER() OVER (ORDER BY r.id) - 1) / %s AS n "
+            f"FROM ({select_sql}) r) q GROUP BY q.n",
+            [broadcast.pk, broadcast.batch_size, *params])
+        cursor.execute(f"SELECT COALESCE(SUM(size), 0) FROM {W} WHERE broadcast_id = %s",
+                       [broadcast.pk])
+        count = cursor.fetchone()[0]
     Broadcast.objects.filter(pk=broadcast.pk).update(recipient_count=count)
     broadcast.recipient_count = count
     return count
@@ -363,11 +380,36 @@ def broadcast_cancel(*, broadcast: Broadcast) -> tuple[Broadcast, int]:
 
 def _cancel_pending(broadcast_id: int, now: datetime, ids: Sequence[int] | None = None
                     ) -> int:
+    """Pending rows (only `ids`, if given) become cancelled; without `ids`, the people
+    still in the snapshot's chunks get their rows too, cancelled."""
+    reason = _("Not sent: the broadcast was cancelled.")
     rows = Delivery.objects.filter(broadcast_id=broadcast_id, state=DeliveryState.PENDING)
     if ids is not None:
-        rows = rows.filter(pk__in=ids)
-    return rows.update(state=DeliveryState.CANCELLED, settled_at=now,
-                       reason=_("Not sent: the broadcast was cancelled."))
+        return rows.filter(pk__in=ids).update(state=DeliveryState.CANCELLED, settled_at=now,
+                                             reason=reason)
+    cancelled = rows.update(state=DeliveryState.CANCELLED, settled_at=now, reason=reason)
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH taken AS (DELETE FROM {W} WHERE broadcast_id = %s "
+                f"RETURNING subscriber_ids, emails, names, locales) "
+                f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
+                f"claim_token, attempts, esp_message_id, settled_at, reason) "
+                f"SELECT %s, p.sid, p.email, p.name, p.locale, %s, '', 0, '', %s, %s "
+                f"FROM taken, unnest(taken.subscriber_ids, taken.emails, taken.names, "
+                f"taken.locales) AS p(sid, email, name, locale) ORDER BY p.sid",
+                [broadcast_id, broadcast_id, DeliveryState.CANCELLED, now, reason])
+            return cancelled + cursor.rowcount
+    for chunk in WaitingChunk.objects.filter(broadcast_id=broadcast_id):
+        Delivery.objects.bulk_create([
+            Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
+                     locale=locale, state=DeliveryState.CANCELLED, settled_at=now,
+                     reason=reason)
+            for sid, email, name, locale in sorted(zip(
+                chunk.subscriber_ids, chunk.emails, chunk.names, chunk.locales, strict=True))])
+        cancelled += chunk.size
+        chunk.delete()
+    return cancelled
 
 
 # --- One batch ------------------------------------------------------------------------------
@@ -413,6 +455,47 @@ def _claim(broadcast_id: int, limit: int, token: str, now: datetime, after: int 
     return rows
 
 
+def _claim_chunk(broadcast_id: int, limit: int, token: str, now: datetime
+                 ) -> list[ClaimedRow]:
+    """Take the snapshot's next chunk and write its people's ledger rows: the first `limit`
+    (by subscriber) claimed, any others pending. Deleting the chunk and writing the rows
+    is one statement on PostgreSQL, one transaction (the caller's) everywhere."""
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH taken AS (DELETE FROM {W} WHERE id = (SELECT id FROM {W} "
+                f"WHERE broadcast_id = %s ORDER BY first_subscriber_id LIMIT 1 "
+                f"FOR UPDATE SKIP LOCKED) RETURNING subscriber_ids, emails, names, locales), "
+                f"people AS (SELECT p.*, ROW_NUMBER() OVER (ORDER BY p.sid) <= %s AS mine "
+                f"FROM taken, unnest(taken.subscriber_ids, taken.emails, taken.names, "
+                f"taken.locales) AS p(sid, email, name, locale)) "
+                f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
+                f"claim_token, claimed_at, attempts, esp_message_id, reason) "
+                f"SELECT %s, sid, email, name, locale, "
+                f"CASE WHEN mine THEN %s ELSE %s END, CASE WHEN mine THEN %s ELSE '' END, "
+                f"CASE WHEN mine THEN %s::timestamptz END, CASE WHEN mine THEN 1 ELSE 0 END, "
+                f"'', '' FROM people ORDER BY sid "
+                f"RETURNING id, subscriber_id, email, name, locale, state",
+                [broadcast_id, limit, broadcast_id, DeliveryState.CLAIMED,
+                 DeliveryState.PENDING, token, now])
+            found = cursor.fetchall()
+        return [ClaimedRow._make(r[:5]) for r in found if r[5] == DeliveryState.CLAIMED]
+    chunk = (WaitingChunk.objects.filter(broadcast_id=broadcast_id)
+             .order_by("first_subscriber_id").first())
+    if chunk is None:
+        return []
+    chunk.delete()
+    people = sorted(zip(chunk.subscriber_ids, chunk.emails, chunk.names, chunk.locales,
+                        strict=True))
+    made = Delivery.objects.bulk_create([
+        Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
+                 locale=locale, **({"state": DeliveryState.CLAIMED, "claim_token": token,
+                                    "claimed_at": now, "attempts": 1} if n < limit else {}))
+        for n, (sid, email, name, locale) in enumerate(people)])
+    return [ClaimedRow(d.pk, d.subscriber_id, d.email, d.name, d.locale)
+            for d in made if d.state == DeliveryState.CLAIMED]
+
+
 def token_unlock(token: str) -> None:
     """Let go of a claim's token lock (taken by deliveries_claim) once its rows are settled
     or given back."""
@@ -452,6 +535,8 @@ def deliveries_claim(*, broadcast_id: int, token: str, limit: int | None = None)
     rows = _claim(broadcast_id, limit, token, now, after=broadcast.claim_cursor)
     if not rows and broadcast.claim_cursor:
         rows = _claim(broadcast_id, limit, token, now)
+    if not rows:  # nobody given back or queued again: the snapshot's next people
+        rows = _claim_chunk(broadcast_id, limit, token, now)
     if rows and _is_postgres():
         # Lock liveness: the claim's token lock is held by this session from before the
         # claim is visible (same transaction) until the rows are settled or given back
@@ -1026,13 +1111,32 @@ def delivery_decide(*, delivery: Delivery, resend: bool,
 
 # --- The batch task's body ------------------------------------------------------------------
 
-def _open_counts(broadcast_id: int) -> dict[str, int]:
+def deliveries_state_counts(broadcast_id: int, *, states: Sequence[str] = (),
+                            settled_since: datetime | None = None
+                            ) -> dict[str, tuple[int, int]]:
+    """{state: (people, of them settled since `settled_since`)} in one query, the people
+    still in the snapshot's chunks counted as pending. Only `states`, if given (the open
+    ones are read from their own small index)."""
+    only = f" AND state IN ({', '.join(['%s'] * len(states))})" if states else ""
+    since = settled_since or timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT state, COUNT(*) FROM {D} WHERE broadcast_id = %s AND state "
-                       f"IN (%s, %s, %s) GROUP BY state",
-                       [broadcast_id, DeliveryState.PENDING, DeliveryState.CLAIMED,
-                        DeliveryState.IN_DOUBT])
-        return dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT state, COUNT(*), COUNT(CASE WHEN settled_at >= %s THEN 1 END) FROM {D} "
+            f"WHERE broadcast_id = %s{only} GROUP BY state "
+            f"UNION ALL SELECT %s, COALESCE(SUM(size), 0), 0 FROM {W} WHERE broadcast_id = %s",
+            [since, broadcast_id, *states, DeliveryState.PENDING, broadcast_id])
+        counts: dict[str, tuple[int, int]] = {}
+        for state, n, recent in cursor.fetchall():
+            before = counts.get(state, (0, 0))
+            if n:
+                counts[state] = (before[0] + n, before[1] + recent)
+    return counts
+
+
+def _open_counts(broadcast_id: int) -> dict[str, int]:
+    return {state: n for state, (n, _recent) in deliveries_state_counts(
+        broadcast_id, states=(DeliveryState.PENDING, DeliveryState.CLAIMED,
+                              DeliveryState.IN_DOUBT)).items()}
 
 
 @transaction.atomic

@@ -20,8 +20,16 @@ from incidents.plan.signoff import ApologyBlocked
 from messaging import broadcasts
 from messaging.esp.base import EspTemporaryError, RecipientResult, RecipientStatus
 from messaging.esp.sandbox import SandboxAdapter
-from messaging.models import Broadcast, BroadcastStatus, Delivery, DeliveryState
+from messaging.models import (
+    Broadcast,
+    BroadcastStatus,
+    Delivery,
+    DeliveryState,
+    WaitingChunk,
+)
 from tests.factories import declare
+from tests.messaging.ledger_walk import EXPECTED as LEDGER_WALK
+from tests.messaging.ledger_walk import ledger_walk
 from tests.messaging.send_world import sendable_incident
 
 pytestmark = pytest.mark.django_db
@@ -41,19 +49,35 @@ def run_to_end(broadcast: Broadcast, adapter, *, limit: int = 200) -> None:
 
 
 def states(broadcast) -> Counter:
-    return Counter(Delivery.objects.filter(broadcast=broadcast).values_list("state",
-                                                                              flat=True))
+    """The people of the broadcast by state, those still in the snapshot as pending."""
+    return Counter({state: n for state, (n, _recent)
+                    in broadcasts.deliveries_state_counts(broadcast.pk).items()})
+
+
+def snapshot_emails(broadcast) -> set[str]:
+    """Everyone the broadcast goes to: ledger rows and people still in the snapshot."""
+    written = Delivery.objects.filter(broadcast=broadcast).values_list("email", flat=True)
+    waiting = WaitingChunk.objects.filter(broadcast=broadcast).values_list("emails",
+                                                                           flat=True)
+    return {*written, *(email for emails in waiting for email in emails)}
 
 
 def test_start_materialises_only_the_affected_audience(marketer):
     world = sendable_incident(marketer, 40)
     broadcast = apology_send_start(incident=world.incident, actor=marketer, batch_size=15)
-    emails = set(Delivery.objects.filter(broadcast=broadcast).values_list("email", flat=True))
+    emails = snapshot_emails(broadcast)
+    assert not Delivery.objects.filter(broadcast=broadcast).exists()  # written per claim
     assert emails == world.included and not emails & world.excluded
     assert broadcast.status == BroadcastStatus.SENDING and broadcast.recipient_count == 40
     assert broadcast.content_version == 1 and set(broadcast.bodies) == {"en", "nl"}
     event = world.incident.events.order_by("-id").first()
     assert event.data["broadcast"] == broadcast.pk and "40 people" in event.message
+
+
+def test_the_snapshot_is_claimed_in_pieces_and_cancelled_whole(marketer):
+    """A claim smaller than a chunk writes the rest pending; cancel writes the snapshot's
+    people cancelled (the same walk runs on SQLite: test_ledger_embedded.py)."""
+    assert ledger_walk(marketer) == LEDGER_WALK
 
 
 def test_sending_twice_is_refused(marketer):
@@ -186,8 +210,9 @@ def test_a_temporary_refusal_gives_the_rows_back(marketer):
 def test_rejected_recipients_fail_with_the_esps_words(marketer):
     world = sendable_incident(marketer, 4)
     broadcast = apology_send_start(incident=world.incident, actor=marketer)
-    Delivery.objects.filter(broadcast=broadcast, email="p1@example.test").update(
-        email="p1@nowhere.invalid")
+    chunk = WaitingChunk.objects.get(broadcast=broadcast)  # the snapshot, before any claim
+    chunk.emails = [e.replace("p1@example.test", "p1@nowhere.invalid") for e in chunk.emails]
+    chunk.save()
     run_to_end(broadcast, sandbox())
     failed = Delivery.objects.get(broadcast=broadcast, state=DeliveryState.FAILED)
     assert "not deliverable" in failed.reason
