@@ -278,7 +278,7 @@ def deliveries_materialise(*, broadcast: Broadcast, recipients: QuerySet[Subscri
         # in that order, so its unique (broadcast, subscriber) index grows at its right edge.
         cursor.execute(
             f"INSERT INTO {W} (broadcast_id, first_subscriber_id, size, subscriber_ids, "
-            f"emails, names, locales) SELECT %s, MIN(q.id), COUNT(*), {lists} "
+            f"emails, names, locales, claim_token) SELECT %s, MIN(q.id), COUNT(*), {lists}, '' "
             f"FROM (SELECT r.*, (ROW_NUMBER() OVER (ORDER BY r.id) - 1) / %s AS n "
             f"FROM ({select_sql}) r) q GROUP BY q.n",
             [broadcast.pk, broadcast.batch_size, *params])
@@ -378,11 +378,15 @@ def broadcast_cancel(*, broadcast: Broadcast) -> tuple[Broadcast, int]:
     return broadcast, dropped
 
 
+def _cancelled_reason() -> str:
+    return _("Not sent: the broadcast was cancelled.")
+
+
 def _cancel_pending(broadcast_id: int, now: datetime, ids: Sequence[int] | None = None
                     ) -> int:
     """Pending rows (only `ids`, if given) become cancelled; without `ids`, the people
     still in the snapshot's chunks get their rows too, cancelled."""
-    reason = _("Not sent: the broadcast was cancelled.")
+    reason = _cancelled_reason()
     rows = Delivery.objects.filter(broadcast_id=broadcast_id, state=DeliveryState.PENDING)
     if ids is not None:
         return rows.filter(pk__in=ids).update(state=DeliveryState.CANCELLED, settled_at=now,
@@ -391,22 +395,20 @@ def _cancel_pending(broadcast_id: int, now: datetime, ids: Sequence[int] | None 
     if _is_postgres():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH taken AS (DELETE FROM {W} WHERE broadcast_id = %s "
+                f"WITH taken AS (DELETE FROM {W} WHERE broadcast_id = %s AND claim_token = '' "
                 f"RETURNING subscriber_ids, emails, names, locales) "
                 f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
                 f"claim_token, attempts, esp_message_id, settled_at, reason) "
                 f"SELECT %s, p.sid, p.email, p.name, p.locale, %s, '', 0, '', %s, %s "
-                f"FROM taken, unnest(taken.subscriber_ids, taken.emails, taken.names, "
-                f"taken.locales) AS p(sid, email, name, locale) ORDER BY p.sid",
+                f"FROM taken, {_unnest_people('taken')} ORDER BY p.sid",
                 [broadcast_id, broadcast_id, DeliveryState.CANCELLED, now, reason])
             return cancelled + cursor.rowcount
-    for chunk in WaitingChunk.objects.filter(broadcast_id=broadcast_id):
+    for chunk in WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token=""):
         Delivery.objects.bulk_create([
             Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
                      locale=locale, state=DeliveryState.CANCELLED, settled_at=now,
                      reason=reason)
-            for sid, email, name, locale in sorted(zip(
-                chunk.subscriber_ids, chunk.emails, chunk.names, chunk.locales, strict=True))])
+            for sid, email, name, locale in _chunk_people(chunk)])
         cancelled += chunk.size
         chunk.delete()
     return cancelled
@@ -455,20 +457,62 @@ def _claim(broadcast_id: int, limit: int, token: str, now: datetime, after: int 
     return rows
 
 
+def _unnest_people(alias: str) -> str:
+    """A chunk's people as rows (sid, email, name, locale), for FROM on PostgreSQL."""
+    return (f"unnest({alias}.subscriber_ids, {alias}.emails, {alias}.names, "
+            f"{alias}.locales) AS p(sid, email, name, locale)")
+
+
+def _chunk_people(chunk: WaitingChunk) -> list[tuple[int, str, str, str]]:
+    return sorted(zip(chunk.subscriber_ids, chunk.emails, chunk.names, chunk.locales,
+                      strict=True))
+
+
 def _claim_chunk(broadcast_id: int, limit: int, token: str, now: datetime
-                 ) -> list[ClaimedRow]:
-    """Take the snapshot's next chunk and write its people's ledger rows: the first `limit`
-    (by subscriber) claimed, any others pending. Deleting the chunk and writing the rows
+                 ) -> tuple[int | None, list[ClaimedRow]]:
+    """The snapshot's next waiting chunk, claimed whole: (its id, its people by subscriber,
+    with no row id: their rows are written when the chunk is settled, _settle_chunk).
+    When the next chunk holds more than `limit` people (a claim asked for less than the
+    batch the snapshot was cut in), it is written out instead (_write_out_chunk)."""
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # The next chunk, locked; claimed only if it fits (else written out below).
+                f"UPDATE {W} SET claim_token = %s, claimed_at = %s WHERE id = (SELECT id "
+                f"FROM {W} WHERE broadcast_id = %s AND claim_token = '' "
+                f"ORDER BY first_subscriber_id LIMIT 1 FOR UPDATE SKIP LOCKED) AND size <= %s "
+                f"RETURNING id, subscriber_ids, emails, names, locales",
+                [token, now, broadcast_id, limit])
+            found = cursor.fetchone()
+        if found is None:
+            return None, _write_out_chunk(broadcast_id, limit, token, now)
+        chunk, *lists = found
+        people = sorted(zip(*lists, strict=True))
+    else:
+        taken = (WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token="")
+                 .order_by("first_subscriber_id").first())
+        if taken is None or taken.size > limit:
+            return None, _write_out_chunk(broadcast_id, limit, token, now)
+        WaitingChunk.objects.filter(pk=taken.pk).update(claim_token=token, claimed_at=now)
+        chunk, people = taken.pk, _chunk_people(taken)
+    return chunk, [ClaimedRow(0, sid, email, name, locale)
+                   for sid, email, name, locale in people]
+
+
+def _write_out_chunk(broadcast_id: int, limit: int, token: str, now: datetime
+                     ) -> list[ClaimedRow]:
+    """Take the next waiting chunk and write its people's ledger rows: the first `limit`
+    (by subscriber) claimed, the others pending. Deleting the chunk and writing the rows
     is one statement on PostgreSQL, one transaction (the caller's) everywhere."""
     if _is_postgres():
         with connection.cursor() as cursor:
             cursor.execute(
                 f"WITH taken AS (DELETE FROM {W} WHERE id = (SELECT id FROM {W} "
-                f"WHERE broadcast_id = %s ORDER BY first_subscriber_id LIMIT 1 "
-                f"FOR UPDATE SKIP LOCKED) RETURNING subscriber_ids, emails, names, locales), "
+                f"WHERE broadcast_id = %s AND claim_token = '' ORDER BY first_subscriber_id "
+                f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING subscriber_ids, emails, names, "
+                f"locales), "
                 f"people AS (SELECT p.*, ROW_NUMBER() OVER (ORDER BY p.sid) <= %s AS mine "
-                f"FROM taken, unnest(taken.subscriber_ids, taken.emails, taken.names, "
-                f"taken.locales) AS p(sid, email, name, locale)) "
+                f"FROM taken, {_unnest_people('taken')}) "
                 f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
                 f"claim_token, claimed_at, attempts, esp_message_id, reason) "
                 f"SELECT %s, sid, email, name, locale, "
@@ -480,18 +524,16 @@ def _claim_chunk(broadcast_id: int, limit: int, token: str, now: datetime
                  DeliveryState.PENDING, token, now])
             found = cursor.fetchall()
         return [ClaimedRow._make(r[:5]) for r in found if r[5] == DeliveryState.CLAIMED]
-    chunk = (WaitingChunk.objects.filter(broadcast_id=broadcast_id)
+    chunk = (WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token="")
              .order_by("first_subscriber_id").first())
     if chunk is None:
         return []
     chunk.delete()
-    people = sorted(zip(chunk.subscriber_ids, chunk.emails, chunk.names, chunk.locales,
-                        strict=True))
     made = Delivery.objects.bulk_create([
         Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
                  locale=locale, **({"state": DeliveryState.CLAIMED, "claim_token": token,
                                     "claimed_at": now, "attempts": 1} if n < limit else {}))
-        for n, (sid, email, name, locale) in enumerate(people)])
+        for n, (sid, email, name, locale) in enumerate(_chunk_people(chunk))])
     return [ClaimedRow(d.pk, d.subscriber_id, d.email, d.name, d.locale)
             for d in made if d.state == DeliveryState.CLAIMED]
 
@@ -510,6 +552,7 @@ class Claim:
     slot: datetime | None = None
     wait: float | None = None  # the next slot is too far: run again in `wait` seconds
     status: str = ""
+    chunk: int | None = None  # a whole WaitingChunk: `rows` have no row ids yet
 
 
 @transaction.atomic
@@ -535,8 +578,9 @@ def deliveries_claim(*, broadcast_id: int, token: str, limit: int | None = None)
     rows = _claim(broadcast_id, limit, token, now, after=broadcast.claim_cursor)
     if not rows and broadcast.claim_cursor:
         rows = _claim(broadcast_id, limit, token, now)
+    chunk = None
     if not rows:  # nobody given back or queued again: the snapshot's next people
-        rows = _claim_chunk(broadcast_id, limit, token, now)
+        chunk, rows = _claim_chunk(broadcast_id, limit, token, now)
     if rows and _is_postgres():
         # Lock liveness: the claim's token lock is held by this session from before the
         # claim is visible (same transaction) until the rows are settled or given back
@@ -548,9 +592,10 @@ def deliveries_claim(*, broadcast_id: int, token: str, limit: int | None = None)
     if rows:
         updates["next_slot_at"] = slot + timedelta(
             seconds=len(rows) / broadcast.rate_per_second)
-        updates["claim_cursor"] = rows[-1].id
+        if chunk is None:
+            updates["claim_cursor"] = rows[-1].id
     Broadcast.objects.filter(pk=broadcast_id).update(**updates)
-    return Claim(rows=rows, slot=slot, status=broadcast.status)
+    return Claim(rows=rows, slot=slot, status=broadcast.status, chunk=chunk)
 
 
 # --- Building the messages ------------------------------------------------------------------
@@ -781,11 +826,12 @@ def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientR
 GATE_LOCK = 424_201  # advisory lock class: (GATE_LOCK, broadcast id)
 
 
-def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[int]]:
+def _gate(broadcast_id: int, token: str, ids: Sequence[int], chunk: int | None = None
+          ) -> tuple[str, set[int]]:
     """Inside the sending transaction, held until the ESP has answered: a shared advisory
     lock on the broadcast (the "at the ESP" mark broadcast_liveness counts; nobody waits
     for it), the broadcast's status (the kill switch), the claim token's lock, and the rows
-    of this claim still ours."""
+    of this claim still ours (of a whole chunk: all, {0}, or none)."""
     with connection.cursor() as cursor:
         if _is_postgres():
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)",
@@ -794,6 +840,10 @@ def _gate(broadcast_id: int, token: str, ids: Sequence[int]) -> tuple[str, set[i
         cursor.execute(f"SELECT status FROM {B} WHERE id = %s", [broadcast_id])
         found = cursor.fetchone()
         status = found[0] if found else ""
+        if chunk is not None:
+            cursor.execute(f"SELECT 1 FROM {W} WHERE id = %s AND claim_token = %s",
+                           [chunk, token])
+            return status, {0} if cursor.fetchone() else set()
         # By primary key only, filtered here: a condition on state would let the planner
         # pick the open-rows index, full of dead "claimed" entries on a big send.
         if _is_postgres():
@@ -834,14 +884,20 @@ def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
     results: list[RecipientResult] = []
     stop_note = ""
     retry_after: float | None = None
+    chunk = claim.chunk
     with transaction.atomic():
         ids = [r.id for r in rows]
-        status, mine = _gate(broadcast.pk, token, ids)
+        status, mine = _gate(broadcast.pk, token, ids, chunk)
         if status != BroadcastStatus.SENDING:
-            outcome.released = _give_back(broadcast.pk, status, token, ids)
+            outcome.released = (_give_back_chunk(broadcast.pk, status, token, chunk, rows)
+                                if chunk is not None
+                                else _give_back(broadcast.pk, status, token, ids))
             outcome.note = f"kill switch: broadcast is {status or 'gone'}"
             return outcome
-        if len(mine) != len(rows):  # some rows were declared in doubt meanwhile
+        if chunk is not None:
+            if not mine:  # declared in doubt meanwhile (this worker looked dead)
+                return outcome
+        elif len(mine) != len(rows):  # some rows were declared in doubt meanwhile
             keep = [i for i, r in enumerate(rows) if r.id in mine]
             rows = [rows[i] for i in keep]
             messages = [messages[i] for i in keep]
@@ -864,6 +920,9 @@ def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
                     break
         finally:
             _sending.reset(token_var)
+    if chunk is not None:
+        return _finish_chunk(broadcast, chunk, token, rows, results, outcome, stop_note,
+                             retry_after)
     sent_rows, unsent = rows[:len(results)], [r.id for r in rows[len(results):]]
     if unsent:
         # Certainly not at the ESP: given back (or cancelled), and the cursor lowered.
@@ -884,6 +943,111 @@ def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
         outcome.failed = counts.get(DeliveryState.FAILED, 0)
         outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
     return outcome
+
+
+def _finish_chunk(broadcast: Broadcast, chunk: int, token: str, rows: Sequence[ClaimedRow],
+                  results: Sequence[RecipientResult], outcome: BatchOutcome, stop_note: str,
+                  retry_after: float | None) -> BatchOutcome:
+    """After a whole chunk's ESP calls: its people's rows written in one transaction, with
+    the answers of those sent and, for those certainly not sent (a stop between calls),
+    pending again (or cancelled with the broadcast)."""
+    unsent = len(rows) - len(results)
+    status = BroadcastStatus.SENDING
+    if unsent:
+        status = Broadcast.objects.values_list("status", flat=True).get(pk=broadcast.pk)
+        outcome.note = stop_note
+        logger.info("broadcast %s: %s", broadcast.pk, stop_note)
+        if retry_after is not None:
+            outcome.next_in = retry_after
+            _hold_slots(broadcast.pk, retry_after)
+    with transaction.atomic():
+        counts = _settle_chunk(broadcast.pk, chunk, token, rows, results, timezone.now(),
+                               unsent_state=_unsent_state(status))
+    outcome.released = counts.get(DeliveryState.PENDING, 0) + counts.get(
+        DeliveryState.CANCELLED, 0)
+    outcome.sent = counts.get(DeliveryState.SENT, 0)
+    outcome.failed = counts.get(DeliveryState.FAILED, 0)
+    outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
+    return outcome
+
+
+def _unsent_state(status: str) -> str:
+    return DeliveryState.CANCELLED if status == BroadcastStatus.CANCELLED \
+        else DeliveryState.PENDING
+
+
+def _give_back_chunk(broadcast_id: int, status: str, token: str, chunk: int,
+                     rows: Sequence[ClaimedRow]) -> int:
+    """A whole chunk the ESP certainly never saw: waiting again, or its people cancelled
+    with the broadcast."""
+    if status == BroadcastStatus.CANCELLED:
+        counts = _settle_chunk(broadcast_id, chunk, token, rows, (), timezone.now(),
+                               unsent_state=DeliveryState.CANCELLED)
+        return counts.get(DeliveryState.CANCELLED, 0)
+    waiting_again = WaitingChunk.objects.filter(pk=chunk, claim_token=token).update(
+        claim_token="", claimed_at=None)
+    return len(rows) if waiting_again else 0
+
+
+def _settle_chunk(broadcast_id: int, chunk: int, token: str, rows: Sequence[ClaimedRow],
+                  results: Sequence[RecipientResult], now: datetime, *, unsent_state: str
+                  ) -> dict[str, int]:
+    """Delete the claimed chunk and write its people's rows, once each: the first
+    len(results) with their answers, the rest in `unsent_state`. Nothing is written when
+    the chunk is no longer this claim's (swept as in doubt meanwhile). One statement on
+    PostgreSQL."""
+    entries, counts = [], {}
+    for row, result in zip(rows, results, strict=False):
+        state = SETTLED_STATE.get(result.status, DeliveryState.IN_DOUBT)
+        counts[state] = counts.get(state, 0) + 1
+        entries.append((row.subscriber_id, str(state), result.message_id or "",
+                        (result.error or "")[:500]))
+    if len(rows) > len(results):
+        reason = _cancelled_reason() if unsent_state == DeliveryState.CANCELLED else ""
+        counts[unsent_state] = len(rows) - len(results)
+        entries += [(row.subscriber_id, str(unsent_state), "", reason)
+                    for row in rows[len(results):]]
+    claim_free = (str(DeliveryState.PENDING), str(DeliveryState.CANCELLED))
+    if _is_postgres():
+        with _bound_cursor() as cursor:
+            # A hash join of the chunk's people with the answers (see _settle).
+            cursor.execute("SET LOCAL enable_nestloop = off")
+            cursor.execute(
+                f"WITH taken AS (DELETE FROM {W} WHERE id = %s AND claim_token = %s "
+                f"RETURNING subscriber_ids, emails, names, locales, claimed_at), "
+                f"v AS (SELECT (r->>0)::bigint AS sid, r->>1 AS state, r->>2 AS mid, "
+                f"r->>3 AS reason FROM json_array_elements(%s::json) AS r) "
+                f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
+                f"claim_token, claimed_at, attempts, esp_message_id, settled_at, reason) "
+                # A person with no entry (cannot happen) is kept, in doubt, never dropped.
+                f"SELECT %s, p.sid, p.email, p.name, p.locale, COALESCE(v.state, %s), "
+                f"CASE WHEN v.state IN (%s, %s) THEN '' ELSE %s END, "
+                f"CASE WHEN v.state IN (%s, %s) THEN NULL ELSE taken.claimed_at END, "
+                f"CASE WHEN v.state IN (%s, %s) THEN 0 ELSE 1 END, COALESCE(v.mid, ''), "
+                f"CASE WHEN v.state = %s THEN NULL ELSE %s::timestamptz END, "
+                f"COALESCE(v.reason, '') FROM taken CROSS JOIN {_unnest_people('taken')} "
+                f"LEFT JOIN v ON v.sid = p.sid ORDER BY p.sid",
+                [chunk, token, json.dumps(entries), broadcast_id,
+                 str(DeliveryState.IN_DOUBT), *claim_free, token, *claim_free, *claim_free,
+                 str(DeliveryState.PENDING), now])
+            return counts if cursor.rowcount else {}
+    taken = WaitingChunk.objects.filter(pk=chunk, claim_token=token).first()
+    if taken is None:
+        return {}
+    by_person = {sid: (state, mid, reason) for sid, state, mid, reason in entries}
+    made = []
+    for sid, email, name, locale in _chunk_people(taken):
+        state, mid, reason = by_person.get(sid, (DeliveryState.IN_DOUBT, "", ""))
+        free = state in claim_free
+        made.append(Delivery(
+            broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
+            locale=locale, state=state, claim_token="" if free else token,
+            claimed_at=None if free else taken.claimed_at, attempts=0 if free else 1,
+            esp_message_id=mid, reason=reason,
+            settled_at=None if state == DeliveryState.PENDING else now))
+    Delivery.objects.bulk_create(made)
+    taken.delete()
+    return counts
 
 
 def _give_back(broadcast_id: int, status: str, token: str, ids: Sequence[int]) -> int:
@@ -919,8 +1083,8 @@ def claim_grace() -> float:
 
 
 def deliveries_mark_abandoned(*, broadcast_id: int, grace: float | None = None) -> int:
-    """Claimed rows no live worker holds, older than the grace: in doubt. Never pending:
-    their worker may have handed them to the ESP before it died."""
+    """Claimed rows and chunks no live worker holds, older than the grace: in doubt. Never
+    pending: their worker may have handed them to the ESP before it died."""
     grace = claim_grace() if grace is None else grace
     cutoff = timezone.now() - timedelta(seconds=grace)
     # A live worker holds its claim token's advisory lock from its claim to its settle
@@ -928,13 +1092,37 @@ def deliveries_mark_abandoned(*, broadcast_id: int, grace: float | None = None) 
     # with it.
     alive = " AND pg_try_advisory_xact_lock(hashtext(claim_token))" if _is_postgres() \
         else ""
+    reason = "in doubt: the worker sending it stopped before it recorded the ESP's answer"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {D} SET state = %s, reason = %s WHERE broadcast_id = %s AND state = %s "
             f"AND claimed_at < %s{alive}",
-            [DeliveryState.IN_DOUBT, "in doubt: the worker sending it stopped before it "
-             "recorded the ESP's answer", broadcast_id, DeliveryState.CLAIMED, cutoff])
-        return cursor.rowcount
+            [DeliveryState.IN_DOUBT, reason, broadcast_id, DeliveryState.CLAIMED, cutoff])
+        swept = cursor.rowcount
+        # Whole chunks claimed by a dead worker: their people's rows are written in doubt.
+        if _is_postgres():
+            cursor.execute(
+                f"WITH taken AS (DELETE FROM {W} WHERE broadcast_id = %s AND claim_token <> '' "
+                f"AND claimed_at < %s{alive} RETURNING subscriber_ids, emails, names, "
+                f"locales, claim_token, claimed_at) "
+                f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
+                f"claim_token, claimed_at, attempts, esp_message_id, reason) "
+                f"SELECT %s, p.sid, p.email, p.name, p.locale, %s, taken.claim_token, "
+                f"taken.claimed_at, 1, '', %s FROM taken, {_unnest_people('taken')} "
+                f"ORDER BY p.sid",
+                [broadcast_id, cutoff, broadcast_id, DeliveryState.IN_DOUBT, reason])
+            return swept + cursor.rowcount
+    for chunk in WaitingChunk.objects.filter(broadcast_id=broadcast_id, claimed_at__lt=cutoff
+                                             ).exclude(claim_token=""):
+        Delivery.objects.bulk_create([
+            Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
+                     locale=locale, state=DeliveryState.IN_DOUBT,
+                     claim_token=chunk.claim_token, claimed_at=chunk.claimed_at, attempts=1,
+                     reason=reason)
+            for sid, email, name, locale in _chunk_people(chunk)])
+        swept += chunk.size
+        chunk.delete()
+    return swept
 
 
 @dataclass
@@ -1115,16 +1303,19 @@ def deliveries_state_counts(broadcast_id: int, *, states: Sequence[str] = (),
                             settled_since: datetime | None = None
                             ) -> dict[str, tuple[int, int]]:
     """{state: (people, of them settled since `settled_since`)} in one query, the people
-    still in the snapshot's chunks counted as pending. Only `states`, if given (the open
-    ones are read from their own small index)."""
+    still in the snapshot's chunks counted as pending, or claimed with their chunk. Only
+    `states`, if given (the open ones are read from their own small index)."""
     only = f" AND state IN ({', '.join(['%s'] * len(states))})" if states else ""
     since = settled_since or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT state, COUNT(*), COUNT(CASE WHEN settled_at >= %s THEN 1 END) FROM {D} "
             f"WHERE broadcast_id = %s{only} GROUP BY state "
-            f"UNION ALL SELECT %s, COALESCE(SUM(size), 0), 0 FROM {W} WHERE broadcast_id = %s",
-            [since, broadcast_id, *states, DeliveryState.PENDING, broadcast_id])
+            f"UNION ALL SELECT c.state, SUM(c.size), 0 FROM (SELECT CASE WHEN "
+            f"claim_token = '' THEN %s ELSE %s END AS state, size FROM {W} "
+            f"WHERE broadcast_id = %s) c GROUP BY c.state",
+            [since, broadcast_id, *states, DeliveryState.PENDING, DeliveryState.CLAIMED,
+             broadcast_id])
         counts: dict[str, tuple[int, int]] = {}
         for state, n, recent in cursor.fetchall():
             before = counts.get(state, (0, 0))

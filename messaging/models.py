@@ -476,11 +476,14 @@ class ListColumn(models.Field):
 
 class WaitingChunk(models.Model):
     """People of a broadcast whose ledger rows are not written yet, up to a batch a row:
-    the audience snapshot taken at the click, who exactly and at which address. A claim
-    deletes a chunk and writes its people's Delivery rows in the same transaction, so a
-    person is always either in one chunk or in one row, never both and never neither.
-    Writing a million rows at the click took most of the time before the first message;
-    a thousand chunk rows take a fifth of it, and each claim writes its own rows."""
+    the audience snapshot taken at the click, who exactly and at which address.
+
+    A chunk is claimed whole (its claim token set, like a row's) and settled whole: the
+    settle deletes it and writes its people's Delivery rows with the ESP's answers, in one
+    transaction, so a person is always either in one chunk or in one row, never both and
+    never neither. Each person's row is written once, with its outcome; writing a million
+    pending rows at the click, then changing each twice, was most of the database's work.
+    """
 
     broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="+",
                                   db_index=False)
@@ -491,6 +494,8 @@ class WaitingChunk(models.Model):
     emails = ListColumn()
     names = ListColumn()
     locales = ListColumn()
+    claim_token = models.CharField(max_length=64, blank=True)  # blank: waiting
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["broadcast", "first_subscriber_id"],

@@ -31,6 +31,8 @@ class Migration(migrations.Migration):
                 ('emails', messaging.models.ListColumn(base='text')),
                 ('names', messaging.models.ListColumn(base='text')),
                 ('locales', messaging.models.ListColumn(base='text')),
+                ('claim_token', models.CharField(blank=True, max_length=64)),
+                ('claimed_at', models.DateTimeField(blank=True, null=True)),
                 ('broadcast', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='messaging.broadcast')),
             ],
             options={

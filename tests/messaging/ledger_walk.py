@@ -4,6 +4,7 @@ PostgreSQL (tests/messaging/test_broadcasts.py) and on the embedded SQLite
 
 from incidents.apology.send import apology_send_cancel, apology_send_start, broadcast_counts
 from messaging import broadcasts
+from messaging.esp.sandbox import SandboxAdapter
 from messaging.models import Delivery, WaitingChunk
 from tests.messaging.send_world import sendable_incident
 
@@ -14,8 +15,9 @@ def ledger(broadcast) -> dict:
 
 
 def ledger_walk(maya) -> dict:
-    """Seven people in chunks of three: claims of two, one (the written rest of the first
-    chunk) and three, then a cancel while one person is still in the snapshot."""
+    """Seven people in chunks of three: claims of two (the first chunk written out), one
+    (its rest, a pending row) and three (a whole chunk), then a cancel while one person is
+    still in the snapshot and the whole chunk has not reached its gate."""
     world = sendable_incident(maya, 7, excluded=1)
     broadcast = apology_send_start(incident=world.incident, actor=maya, batch_size=3)
     seen: dict = {"chunks": sorted(WaitingChunk.objects.filter(broadcast=broadcast)
@@ -31,6 +33,11 @@ def ledger_walk(maya) -> dict:
     seen["third_claim"] = [r.email for r in third.rows]
     apology_send_cancel(incident=world.incident, actor=maya)
     seen["after_cancel"] = ledger(broadcast)
+    # The third claim was a whole chunk, still without rows: its gate sees the cancel and
+    # writes its people cancelled.
+    seen["third_released"] = broadcasts.deliveries_send_claimed(
+        broadcast=broadcast, claim=third, token="c",
+        adapter=SandboxAdapter(outcomes={}, seed=7)).released
     seen["cancelled_rows"] = sorted(Delivery.objects.filter(
         broadcast=broadcast, state="cancelled").values_list("email", flat=True))
     seen["chunks_left"] = WaitingChunk.objects.filter(broadcast=broadcast).count()
@@ -49,7 +56,8 @@ EXPECTED = {
     "after_first": {"claimed": 2, "pending": 5},
     "second_claim": ["p2@example.test"],
     "third_claim": ["p3@example.test", "p4@example.test", "p5@example.test"],
-    "after_cancel": {"cancelled": 1, "claimed": 6},
-    "cancelled_rows": ["p6@example.test"], "chunks_left": 0,
-    "progress": [7, 6, 1, 0], "everyone_once": True,
+    "after_cancel": {"cancelled": 1, "claimed": 6}, "third_released": 3,
+    "cancelled_rows": ["p3@example.test", "p4@example.test", "p5@example.test",
+                       "p6@example.test"],
+    "chunks_left": 0, "progress": [7, 3, 4, 0], "everyone_once": True,
 }
