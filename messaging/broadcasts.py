@@ -487,7 +487,8 @@ def _claim_chunk(broadcast_id: int, limit: int, token: str, now: datetime
         if found is None:
             return None, _write_out_chunk(broadcast_id, limit, token, now)
         chunk, *lists = found
-        people = sorted(zip(*lists, strict=True))
+        # In the chunk's own order: the settle zips the answers with its lists by position.
+        people = list(zip(*lists, strict=True))
     else:
         taken = (WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token="")
                  .order_by("first_subscriber_id").first())
@@ -1009,27 +1010,32 @@ def _settle_chunk(broadcast_id: int, chunk: int, token: str, rows: Sequence[Clai
                     for row in rows[len(results):]]
     claim_free = (str(DeliveryState.PENDING), str(DeliveryState.CANCELLED))
     if _is_postgres():
+        # The answers travel as JSON lists in the chunk's own order (the claim kept it),
+        # zipped with the chunk's lists by position: no join to plan. Each answer names its
+        # person; one that does not match (cannot happen) leaves the person in doubt.
+        columns = list(zip(*entries, strict=True)) if entries else [(), (), (), ()]
+        answers = ", ".join(["ARRAY(SELECT json_array_elements_text(%s::json))"] * 4)
         with _bound_cursor() as cursor:
-            # A hash join of the chunk's people with the answers (see _settle).
-            cursor.execute("SET LOCAL enable_nestloop = off")
             cursor.execute(
                 f"WITH taken AS (DELETE FROM {W} WHERE id = %s AND claim_token = %s "
-                f"RETURNING subscriber_ids, emails, names, locales, claimed_at), "
-                f"v AS (SELECT (r->>0)::bigint AS sid, r->>1 AS state, r->>2 AS mid, "
-                f"r->>3 AS reason FROM json_array_elements(%s::json) AS r) "
+                f"RETURNING subscriber_ids, emails, names, locales, claimed_at) "
                 f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
                 f"claim_token, claimed_at, attempts, esp_message_id, settled_at, reason) "
-                # A person with no entry (cannot happen) is kept, in doubt, never dropped.
-                f"SELECT %s, p.sid, p.email, p.name, p.locale, COALESCE(v.state, %s), "
-                f"CASE WHEN v.state IN (%s, %s) THEN '' ELSE %s END, "
-                f"CASE WHEN v.state IN (%s, %s) THEN NULL ELSE taken.claimed_at END, "
-                f"CASE WHEN v.state IN (%s, %s) THEN 0 ELSE 1 END, COALESCE(v.mid, ''), "
-                f"CASE WHEN v.state = %s THEN NULL ELSE %s::timestamptz END, "
-                f"COALESCE(v.reason, '') FROM taken CROSS JOIN {_unnest_people('taken')} "
-                f"LEFT JOIN v ON v.sid = p.sid ORDER BY p.sid",
-                [chunk, token, json.dumps(entries), broadcast_id,
-                 str(DeliveryState.IN_DOUBT), *claim_free, token, *claim_free, *claim_free,
-                 str(DeliveryState.PENDING), now])
+                f"SELECT %s, a.sid, a.email, a.name, a.locale, a.state, "
+                f"CASE WHEN a.state IN (%s, %s) THEN '' ELSE %s END, "
+                f"CASE WHEN a.state IN (%s, %s) THEN NULL ELSE a.claimed_at END, "
+                f"CASE WHEN a.state IN (%s, %s) THEN 0 ELSE 1 END, a.mid, "
+                f"CASE WHEN a.state = %s THEN NULL ELSE %s::timestamptz END, a.reason "
+                f"FROM (SELECT p.sid, p.email, p.name, p.locale, taken.claimed_at, "
+                f"CASE WHEN p.asid = p.sid::text THEN p.state ELSE %s END AS state, "
+                f"CASE WHEN p.asid = p.sid::text THEN p.mid ELSE '' END AS mid, "
+                f"CASE WHEN p.asid = p.sid::text THEN p.reason ELSE '' END AS reason "
+                f"FROM taken CROSS JOIN unnest(taken.subscriber_ids, taken.emails, "
+                f"taken.names, taken.locales, {answers}) "
+                f"AS p(sid, email, name, locale, asid, state, mid, reason)) a ORDER BY a.sid",
+                [chunk, token, broadcast_id, *claim_free, token, *claim_free, *claim_free,
+                 str(DeliveryState.PENDING), now, str(DeliveryState.IN_DOUBT),
+                 *(json.dumps(list(c)) for c in columns)])
             return counts if cursor.rowcount else {}
     taken = WaitingChunk.objects.filter(pk=chunk, claim_token=token).first()
     if taken is None:
