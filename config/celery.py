@@ -3,7 +3,7 @@ import os
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-from config.longlived import freeze_loaded_objects
+from config.longlived import settle_long_lived_process
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -17,5 +17,5 @@ app.autodiscover_tasks(["incidents.plan", "incidents.monitoring", "incidents.lea
 
 @worker_init.connect  # the worker's main process (the only one with --pool=solo)
 @worker_process_init.connect  # each prefork child
-def _freeze_loaded_objects(**_kwargs) -> None:
-    freeze_loaded_objects()
+def _settle(**_kwargs) -> None:
+    settle_long_lived_process()
