@@ -50,12 +50,15 @@ def broadcast_send_batch(broadcast_id: int) -> None:
     dead chain from a busy one."""
     started = time.monotonic()
     with broadcasts.chain_running(broadcast_id):
-        while True:
-            outcome = broadcasts.broadcast_run_batch(broadcast_id=broadcast_id)
-            if outcome.note:
-                log.info("broadcast %s: %s", broadcast_id, outcome.note)
-            if outcome.next_in != 0 or time.monotonic() - started > TASK_SLICE:
-                break
+        try:
+            while True:
+                outcome = broadcasts.broadcast_run_batch(broadcast_id=broadcast_id)
+                if outcome.note:
+                    log.info("broadcast %s: %s", broadcast_id, outcome.note)
+                if outcome.next_in != 0 or time.monotonic() - started > TASK_SLICE:
+                    break
+        finally:
+            broadcasts.side_settle.flush()  # nothing of this task is left in flight
     if outcome.next_in is not None:
         broadcast_send_batch.apply_async((broadcast_id,), countdown=outcome.next_in or None)
 
