@@ -15,7 +15,8 @@ the product, starts a loopback Postmark that takes up to 1,000 messages a call, 
    Rate = messages / (last process's end − first process's start). Measured before and
    after the product (the machine is shared) and averaged.
 2. product: timed from the click — the send service call (guard, linter, one INSERT …
-   SELECT of the ledger) — to the last settled row. The ESP account holds the loopback's
+   SELECT of the audience snapshot into batch-sized chunks; each person's ledger row is
+   written once, when their batch settles) — to the last settled row. The ESP account holds the loopback's
    limits (no rate limit, 1,000 a call) and the send uses them as the send form would, with
    no override. The set-up time is printed separately, and the ratio without it too.
 4. defaults: one more send, on the sandbox ESP, with the send form's defaults for a
@@ -461,8 +462,8 @@ def run(args) -> None:
         broadcast = apology_send_start(incident=incident, actor=user,
                                        parallelism=args.concurrency)
         setup = time.perf_counter() - t0
-        print(f"set-up: ledger of {broadcast.recipient_count:,} rows materialised (guard, "
-              f"linter, INSERT … SELECT) in {setup:.1f} s; rate "
+        print(f"set-up: audience snapshot of {broadcast.recipient_count:,} people (guard, "
+              f"linter, INSERT … SELECT into chunks) in {setup:.1f} s; rate "
               f"{broadcast.rate_per_second:,}/s, {broadcast.batch_size} a call (the account's)")
         wait_status(broadcast.pk, "completed", timeout=3600)
         cpu = meter.stop(broadcast.recipient_count)
