@@ -16,9 +16,10 @@ The rules that make it exactly-once:
 
 1. A batch is CLAIMED (state=claimed, a fresh claim token) and COMMITTED before the ESP
    call, and settled after it. Claiming is one conditional UPDATE … WHERE state='pending'
-   (FOR UPDATE SKIP LOCKED on PostgreSQL), or, when no row is pending, one DELETE of a
-   chunk (SKIP LOCKED too) that writes its rows claimed: two workers never claim one
-   person, and the unique (broadcast, subscriber) index refuses a second row.
+   (FOR UPDATE SKIP LOCKED on PostgreSQL), or, when no row is pending, one UPDATE of the
+   next waiting chunk (SKIP LOCKED too) that sets its claim token: two workers never claim
+   one person, and the unique (broadcast, subscriber) index refuses a second row. A
+   chunk's people get their rows when it settles, with their answers.
 2. Just before the ESP call, in a transaction that lasts until the ESP has answered, the
    worker takes a shared advisory lock on the broadcast (the gate: it marks a batch "at the
    ESP", counted by broadcast_liveness), re-reads the status (the kill switch) and which
@@ -177,13 +178,37 @@ def pausable_sleep(seconds: float) -> None:
         time.sleep(min(HALT_POLL, left))
 
 
+class _LastByteAfterALook:
+    """A request body sent in two pieces, with a look at the pause flag between them: all
+    but its last byte, then, if the broadcast is still sending, the last byte. An ESP acts on
+    a request only once its whole body (Content-Length) has arrived, so a pause committed
+    while a call was on its way stops that call too: the connection is dropped before the
+    body is complete, and the ESP discards what it got."""
+
+    def __init__(self, body: bytes | str) -> None:
+        self.body = body
+
+    def __len__(self) -> int:  # requests sets Content-Length from it; it was set already
+        return len(self.body)
+
+    def __iter__(self):
+        # A view of bytes, not a slice: a batch's body is megabytes.
+        body = memoryview(self.body) if isinstance(self.body, bytes) else self.body
+        yield body[:-1]
+        _halt_if_stopped()
+        yield body[-1:]
+
+
 class PauseAwareSession(requests.Session):
     """A requests session that reads the pause flag right before every request it sends
-    (each attempt, retries included): what is sent after a pause has been acknowledged is
-    at most a request whose bytes were already on their way."""
+    (each attempt, retries included), and again before the last byte of its body
+    (_LastByteAfterALook): a request whose body had not fully left when "paused" was
+    committed never reaches the ESP whole."""
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         _halt_if_stopped()
+        if isinstance(request.body, bytes | str) and len(request.body) > 1:
+            request.body = _LastByteAfterALook(request.body)
         return super().send(request, **kwargs)
 
 
@@ -260,8 +285,8 @@ def broadcast_create(*, source_ref: str, content_version: int, subject: str,
 
 def deliveries_materialise(*, broadcast: Broadcast, recipients: QuerySet[Subscriber]) -> int:
     """The audience snapshot: who, at which address, in which language, taken in one
-    INSERT … SELECT (no row through Python) into WaitingChunk rows of a batch each. Each
-    claim writes its chunk's ledger rows (_claim_chunk).
+    INSERT … SELECT (no row through Python) into WaitingChunk rows of a batch each. A claim
+    takes a chunk whole (_claim_chunk); its settle writes its people's rows (_settle_chunk).
 
     `recipients` is a Subscriber queryset (the affected audience); who is in it is the
     caller's decision. Must run inside the caller's transaction.
@@ -475,8 +500,8 @@ def _chunk_people(chunk: WaitingChunk) -> list[tuple[int, str, str, str]]:
 
 def _claim_chunk(broadcast_id: int, limit: int, token: str, now: datetime
                  ) -> tuple[int | None, list[ClaimedRow]]:
-    """The snapshot's next waiting chunk, claimed whole: (its id, its people by subscriber,
-    with no row id: their rows are written when the chunk is settled, _settle_chunk).
+    """The snapshot's next waiting chunk, claimed whole: (its id, its people in the chunk's
+    order, with no row id: their rows are written when the chunk is settled, _settle_chunk).
     When the next chunk holds more than `limit` people (a claim asked for less than the
     batch the snapshot was cut in), it is written out instead (_write_out_chunk)."""
     if _is_postgres():
@@ -955,9 +980,9 @@ def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
 def _finish_chunk(broadcast: Broadcast, chunk: int, token: str, rows: Sequence[ClaimedRow],
                   results: Sequence[RecipientResult], outcome: BatchOutcome, stop_note: str,
                   retry_after: float | None) -> BatchOutcome:
-    """After a whole chunk's ESP calls: its people's rows written in one transaction, with
-    the answers of those sent and, for those certainly not sent (a stop between calls),
-    pending again (or cancelled with the broadcast)."""
+    """After a whole chunk's ESP calls: its people's rows written by one statement (run
+    aside in a worker), with the answers of those sent and, for those certainly not sent
+    (a stop between calls), pending again (or cancelled with the broadcast)."""
     unsent = len(rows) - len(results)
     status = BroadcastStatus.SENDING
     if unsent:
@@ -1024,22 +1049,22 @@ def _settle_chunk(broadcast_id: int, chunk: int, token: str, rows: Sequence[Clai
         columns = list(zip(*entries, strict=True)) if entries else [(), (), (), ()]
         answers = ", ".join(["ARRAY(SELECT json_array_elements_text(%s::json))"] * 4)
         statement = (
-                f"WITH taken AS (DELETE FROM {W} WHERE id = %s AND claim_token = %s "
-                f"RETURNING subscriber_ids, emails, names, locales, claimed_at) "
-                f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
-                f"claim_token, claimed_at, attempts, esp_message_id, settled_at, reason) "
-                f"SELECT %s, a.sid, a.email, a.name, a.locale, a.state, "
-                f"CASE WHEN a.state IN (%s, %s) THEN '' ELSE %s END, "
-                f"CASE WHEN a.state IN (%s, %s) THEN NULL ELSE a.claimed_at END, "
-                f"CASE WHEN a.state IN (%s, %s) THEN 0 ELSE 1 END, a.mid, "
-                f"CASE WHEN a.state = %s THEN NULL ELSE %s::timestamptz END, a.reason "
-                f"FROM (SELECT p.sid, p.email, p.name, p.locale, taken.claimed_at, "
-                f"CASE WHEN p.asid = p.sid::text THEN p.state ELSE %s END AS state, "
-                f"CASE WHEN p.asid = p.sid::text THEN p.mid ELSE '' END AS mid, "
-                f"CASE WHEN p.asid = p.sid::text THEN p.reason ELSE '' END AS reason "
-                f"FROM taken CROSS JOIN unnest(taken.subscriber_ids, taken.emails, "
-                f"taken.names, taken.locales, {answers}) "
-                f"AS p(sid, email, name, locale, asid, state, mid, reason)) a ORDER BY a.sid")
+            f"WITH taken AS (DELETE FROM {W} WHERE id = %s AND claim_token = %s "
+            f"RETURNING subscriber_ids, emails, names, locales, claimed_at) "
+            f"INSERT INTO {D} (broadcast_id, subscriber_id, email, name, locale, state, "
+            f"claim_token, claimed_at, attempts, esp_message_id, settled_at, reason) "
+            f"SELECT %s, a.sid, a.email, a.name, a.locale, a.state, "
+            f"CASE WHEN a.state IN (%s, %s) THEN '' ELSE %s END, "
+            f"CASE WHEN a.state IN (%s, %s) THEN NULL ELSE a.claimed_at END, "
+            f"CASE WHEN a.state IN (%s, %s) THEN 0 ELSE 1 END, a.mid, "
+            f"CASE WHEN a.state = %s THEN NULL ELSE %s::timestamptz END, a.reason "
+            f"FROM (SELECT p.sid, p.email, p.name, p.locale, taken.claimed_at, "
+            f"CASE WHEN p.asid = p.sid::text THEN p.state ELSE %s END AS state, "
+            f"CASE WHEN p.asid = p.sid::text THEN p.mid ELSE '' END AS mid, "
+            f"CASE WHEN p.asid = p.sid::text THEN p.reason ELSE '' END AS reason "
+            f"FROM taken CROSS JOIN unnest(taken.subscriber_ids, taken.emails, "
+            f"taken.names, taken.locales, {answers}) "
+            f"AS p(sid, email, name, locale, asid, state, mid, reason)) a ORDER BY a.sid")
         params = [chunk, token, broadcast_id, *claim_free, token, *claim_free, *claim_free,
                   str(DeliveryState.PENDING), now, str(DeliveryState.IN_DOUBT),
                   *(json.dumps(list(c)) for c in columns)]

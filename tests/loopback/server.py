@@ -190,6 +190,11 @@ class LoopbackServer:
         parts = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client hung up before its body was complete (a send stopped by the pause
+            # flag before its last byte): like any HTTP server, do nothing with it.
+            h.close_connection = True
+            return
         call = RecordedCall(method=h.command, path=parts.path,
                             query=parse_qs(parts.query, keep_blank_values=True),
                             headers={k.lower(): v for k, v in h.headers.items()}, body=body,

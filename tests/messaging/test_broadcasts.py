@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from incidents.apology.send import (
     apology_delivery_decide,
@@ -78,6 +79,24 @@ def test_the_snapshot_is_claimed_in_pieces_and_cancelled_whole(marketer):
     """A claim smaller than a chunk writes the rest pending; cancel writes the snapshot's
     people cancelled (the same walk runs on SQLite: test_ledger_embedded.py)."""
     assert ledger_walk(marketer) == LEDGER_WALK
+
+
+def test_a_chunk_answer_that_names_someone_else_leaves_the_person_in_doubt(marketer):
+    """A chunk's answers are zipped with its people by position, each naming its person: a
+    list out of order (cannot happen) must never settle one person with another's answer."""
+    world = sendable_incident(marketer, 3)
+    broadcast = apology_send_start(incident=world.incident, actor=marketer)
+    claim = broadcasts.deliveries_claim(broadcast_id=broadcast.pk, token="t")
+    shuffled = list(reversed(claim.rows))  # the middle person keeps their place
+    answers = [RecipientResult(r.email, RecipientStatus.ACCEPTED, message_id=f"m-{r.email}")
+               for r in shuffled]
+    broadcasts._settle_chunk(broadcast.pk, claim.chunk, "t", shuffled, answers,
+                             timezone.now(), unsent_state=DeliveryState.PENDING)
+    assert states(broadcast) == {DeliveryState.IN_DOUBT: 2, DeliveryState.SENT: 1}
+    sent = Delivery.objects.get(broadcast=broadcast, state=DeliveryState.SENT)
+    assert sent.esp_message_id == f"m-{sent.email}"
+    assert set(Delivery.objects.filter(state=DeliveryState.IN_DOUBT).values_list(
+        "esp_message_id", flat=True)) == {""}
 
 
 def test_sending_twice_is_refused(marketer):
