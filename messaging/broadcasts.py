@@ -498,6 +498,12 @@ def _chunk_people(chunk: WaitingChunk) -> list[tuple[int, str, str, str]]:
                       strict=True))
 
 
+def _next_waiting_chunk(broadcast_id: int) -> WaitingChunk | None:
+    """Elsewhere than PostgreSQL (SQLite: one writer at a time, so no row locks)."""
+    return (WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token="")
+            .order_by("first_subscriber_id").first())
+
+
 def _claim_chunk(broadcast_id: int, limit: int, token: str, now: datetime
                  ) -> tuple[int | None, list[ClaimedRow]]:
     """The snapshot's next waiting chunk, claimed whole: (its id, its people in the chunk's
@@ -520,8 +526,7 @@ def _claim_chunk(broadcast_id: int, limit: int, token: str, now: datetime
         # In the chunk's own order: the settle zips the answers with its lists by position.
         people = list(zip(*lists, strict=True))
     else:
-        taken = (WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token="")
-                 .order_by("first_subscriber_id").first())
+        taken = _next_waiting_chunk(broadcast_id)
         if taken is None or taken.size > limit:
             return None, _write_out_chunk(broadcast_id, limit, token, now)
         WaitingChunk.objects.filter(pk=taken.pk).update(claim_token=token, claimed_at=now)
@@ -555,8 +560,7 @@ def _write_out_chunk(broadcast_id: int, limit: int, token: str, now: datetime
                  DeliveryState.PENDING, token, now])
             found = cursor.fetchall()
         return [ClaimedRow._make(r[:5]) for r in found if r[5] == DeliveryState.CLAIMED]
-    chunk = (WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token="")
-             .order_by("first_subscriber_id").first())
+    chunk = _next_waiting_chunk(broadcast_id)
     if chunk is None:
         return []
     chunk.delete()
