@@ -16,9 +16,10 @@ the product, starts a loopback Postmark that takes up to 1,000 messages a call, 
    after the product (the machine is shared) and averaged.
 2. product: timed from the click — the send service call (guard, linter, one INSERT …
    SELECT of the audience snapshot into batch-sized chunks; each person's ledger row is
-   written once, when their batch settles) — to the last settled row. The ESP account holds the loopback's
-   limits (no rate limit, 1,000 a call) and the send uses them as the send form would, with
-   no override. The set-up time is printed separately, and the ratio without it too.
+   written once, when their batch settles) — to the last settled row. The ESP account
+   holds the loopback's limits (no rate limit, 1,000 a call) and the send uses them as the
+   send form would, with no override. The set-up time is printed separately, and the
+   ratio without it too.
 4. defaults: one more send, on the sandbox ESP, with the send form's defaults for a
    sandbox account that sets no limits of its own (5,000/s, 1,000 a call): its throughput.
 3. pause: a second apology to part of the audience, paused at random moments and resumed;

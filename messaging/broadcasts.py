@@ -25,10 +25,11 @@ The rules that make it exactly-once:
    ESP", counted by broadcast_liveness), re-reads the status (the kill switch) and which
    of its rows are still claimed by its token. Only those are sent. Pausing is one short
    transaction that sets "paused" and never waits for a batch. The sender reads the flag
-   again right before every request and during every wait between attempts
-   (PauseAwareSession, pausable_sleep), so once "paused" is committed and shown no ESP
-   request starts; a batch already at the ESP settles or goes in doubt as usual. A batch
-   stopped by the switch gives its rows back to pending: they certainly did not leave.
+   again right before every request, before the last byte of its body, and during every
+   wait between attempts (PauseAwareSession, pausable_sleep), so once "paused" is committed
+   and shown no ESP request starts, and none whose body was still leaving arrives whole;
+   a batch already at the ESP settles or goes in doubt as usual. A batch stopped by the
+   switch gives its rows back to pending: they certainly did not leave.
 3. The ESP's answer settles the rows, set-based, right after (own transaction): accepted or
    queued → sent (with the ESP's message id); rejected, or a failed call the ESP certainly
    did not take → failed; anything else (5xx, timeout, connection lost after sending) →
