@@ -1149,6 +1149,20 @@ class SideSettle:
             self._connection.close()
             raise
 
+    def close(self) -> None:
+        """Flush, then let go of the thread and the connection (a process that is not
+        ending, such as a test session, must not keep a session open on its database)."""
+        self.flush()
+        if self._pool is not None:
+            self._pool.submit(self._disconnect).result()
+            self._pool.shutdown()
+            self._pool = None
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
     def flush(self) -> None:
         if self._pending is None:
             return

@@ -169,6 +169,17 @@ def _delete_keys(client, pattern: str) -> int:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _side_settle_closed(django_db_setup):
+    """Tests that run batches in this process, outside a transaction, settle chunks on the
+    ledger's side connection (broadcasts.SideSettle); it is closed before the test database
+    is dropped, which refuses while a session is open on it."""
+    yield
+    from messaging import broadcasts
+
+    broadcasts.side_settle.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _redis_left_clean():
     """This session's keys (cache and the sandbox ESP's store, both prefixed by the
     session's pid) are deleted when it ends; they also expire, should the run be killed."""
