@@ -966,20 +966,30 @@ def _send_claimed(*, broadcast: Broadcast, claim: Claim, token: str,
         status = Broadcast.objects.values_list("status", flat=True).get(pk=broadcast.pk)
         with transaction.atomic():
             outcome.released = _give_back(broadcast.pk, status, token, unsent)
-        outcome.note = stop_note
-        logger.info("broadcast %s: %s", broadcast.pk, stop_note)
-        if retry_after is not None:
-            outcome.next_in = retry_after
-            _hold_slots(broadcast.pk, retry_after)
+        _note_stop(broadcast.pk, outcome, stop_note, retry_after)
     # The gate is over; settle in a transaction of its own. Dying here leaves the rows
     # claimed: in doubt, then reconciled.
     if sent_rows:
         with transaction.atomic():
-            counts = _settle(token, sent_rows, results, timezone.now())
-        outcome.sent = counts.get(DeliveryState.SENT, 0)
-        outcome.failed = counts.get(DeliveryState.FAILED, 0)
-        outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
+            _count_settled(outcome, _settle(token, sent_rows, results, timezone.now()))
     return outcome
+
+
+def _note_stop(broadcast_id: int, outcome: BatchOutcome, stop_note: str,
+               retry_after: float | None) -> None:
+    """Part of a batch never left (a stop between its calls): say why, and when the ESP
+    asked for a wait, hold every chain's slots for it."""
+    outcome.note = stop_note
+    logger.info("broadcast %s: %s", broadcast_id, stop_note)
+    if retry_after is not None:
+        outcome.next_in = retry_after
+        _hold_slots(broadcast_id, retry_after)
+
+
+def _count_settled(outcome: BatchOutcome, counts: Mapping[str, int]) -> None:
+    outcome.sent = counts.get(DeliveryState.SENT, 0)
+    outcome.failed = counts.get(DeliveryState.FAILED, 0)
+    outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
 
 
 def _finish_chunk(broadcast: Broadcast, chunk: int, token: str, rows: Sequence[ClaimedRow],
@@ -992,19 +1002,13 @@ def _finish_chunk(broadcast: Broadcast, chunk: int, token: str, rows: Sequence[C
     status = BroadcastStatus.SENDING
     if unsent:
         status = Broadcast.objects.values_list("status", flat=True).get(pk=broadcast.pk)
-        outcome.note = stop_note
-        logger.info("broadcast %s: %s", broadcast.pk, stop_note)
-        if retry_after is not None:
-            outcome.next_in = retry_after
-            _hold_slots(broadcast.pk, retry_after)
+        _note_stop(broadcast.pk, outcome, stop_note, retry_after)
     counts = _settle_chunk(broadcast.pk, chunk, token, rows, results, timezone.now(),
                            unsent_state=_unsent_state(status), aside=True)
     outcome.settling = side_settle.holds(token)
     outcome.released = counts.get(DeliveryState.PENDING, 0) + counts.get(
         DeliveryState.CANCELLED, 0)
-    outcome.sent = counts.get(DeliveryState.SENT, 0)
-    outcome.failed = counts.get(DeliveryState.FAILED, 0)
-    outcome.in_doubt = counts.get(DeliveryState.IN_DOUBT, 0)
+    _count_settled(outcome, counts)
     return outcome
 
 
