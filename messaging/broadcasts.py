@@ -64,11 +64,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr
 from html import escape as html_escape
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import requests
@@ -812,19 +813,26 @@ def _release(token: str, ids: Sequence[int]) -> int:
         return cursor.rowcount
 
 
+def _answers(rows: Sequence[ClaimedRow], results: Sequence[RecipientResult], *,
+             key: Callable[[ClaimedRow], int]) -> tuple[list[tuple], dict[str, int]]:
+    """The ESP's answer for each row (as many as there are results): (key(row), the state it
+    settles in, the ESP's message id, its words), and how many of each state."""
+    entries, counts = [], {}
+    for row, result in zip(rows[:len(results)], results, strict=True):
+        state = SETTLED_STATE.get(result.status, DeliveryState.IN_DOUBT)
+        counts[state] = counts.get(state, 0) + 1
+        entries.append((key(row), str(state), result.message_id or "",
+                        (result.error or "")[:500]))
+    return entries, counts
+
+
 def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientResult],
             now: datetime) -> dict[str, int]:
     """All rows of a batch in one UPDATE … FROM (VALUES …)."""
-    ids, new_states, mids, reasons, counts = [], [], [], [], {}
-    for row, result in zip(rows, results, strict=True):
-        state = SETTLED_STATE.get(result.status, DeliveryState.IN_DOUBT)
-        counts[state] = counts.get(state, 0) + 1
-        ids.append(row.id)
-        new_states.append(str(state))
-        mids.append(result.message_id or "")
-        reasons.append((result.error or "")[:500])
-    if not ids:
+    entries, counts = _answers(rows, results, key=attrgetter("id"))
+    if not entries:
         return counts
+    ids = [pk for pk, _state, _mid, _reason in entries]
     if _is_postgres():
         # The batch's values travel as two parameters, JSON text and an id array literal,
         # both made by C code: the driver's per-element quoting of arrays (even bound
@@ -844,11 +852,10 @@ def _settle(token: str, rows: Sequence[ClaimedRow], results: Sequence[RecipientR
                 # (state || ''): keep it off the open-rows index (see _gate).
                 f"AND {D}.id = ANY(%s::bigint[]) "
                 f"AND {D}.claim_token = %s AND ({D}.state || '') = %s",
-                [now, json.dumps(list(zip(ids, new_states, mids, reasons, strict=True))),
-                 id_array(ids), token, str(DeliveryState.CLAIMED)])
+                [now, json.dumps(entries), id_array(ids), token, str(DeliveryState.CLAIMED)])
         return counts
     values = ", ".join(["(%s, %s, %s, %s)"] * len(ids))
-    params = [p for quad in zip(ids, new_states, mids, reasons, strict=True) for p in quad]
+    params = [p for quad in entries for p in quad]
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH v(id, state, mid, reason) AS (VALUES {values}) "
@@ -1039,12 +1046,7 @@ def _settle_chunk(broadcast_id: int, chunk: int, token: str, rows: Sequence[Clai
     PostgreSQL (atomic by itself: no transaction round trips around it), one transaction
     elsewhere. With `aside`, outside a transaction, it runs on side_settle's connection
     while the worker goes on (the counts are known here already)."""
-    entries, counts = [], {}
-    for row, result in zip(rows, results, strict=False):
-        state = SETTLED_STATE.get(result.status, DeliveryState.IN_DOUBT)
-        counts[state] = counts.get(state, 0) + 1
-        entries.append((row.subscriber_id, str(state), result.message_id or "",
-                        (result.error or "")[:500]))
+    entries, counts = _answers(rows, results, key=attrgetter("subscriber_id"))
     if len(rows) > len(results):
         reason = _cancelled_reason() if unsent_state == DeliveryState.CANCELLED else ""
         counts[unsent_state] = len(rows) - len(results)
