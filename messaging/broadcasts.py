@@ -434,15 +434,10 @@ def _cancel_pending(broadcast_id: int, now: datetime, ids: Sequence[int] | None 
                 f"FROM taken, {_unnest_people('taken')} ORDER BY p.sid",
                 [broadcast_id, broadcast_id, DeliveryState.CANCELLED, now, reason])
             return cancelled + cursor.rowcount
-    for chunk in WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token=""):
-        Delivery.objects.bulk_create([
-            Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
-                     locale=locale, state=DeliveryState.CANCELLED, settled_at=now,
-                     reason=reason)
-            for sid, email, name, locale in _chunk_people(chunk)])
-        cancelled += chunk.size
-        chunk.delete()
-    return cancelled
+    return cancelled + _chunks_written_orm(
+        WaitingChunk.objects.filter(broadcast_id=broadcast_id, claim_token=""),
+        lambda _chunk: {"state": DeliveryState.CANCELLED, "settled_at": now,
+                        "reason": reason})
 
 
 # --- One batch ------------------------------------------------------------------------------
@@ -498,6 +493,27 @@ def _unnest_people(alias: str) -> str:
 def _chunk_people(chunk: WaitingChunk) -> list[tuple[int, str, str, str]]:
     return sorted(zip(chunk.subscriber_ids, chunk.emails, chunk.names, chunk.locales,
                       strict=True))
+
+
+def _person_row(broadcast_id: int, person: tuple[int, str, str, str], **fields: Any
+                ) -> Delivery:
+    """A Delivery row for one of a chunk's people (_chunk_people) with `fields`."""
+    sid, email, name, locale = person
+    return Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
+                    locale=locale, **fields)
+
+
+def _chunks_written_orm(chunks: QuerySet[WaitingChunk],
+                        fields: Callable[[WaitingChunk], Mapping[str, Any]]) -> int:
+    """Elsewhere than PostgreSQL: each chunk's people written as rows with fields(chunk),
+    and the chunk deleted. Returns how many people."""
+    written = 0
+    for chunk in chunks:
+        Delivery.objects.bulk_create([_person_row(chunk.broadcast_id, person, **fields(chunk))
+                                      for person in _chunk_people(chunk)])
+        written += chunk.size
+        chunk.delete()
+    return written
 
 
 def _next_waiting_chunk(broadcast_id: int) -> WaitingChunk | None:
@@ -566,11 +582,11 @@ def _write_out_chunk(broadcast_id: int, limit: int, token: str, now: datetime
     if chunk is None:
         return []
     chunk.delete()
+    claimed = {"state": DeliveryState.CLAIMED, "claim_token": token, "claimed_at": now,
+               "attempts": 1}
     made = Delivery.objects.bulk_create([
-        Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
-                 locale=locale, **({"state": DeliveryState.CLAIMED, "claim_token": token,
-                                    "claimed_at": now, "attempts": 1} if n < limit else {}))
-        for n, (sid, email, name, locale) in enumerate(_chunk_people(chunk))])
+        _person_row(broadcast_id, person, **(claimed if n < limit else {}))
+        for n, person in enumerate(_chunk_people(chunk))])
     return [ClaimedRow(d.pk, d.subscriber_id, d.email, d.name, d.locale)
             for d in made if d.state == DeliveryState.CLAIMED]
 
@@ -1097,12 +1113,11 @@ def _settle_chunk_orm(broadcast_id: int, chunk: int, token: str, entries: list[t
         return {}
     by_person = {sid: (state, mid, reason) for sid, state, mid, reason in entries}
     made = []
-    for sid, email, name, locale in _chunk_people(taken):
-        state, mid, reason = by_person.get(sid, (DeliveryState.IN_DOUBT, "", ""))
+    for person in _chunk_people(taken):
+        state, mid, reason = by_person.get(person[0], (DeliveryState.IN_DOUBT, "", ""))
         free = state in claim_free
-        made.append(Delivery(
-            broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
-            locale=locale, state=state, claim_token="" if free else token,
+        made.append(_person_row(
+            broadcast_id, person, state=state, claim_token="" if free else token,
             claimed_at=None if free else taken.claimed_at, attempts=0 if free else 1,
             esp_message_id=mid, reason=reason,
             settled_at=None if state == DeliveryState.PENDING else now))
@@ -1248,17 +1263,11 @@ def deliveries_mark_abandoned(*, broadcast_id: int, grace: float | None = None) 
                 f"ORDER BY p.sid",
                 [broadcast_id, cutoff, broadcast_id, DeliveryState.IN_DOUBT, reason])
             return swept + cursor.rowcount
-    for chunk in WaitingChunk.objects.filter(broadcast_id=broadcast_id, claimed_at__lt=cutoff
-                                             ).exclude(claim_token=""):
-        Delivery.objects.bulk_create([
-            Delivery(broadcast_id=broadcast_id, subscriber_id=sid, email=email, name=name,
-                     locale=locale, state=DeliveryState.IN_DOUBT,
-                     claim_token=chunk.claim_token, claimed_at=chunk.claimed_at, attempts=1,
-                     reason=reason)
-            for sid, email, name, locale in _chunk_people(chunk)])
-        swept += chunk.size
-        chunk.delete()
-    return swept
+    return swept + _chunks_written_orm(
+        WaitingChunk.objects.filter(broadcast_id=broadcast_id, claimed_at__lt=cutoff)
+        .exclude(claim_token=""),
+        lambda chunk: {"state": DeliveryState.IN_DOUBT, "claim_token": chunk.claim_token,
+                       "claimed_at": chunk.claimed_at, "attempts": 1, "reason": reason})
 
 
 @dataclass
