@@ -311,11 +311,9 @@ def deliveries_materialise(*, broadcast: Broadcast, recipients: QuerySet[Subscri
             f"INSERT INTO {W} (broadcast_id, first_subscriber_id, size, subscriber_ids, "
             f"emails, names, locales, claim_token) SELECT %s, MIN(q.id), COUNT(*), {lists}, '' "
             f"FROM (SELECT r.*, (ROW_NUMBER() OVER (ORDER BY r.id) - 1) / %s AS n "
-            f"FROM ({select_sql}) r) q GROUP BY q.n",
+            f"FROM ({select_sql}) r) q GROUP BY q.n RETURNING size",
             [broadcast.pk, broadcast.batch_size, *params])
-        cursor.execute(f"SELECT COALESCE(SUM(size), 0) FROM {W} WHERE broadcast_id = %s",
-                       [broadcast.pk])
-        count = cursor.fetchone()[0]
+        count = sum(size for (size,) in cursor.fetchall())
     Broadcast.objects.filter(pk=broadcast.pk).update(recipient_count=count)
     broadcast.recipient_count = count
     return count
